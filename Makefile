@@ -1,0 +1,55 @@
+# eventapp — `make run` sets up and serves the app; `make test` runs the whole suite (SQLite + PostgreSQL).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export FLASK_APP := eventapp
+PORT ?= 5000
+
+.PHONY: run test bench setup system-deps system-deps-test translations migrate demo lint clean
+
+$(BIN)/python:
+	@$(PYTHON) -m venv $(VENV) || { echo "Could not create a virtualenv: install python3-venv (apt-get install python3-venv)"; exit 1; }
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+system-deps:
+	@scripts/system-deps.sh run
+
+system-deps-test:
+	@scripts/system-deps.sh test
+
+translations: $(VENV)/.installed
+	@$(BIN)/pybabel compile -q -d translations 2>/dev/null || true
+
+setup: system-deps $(VENV)/.installed translations
+
+migrate: setup
+	$(BIN)/flask db upgrade
+
+demo: migrate
+	$(BIN)/flask demo-data
+
+run: demo
+	@echo ""
+	@echo "  eventapp is running at http://127.0.0.1:$(PORT)/"
+	@echo "  Staff login: http://127.0.0.1:$(PORT)/staff/  (admin@example.jp / eventapp-demo)"
+	@echo "  API token:   $(BIN)/flask create-token admin@example.jp"
+	@echo "  Mails are written to instance/mail/*.eml"
+	@echo ""
+	$(BIN)/gunicorn --bind 127.0.0.1:$(PORT) --workers 2 --access-logfile - wsgi:app
+
+test: setup system-deps-test
+	@scripts/run-tests.sh
+
+bench: setup system-deps-test
+	$(BIN)/python benchmarks/run_all.py
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) instance/*.sqlite3* .pytest_cache

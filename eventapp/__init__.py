@@ -1,0 +1,122 @@
+"""eventapp: registration, tickets and check-in for 遠恋複業課 events."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Flask, g, has_request_context, render_template, request
+from flask_wtf.csrf import CSRFError
+
+from . import database
+from .config import load_config, normalise_db_url
+from .extensions import babel, csrf, db, login_manager, migrate
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+def select_locale() -> str:
+    if not has_request_context():
+        return "ja"  # mails and CLI output are Japanese
+    chosen = request.args.get("lang") or request.cookies.get("lang")
+    return chosen if chosen in ("ja", "en") else "ja"
+
+
+def create_app(overrides: dict | None = None) -> Flask:
+    app = Flask(
+        __name__,
+        instance_path=str(PROJECT_ROOT / "instance"),
+        template_folder=str(PROJECT_ROOT / "templates"),
+        static_folder=str(PROJECT_ROOT / "static"),
+    )
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    app.config.update(load_config(Path(app.instance_path)))
+    app.json.ensure_ascii = False
+    app.config.update(overrides or {})
+    app.config["SQLALCHEMY_DATABASE_URI"] = normalise_db_url(app.config["SQLALCHEMY_DATABASE_URI"])
+    app.config.setdefault(
+        "SQLALCHEMY_ENGINE_OPTIONS",
+        database.engine_options(app.config["SQLALCHEMY_DATABASE_URI"], app.config["SQLITE_BUSY_TIMEOUT_S"]),
+    )
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"), render_as_batch=True)
+    csrf.init_app(app)
+    babel.init_app(app, locale_selector=select_locale, default_translation_directories=str(
+        PROJECT_ROOT / "translations"))
+    login_manager.init_app(app)
+    database.configure_engine(app)
+
+    from . import formatting
+    formatting.register_filters(app)
+
+    _register_request_hooks(app)
+    _register_blueprints(app)
+    _register_error_pages(app)
+
+    from . import cli
+    cli.register(app)
+    return app
+
+
+def _register_request_hooks(app: Flask) -> None:
+    from .services import mail
+
+    @app.before_request
+    def _declare_write_intent() -> None:
+        database.set_write_intent(request.method in UNSAFE_METHODS)
+
+    @app.after_request
+    def _remember_language(response):
+        lang = request.args.get("lang")
+        if lang in ("ja", "en"):
+            response.set_cookie("lang", lang, max_age=365 * 24 * 3600, samesite="Lax", httponly=True)
+        return response
+
+    app.after_request(mail.deliver_after_response)
+
+    @app.context_processor
+    def _template_globals() -> dict:
+        from flask_babel import get_locale
+        return {"current_locale": str(get_locale() or "ja")}
+
+    @app.teardown_request
+    def _reset_write_intent(_exc) -> None:
+        database.set_write_intent(False)
+        g.pop("outbox_queued", None)
+
+
+def _register_blueprints(app: Flask) -> None:
+    from . import auth  # noqa: F401  (registers the Flask-Login user loader)
+    from .api import register_api
+    from .public import bp as public_bp
+
+    app.register_blueprint(public_bp)
+    register_api(app)
+
+
+def _register_error_pages(app: Flask) -> None:
+    def page(status: int, title: str, message: str):
+        if request.path.startswith("/api/"):
+            from .api.errors import error_response
+            return error_response(status)
+        return render_template("errors/error.html", status=status, title=title, message=message), status
+
+    @app.errorhandler(CSRFError)
+    def _csrf(_exc):
+        return page(400, "ページの有効期限が切れました",
+                    "お手数ですが、ページを再読み込みしてからもう一度送信してください。")
+
+    @app.errorhandler(404)
+    def _not_found(_exc):
+        return page(404, "ページが見つかりません", "URLをご確認ください。")
+
+    @app.errorhandler(405)
+    def _method(_exc):
+        return page(405, "この操作はできません", "ページを再読み込みしてからやり直してください。")
+
+    @app.errorhandler(500)
+    def _server_error(_exc):
+        db.session.rollback()
+        return page(500, "エラーが発生しました",
+                    "申し訳ありません。時間をおいてもう一度お試しください。解決しない場合は事務局までご連絡ください。")

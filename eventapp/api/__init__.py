@@ -1,0 +1,46 @@
+"""/api/v1: JSON API described by OpenAPI 3 (flask-smorest generates the description)."""
+
+from __future__ import annotations
+
+from flask import Flask, request
+from flask_smorest import Api
+
+from ..services.errors import DomainError
+from .errors import ErrorSchema, error_response, http_exception_to_json
+
+
+class EventApi(Api):
+    ERROR_SCHEMA = ErrorSchema
+    DEFAULT_ERROR_RESPONSE_NAME = "DEFAULT_ERROR"
+
+    def handle_http_exception(self, error):
+        # flask-smorest registers this app-wide; pages outside the API keep their HTML error pages.
+        if not request.path.startswith("/api/"):
+            from flask import current_app
+            handler = current_app.error_handler_spec[None].get(error.code, {})
+            for cls, fn in handler.items():
+                if isinstance(error, cls):
+                    return fn(error)
+            return error
+        return http_exception_to_json(error)
+
+
+api = EventApi()
+
+
+def register_api(app: Flask) -> None:
+    from .routes import blp
+
+    api.init_app(app)
+    api.spec.components.security_scheme(
+        "bearerAuth", {"type": "http", "scheme": "bearer", "description": "`flask --app eventapp create-token`"}
+    )
+    api.register_blueprint(blp)
+
+    @app.errorhandler(DomainError)
+    def _domain_error(exc: DomainError):
+        if request.path.startswith("/api/"):
+            return error_response(exc.status, exc.code, exc.message, exc.fields)
+        from flask import render_template
+        return render_template("errors/error.html", status=exc.status, title="エラー",
+                               message=exc.message), exc.status

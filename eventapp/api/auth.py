@@ -1,0 +1,56 @@
+"""Bearer-token authentication for staff API endpoints."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+
+from flask import g, request
+from flask_login import current_user
+from sqlalchemy import select
+
+from ..extensions import db
+from ..models import ApiToken, User
+from ..services.errors import DomainError
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def authenticated_user() -> User | None:
+    """The user of a valid bearer token; `None` if the header is absent."""
+    header = request.headers.get("Authorization", "")
+    if not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise DomainError("unauthorized", "Authorization ヘッダーは 'Bearer <token>' の形式で指定してください。",
+                          status=401)
+    row = db.session.execute(
+        select(ApiToken).where(ApiToken.token_hash == hash_token(token.strip()))
+    ).scalar_one_or_none()
+    if row is None or not row.user.active:
+        raise DomainError("unauthorized", "APIトークンが無効です。", status=401)
+    return row.user
+
+
+def require_role(role: str, *, allow_session: bool = False):
+    """Bearer token (or, where allowed, a logged-in staff session with CSRF) with at least `role`."""
+
+    def decorator(view):
+        @functools.wraps(view)
+        def wrapped(*args, **kwargs):
+            user = authenticated_user()
+            if user is None and allow_session and current_user.is_authenticated:
+                user = current_user
+            if user is None:
+                raise DomainError("unauthorized", "認証が必要です(Authorization: Bearer <token>)。", status=401)
+            if not user.has_role(role):
+                raise DomainError("forbidden", "この操作の権限がありません。", status=403)
+            g.api_user = user
+            return view(*args, **kwargs)
+
+        return wrapped
+
+    return decorator

@@ -1,0 +1,182 @@
+"""API resources. Thin: parse, authorise, call one service, serialise."""
+
+from __future__ import annotations
+
+from flask_smorest import Blueprint
+from sqlalchemy import select
+
+from ..extensions import csrf, db
+from ..models import Event, Registration
+from ..services import events as event_service
+from ..services import registration as registration_service
+from ..services.capacity import availability, counts_for, counts_for_events
+from ..services.errors import NotFound
+from ..urls import external_url
+from .auth import require_role
+from .errors import ErrorSchema
+from .schemas import (
+    EventCreateSchema,
+    EventListQuerySchema,
+    EventListSchema,
+    EventSchema,
+    EventWriteSchema,
+    RegistrationCreateSchema,
+    RegistrationEnvelopeSchema,
+    StaffRegistrationListSchema,
+)
+
+blp = Blueprint("api", __name__, url_prefix="/api/v1", description="Events and registrations")
+csrf.exempt(blp)  # bearer tokens or secret manage tokens, never cookies alone
+STAFF_SECURITY = [{"bearerAuth": []}]
+
+
+def documents_errors(*statuses: int):
+    """Declare the error responses an endpoint can give, all in the one error format."""
+
+    def decorator(view):
+        for status in statuses:
+            view = blp.alt_response(status, schema=ErrorSchema, description="Error")(view)
+        return view
+
+    return decorator
+
+
+def event_payload(event: Event, counts=None) -> dict:
+    counts = counts or counts_for(event.id)
+    avail = availability(event, counts)
+    payload = {f: getattr(event, f) for f in EventSchema().fields if hasattr(event, f)}
+    payload.update(
+        confirmed_count=counts.confirmed, waitlist_count=counts.waitlisted, seats_left=avail.seats_left,
+        availability=avail.state, url=external_url("public.event_detail", slug=event.slug),
+        days=[{"starts_at": d.starts_at, "ends_at": d.ends_at, "title": d.title,
+               "items": [{"starts_at": i.starts_at, "ends_at": i.ends_at, "title": i.title, "place": i.place}
+                         for i in d.items]} for d in event.days],
+        questions=[{"key": q.key, "kind": q.kind, "label": q.label, "help_text": q.help_text,
+                    "required": q.required, "choices": q.choices} for q in event.active_questions],
+    )
+    return payload
+
+
+def registration_payload(registration: Registration, *, staff: bool = False) -> dict:
+    payload = {
+        "id": registration.id,
+        "status": registration.status,
+        "waitlist_position": registration_service.waitlist_position(registration),
+        "manage_token": registration.manage_token,
+        "manage_url": external_url("public.manage", token=registration.manage_token),
+        "ticket_code": registration.ticket_code if registration.status == "confirmed" else None,
+        "created_at": registration.created_at,
+        "cancelled_at": registration.cancelled_at,
+        "event": registration.event,
+        "answers": registration_service.answers_by_key(registration),
+    }
+    if staff:
+        payload["person"] = registration.person
+        payload["source"] = registration.source
+    return payload
+
+
+def _published_event(event_id: int) -> Event:
+    event = db.session.get(Event, event_id)
+    if event is None or event.status == "draft":
+        raise NotFound("event_not_found", "イベントが見つかりません。")
+    return event
+
+
+@blp.route("/events", methods=["GET"])
+@blp.arguments(EventListQuerySchema, location="query")
+@blp.response(200, EventListSchema)
+def list_events(query):
+    """Published and cancelled events, soonest first."""
+    stmt = select(Event).where(Event.status != "draft").order_by(Event.starts_at)
+    if query.get("kind"):
+        stmt = stmt.where(Event.kind == query["kind"])
+    events = db.session.execute(stmt).scalars().all()
+    counts = counts_for_events([e.id for e in events])
+    return {"events": [event_payload(e, counts[e.id]) for e in events]}
+
+
+@blp.route("/events", methods=["POST"])
+@blp.doc(security=STAFF_SECURITY)
+@blp.arguments(EventCreateSchema)
+@blp.response(201, EventSchema)
+@documents_errors(401, 403, 422)
+@require_role("staff")
+def create_event(data):
+    """Create an event (staff)."""
+    event = event_service.create_event(data)
+    db.session.commit()
+    return event_payload(event)
+
+
+@blp.route("/events/<int:event_id>", methods=["GET"])
+@blp.response(200, EventSchema)
+@documents_errors(404)
+def get_event(event_id):
+    return event_payload(_published_event(event_id))
+
+
+@blp.route("/events/<int:event_id>", methods=["PATCH"])
+@blp.doc(security=STAFF_SECURITY)
+@blp.arguments(EventWriteSchema)
+@blp.response(200, EventSchema)
+@documents_errors(401, 403, 404, 422)
+@require_role("staff")
+def patch_event(data, event_id):
+    """Change an event (staff). Raising the capacity promotes waitlisted people at once."""
+    if db.session.get(Event, event_id) is None:
+        raise NotFound("event_not_found", "イベントが見つかりません。")
+    event = event_service.update_event(event_id, data)
+    db.session.commit()
+    return event_payload(event)
+
+
+@blp.route("/events/<int:event_id>/registrations", methods=["POST"])
+@blp.arguments(RegistrationCreateSchema)
+@blp.response(201, RegistrationEnvelopeSchema)
+@documents_errors(404, 409, 422)
+def create_registration(data, event_id):
+    """Sign up: confirmed while seats are left, otherwise waitlisted."""
+    _published_event(event_id)
+    answers = data.pop("answers", {}) or {}
+    consent = data.pop("consent_privacy", False) is True
+    result = registration_service.register(event_id, data, answers, consent=consent, source="api")
+    db.session.commit()
+    return {"registration": registration_payload(result.registration)}
+
+
+@blp.route("/events/<int:event_id>/registrations", methods=["GET"])
+@blp.doc(security=STAFF_SECURITY)
+@blp.response(200, StaffRegistrationListSchema)
+@documents_errors(401, 403, 404)
+@require_role("staff")
+def list_registrations(event_id):
+    """All registrations of an event (staff), in sign-up order."""
+    event = db.session.get(Event, event_id)
+    if event is None:
+        raise NotFound("event_not_found", "イベントが見つかりません。")
+    registrations = db.session.execute(
+        select(Registration).where(Registration.event_id == event_id).order_by(Registration.id)
+    ).scalars().all()
+    counts = counts_for(event_id)
+    return {"registrations": [registration_payload(r, staff=True) for r in registrations],
+            "confirmed_count": counts.confirmed, "waitlist_count": counts.waitlisted}
+
+
+@blp.route("/registrations/<string:manage_token>", methods=["GET"])
+@blp.response(200, RegistrationEnvelopeSchema)
+@documents_errors(404)
+def get_registration(manage_token):
+    """A registration, by its secret manage token."""
+    return {"registration": registration_payload(registration_service.get_by_manage_token(manage_token))}
+
+
+@blp.route("/registrations/<string:manage_token>/cancel", methods=["POST"])
+@blp.response(200, RegistrationEnvelopeSchema)
+@documents_errors(404, 409)
+def cancel_registration(manage_token):
+    """Cancel by the participant (until the cancellation deadline)."""
+    registration = registration_service.get_by_manage_token(manage_token)
+    registration_service.cancel(registration.id, by="self")
+    db.session.commit()
+    return {"registration": registration_payload(registration)}

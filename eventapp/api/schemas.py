@@ -1,0 +1,192 @@
+"""marshmallow schemas: they type-check API input and generate the OpenAPI description."""
+
+from __future__ import annotations
+
+from marshmallow import EXCLUDE, RAISE, Schema, fields, validate
+
+from ..formatting import JST
+from ..models import EVENT_KINDS, EVENT_STATUSES, IWATE_RELATIONS, QUESTION_KINDS, REGISTRATION_STATUSES
+
+
+class JSTDateTime(fields.DateTime):
+    """ISO 8601 in JST (`+09:00`) on output; input needs an offset or is read as JST."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return None if value is None else value.astimezone(JST).isoformat()
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        result = super()._deserialize(value, attr, data, **kwargs)
+        return result.replace(tzinfo=JST) if result.tzinfo is None else result
+
+
+class StrictSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+class ProgrammeItemSchema(StrictSchema):
+    starts_at = fields.Time(required=True, format="%H:%M")
+    ends_at = fields.Time(allow_none=True, format="%H:%M")
+    title = fields.String(required=True, validate=validate.Length(max=300))
+    place = fields.String(validate=validate.Length(max=300))
+
+
+class EventDaySchema(StrictSchema):
+    starts_at = JSTDateTime(required=True)
+    ends_at = JSTDateTime(required=True)
+    title = fields.String(validate=validate.Length(max=200))
+    items = fields.List(fields.Nested(ProgrammeItemSchema))
+
+
+class QuestionSchema(StrictSchema):
+    key = fields.String(required=True, validate=validate.Regexp(r"^[a-z0-9_]{1,64}$"))
+    kind = fields.String(required=True, validate=validate.OneOf(QUESTION_KINDS))
+    label = fields.String(required=True, validate=validate.Length(min=1, max=300))
+    help_text = fields.String(validate=validate.Length(max=500))
+    required = fields.Boolean()
+    choices = fields.List(fields.String(validate=validate.Length(max=200)))
+
+
+class EventSchema(Schema):
+    id = fields.Integer(dump_only=True)
+    slug = fields.String()
+    kind = fields.String(validate=validate.OneOf(EVENT_KINDS))
+    title = fields.String()
+    summary = fields.String()
+    description = fields.String()
+    starts_at = JSTDateTime()
+    ends_at = JSTDateTime()
+    venue_name = fields.String()
+    venue_address = fields.String()
+    meeting_point = fields.String()
+    access = fields.String()
+    what_to_bring = fields.String()
+    fee_yen = fields.Integer()
+    capacity = fields.Integer()
+    confirmed_count = fields.Integer(dump_only=True)
+    waitlist_count = fields.Integer(dump_only=True)
+    seats_left = fields.Integer(dump_only=True)
+    availability = fields.String(dump_only=True, metadata={
+        "description": "open | waitlist | not_yet_open | closed | cancelled | draft"})
+    status = fields.String(validate=validate.OneOf(EVENT_STATUSES))
+    registration_opens_at = JSTDateTime(allow_none=True)
+    registration_closes_at = JSTDateTime(allow_none=True)
+    cancellation_deadline = JSTDateTime(allow_none=True)
+    roster_freeze_at = JSTDateTime(allow_none=True)
+    organiser_name = fields.String()
+    organiser_email = fields.String()
+    organiser_phone = fields.String()
+    url = fields.String(dump_only=True)
+    days = fields.List(fields.Nested(EventDaySchema))
+    questions = fields.List(fields.Nested(QuestionSchema))
+
+
+class EventListSchema(Schema):
+    events = fields.List(fields.Nested(EventSchema), required=True)
+
+
+class EventListQuerySchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    kind = fields.String(validate=validate.OneOf(EVENT_KINDS))
+
+
+class EventWriteSchema(StrictSchema):
+    slug = fields.String(validate=validate.Length(min=1, max=120))
+    kind = fields.String(validate=validate.OneOf(EVENT_KINDS))
+    title = fields.String(validate=validate.Length(min=1, max=300))
+    summary = fields.String(validate=validate.Length(max=2000))
+    description = fields.String(validate=validate.Length(max=20000))
+    starts_at = JSTDateTime()
+    ends_at = JSTDateTime()
+    venue_name = fields.String(validate=validate.Length(max=300))
+    venue_address = fields.String(validate=validate.Length(max=500))
+    meeting_point = fields.String(validate=validate.Length(max=2000))
+    access = fields.String(validate=validate.Length(max=5000))
+    what_to_bring = fields.String(validate=validate.Length(max=5000))
+    latitude = fields.Float(allow_none=True, validate=validate.Range(-90, 90))
+    longitude = fields.Float(allow_none=True, validate=validate.Range(-180, 180))
+    online_url = fields.Url(allow_none=False, schemes={"http", "https"})
+    fee_yen = fields.Integer(strict=True, validate=validate.Range(0, 10_000_000))
+    capacity = fields.Integer(strict=True, validate=validate.Range(0, 100_000))
+    status = fields.String(validate=validate.OneOf(EVENT_STATUSES))
+    registration_opens_at = JSTDateTime(allow_none=True)
+    registration_closes_at = JSTDateTime(allow_none=True)
+    cancellation_deadline = JSTDateTime(allow_none=True)
+    roster_freeze_at = JSTDateTime(allow_none=True)
+    organiser_name = fields.String(validate=validate.Length(max=200))
+    organiser_email = fields.Email()
+    organiser_phone = fields.String(validate=validate.Length(max=40))
+    days = fields.List(fields.Nested(EventDaySchema), validate=validate.Length(max=31))
+    questions = fields.List(fields.Nested(QuestionSchema), validate=validate.Length(max=200))
+
+
+class EventCreateSchema(EventWriteSchema):
+    slug = fields.String(required=True, validate=validate.Length(min=1, max=120))
+    kind = fields.String(required=True, validate=validate.OneOf(EVENT_KINDS))
+    title = fields.String(required=True, validate=validate.Length(min=1, max=300))
+    starts_at = JSTDateTime(required=True)
+    ends_at = JSTDateTime(required=True)
+    capacity = fields.Integer(required=True, strict=True, validate=validate.Range(0, 100_000))
+
+
+class RegistrationCreateSchema(StrictSchema):
+    name = fields.String(required=True, validate=validate.Length(max=500))
+    furigana = fields.String(required=True, validate=validate.Length(max=500))
+    email = fields.String(required=True, validate=validate.Length(max=500))
+    phone = fields.String(validate=validate.Length(max=100))
+    prefecture = fields.String(validate=validate.Length(max=20))
+    iwate_relation = fields.String(validate=validate.OneOf(IWATE_RELATIONS))
+    occupation = fields.String(validate=validate.Length(max=5000))
+    skills = fields.String(validate=validate.Length(max=5000))
+    consent_privacy = fields.Boolean(required=True, metadata={"description": "must be true"})
+    answers = fields.Dict(keys=fields.String(validate=validate.Length(max=64)),
+                          values=fields.Raw(allow_none=True), metadata={
+                              "description": "question key → answer (text, a choice, or true/false)"})
+
+
+class EventRefSchema(Schema):
+    id = fields.Integer()
+    slug = fields.String()
+    title = fields.String()
+    starts_at = JSTDateTime()
+    ends_at = JSTDateTime()
+
+
+class RegistrationSchema(Schema):
+    id = fields.Integer()
+    status = fields.String(validate=validate.OneOf(REGISTRATION_STATUSES))
+    waitlist_position = fields.Integer(allow_none=True)
+    manage_token = fields.String()
+    manage_url = fields.String()
+    ticket_code = fields.String(allow_none=True)
+    created_at = JSTDateTime()
+    cancelled_at = JSTDateTime(allow_none=True)
+    event = fields.Nested(EventRefSchema)
+    answers = fields.Dict(keys=fields.String(), values=fields.String())
+
+
+class RegistrationEnvelopeSchema(Schema):
+    registration = fields.Nested(RegistrationSchema, required=True)
+
+
+class PersonSchema(Schema):
+    id = fields.Integer()
+    name = fields.String()
+    furigana = fields.String()
+    email = fields.String(allow_none=True)
+    phone = fields.String()
+    prefecture = fields.String()
+    iwate_relation = fields.String()
+
+
+class StaffRegistrationSchema(RegistrationSchema):
+    person = fields.Nested(PersonSchema)
+    source = fields.String()
+
+
+class StaffRegistrationListSchema(Schema):
+    registrations = fields.List(fields.Nested(StaffRegistrationSchema), required=True)
+    confirmed_count = fields.Integer()
+    waitlist_count = fields.Integer()

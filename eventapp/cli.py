@@ -1,0 +1,61 @@
+"""Command-line tasks: `flask --app eventapp <command>`."""
+
+from __future__ import annotations
+
+import click
+from flask import Flask
+
+from .database import write_intent
+from .extensions import db
+from .services.errors import DomainError
+
+
+def register(app: Flask) -> None:
+    @app.cli.command("create-user")
+    @click.argument("email")
+    @click.option("--role", type=click.Choice(["admin", "staff", "checkin"]), required=True)
+    @click.option("--password", default=None, help="At least 10 characters; generated if omitted.")
+    @click.option("--name", default="")
+    def create_user_command(email: str, role: str, password: str | None, name: str) -> None:
+        """Create a staff account."""
+        from .services.accounts import create_user
+
+        with write_intent():
+            try:
+                user, password = create_user(email, role, password, name)
+                db.session.commit()
+            except DomainError as exc:
+                raise click.ClickException(f"{exc.message} {' '.join(exc.fields.values())}") from exc
+        click.echo(f"created {user.email} ({user.role}); password: {password}")
+
+    @app.cli.command("create-token")
+    @click.argument("email")
+    def create_token_command(email: str) -> None:
+        """Print a new API token for a staff account (only its hash is stored)."""
+        from .services.accounts import create_token
+
+        with write_intent():
+            try:
+                token = create_token(email)
+                db.session.commit()
+            except DomainError as exc:
+                raise click.ClickException(exc.message) from exc
+        click.echo(token)
+
+    @app.cli.command("demo-data")
+    def demo_data_command() -> None:
+        """Load the programme's real events and upcoming copies (safe to run again)."""
+        from .demo import load_demo_data
+
+        with write_intent():
+            summary = load_demo_data()
+            db.session.commit()
+        click.echo(summary)
+
+    @app.cli.command("send-mail")
+    def send_mail_command() -> None:
+        """Send queued mail that is due (run from cron every minute)."""
+        from .services.mail import deliver_due
+
+        sent, failed = deliver_due(limit=1000)
+        click.echo(f"sent {sent}, failed {failed}")

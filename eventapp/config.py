@@ -1,0 +1,66 @@
+"""Settings read from the environment; `create_app(overrides)` can replace any of them."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+DEV_SECRET_FILE = "secret_key"
+
+
+def _instance_secret(instance_path: Path) -> str:
+    """A development secret generated once and kept in instance/ so sessions survive restarts."""
+    path = instance_path / DEV_SECRET_FILE
+    if path.exists():
+        return path.read_text().strip()
+    instance_path.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_hex(32)
+    path.write_text(value)
+    path.chmod(0o600)
+    return value
+
+
+def load_config(instance_path: Path) -> dict:
+    env = os.environ
+    default_db = f"sqlite:///{instance_path / 'eventapp.sqlite3'}"
+    return {
+        "SECRET_KEY": env.get("SECRET_KEY") or _instance_secret(instance_path),
+        "SQLALCHEMY_DATABASE_URI": normalise_db_url(env.get("DATABASE_URL") or default_db),
+        "PORT": int(env.get("PORT", "5000")),
+        # Absolute base for links in mails and calendars (requests use their own host).
+        "PUBLIC_BASE_URL": env.get("PUBLIC_BASE_URL", "http://127.0.0.1:5000"),
+        "MAIL_BACKEND": env.get("MAIL_BACKEND", "smtp" if env.get("MAIL_SERVER") else "file"),
+        "MAIL_SERVER": env.get("MAIL_SERVER", ""),
+        "MAIL_PORT": int(env.get("MAIL_PORT", "587")),
+        "MAIL_USERNAME": env.get("MAIL_USERNAME", ""),
+        "MAIL_PASSWORD": env.get("MAIL_PASSWORD", ""),
+        "MAIL_USE_TLS": env.get("MAIL_USE_TLS", "1") == "1",
+        "MAIL_SENDER": env.get("MAIL_SENDER", "遠恋複業課 事務局 <noreply@example.jp>"),
+        "MAIL_FILE_DIR": env.get("MAIL_FILE_DIR", str(instance_path / "mail")),
+        "MAIL_MAX_ATTEMPTS": int(env.get("MAIL_MAX_ATTEMPTS", "8")),
+        "ORGANISER_NAME": env.get("ORGANISER_NAME", "岩手県 遠恋複業課 事務局"),
+        "BABEL_DEFAULT_LOCALE": "ja",
+        "BABEL_DEFAULT_TIMEZONE": "Asia/Tokyo",
+        "LANGUAGES": ["ja", "en"],
+        "WTF_CSRF_TIME_LIMIT": None,  # a sign-up form left open on a phone for hours must still submit
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": env.get("SESSION_COOKIE_SECURE", "0") == "1",
+        "SQLITE_BUSY_TIMEOUT_S": float(env.get("SQLITE_BUSY_TIMEOUT_S", "30")),
+        # flask-smorest: the OpenAPI description lives under the API prefix.
+        "API_TITLE": "eventapp API",
+        "API_VERSION": "v1",
+        "OPENAPI_VERSION": "3.0.3",
+        "OPENAPI_URL_PREFIX": "/api/v1",
+        "OPENAPI_JSON_PATH": "openapi.json",
+    }
+
+
+def normalise_db_url(url: str) -> str:
+    # Heroku-style "postgres://" and plain "postgresql://" both mean psycopg 3 here.
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://"):]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    return url

@@ -1,0 +1,69 @@
+"""Engine set-up: SQLite gets WAL, foreign keys, a busy timeout and `BEGIN IMMEDIATE` for writes.
+
+On SQLite a deferred transaction that reads and then writes can fail with "database is locked"
+when another connection wrote in between; taking the write lock at BEGIN avoids that. Requests
+with an unsafe method (POST, PUT, PATCH, DELETE) and CLI commands that write set the write intent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from contextvars import ContextVar
+
+from flask import Flask
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from .extensions import db
+
+_write_intent: ContextVar[bool] = ContextVar("write_intent", default=False)
+
+
+def is_sqlite() -> bool:
+    return db.engine.dialect.name == "sqlite"
+
+
+@contextlib.contextmanager
+def write_intent() -> Iterator[None]:
+    """Transactions started inside this block take SQLite's write lock at BEGIN."""
+    token = _write_intent.set(True)
+    try:
+        yield
+    finally:
+        _write_intent.reset(token)
+
+
+def set_write_intent(value: bool) -> None:
+    _write_intent.set(value)
+
+
+def engine_options(uri: str, busy_timeout_s: float) -> dict:
+    if uri.startswith("sqlite"):
+        return {"connect_args": {"timeout": busy_timeout_s, "check_same_thread": False}}
+    # pre_ping: after a PostgreSQL restart the pool replaces dead connections by itself.
+    return {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 10}
+
+
+def configure_engine(app: Flask) -> None:
+    with app.app_context():
+        engine = db.engine
+        if engine.dialect.name == "sqlite":
+            _configure_sqlite(engine, app.config["SQLITE_BUSY_TIMEOUT_S"])
+
+
+def _configure_sqlite(engine: Engine, busy_timeout_s: float) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):
+        dbapi_connection.isolation_level = None  # SQLAlchemy's "begin" event emits BEGIN itself
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
+        if engine.url.database not in (None, "", ":memory:"):
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if _write_intent.get() else "BEGIN")

@@ -1,0 +1,91 @@
+"""Presentation helpers (JST dates, yen, 五十音 sort keys), registered as Jinja filters."""
+
+from __future__ import annotations
+
+import unicodedata
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from flask import Flask
+from flask_babel import get_locale
+from flask_babel import lazy_gettext as _l
+
+JST = ZoneInfo("Asia/Tokyo")
+WEEKDAYS_JA = "月火水木金土日"
+WEEKDAYS_EN = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+MONTHS_EN = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+KIND_LABELS = {
+    "online_seminar": _l("オンラインセミナー"),
+    "onsite_seminar": _l("セミナー(会場)"),
+    "fieldwork": _l("フィールドワーク"),
+    "matching_session": _l("マッチング会"),
+}
+STATUS_LABELS = {"confirmed": _l("参加確定"), "waitlisted": _l("キャンセル待ち"), "cancelled": _l("キャンセル済み")}
+
+
+def to_jst(value: datetime) -> datetime:
+    return value.astimezone(JST)
+
+
+def _english() -> bool:
+    locale = get_locale()
+    return locale is not None and locale.language == "en"
+
+
+def format_date(value: datetime | date, *, with_year: bool = True) -> str:
+    """`2025年11月8日(土)` (or `Sat 8 Nov 2025` in English)."""
+    d = to_jst(value) if isinstance(value, datetime) else value
+    if _english():
+        year = f" {d.year}" if with_year else ""
+        return f"{WEEKDAYS_EN[d.weekday()]} {d.day} {MONTHS_EN[d.month - 1]}{year}"
+    year = f"{d.year}年" if with_year else ""
+    return f"{year}{d.month}月{d.day}日({WEEKDAYS_JA[d.weekday()]})"
+
+
+def format_time(value: datetime) -> str:
+    return to_jst(value).strftime("%H:%M")
+
+
+def format_datetime(value: datetime | None) -> str:
+    if value is None:
+        return ""
+    return f"{format_date(value)} {format_time(value)}"
+
+
+def format_range(start: datetime, end: datetime) -> str:
+    """`2025年8月25日(月) 19:00 〜 20:00`, or `2025年11月8日(土) 13:00 〜 11月9日(日) 12:00`."""
+    s, e = to_jst(start), to_jst(end)
+    if s.date() == e.date():
+        return f"{format_datetime(s)} 〜 {format_time(e)}"
+    return f"{format_datetime(s)} 〜 {format_date(e, with_year=s.year != e.year)} {format_time(e)}"
+
+
+def format_yen(amount: int) -> str:
+    if amount == 0:
+        return "Free" if _english() else "無料"
+    return f"¥{amount:,}" if _english() else f"{amount:,}円"
+
+
+def kana_sort_key(furigana: str) -> str:
+    """五十音順 key: katakana folded to hiragana, voiced marks ignored at the first level."""
+    text = unicodedata.normalize("NFKC", furigana or "")
+    text = "".join(chr(ord(ch) - 0x60) if "\u30a1" <= ch <= "\u30f6" else ch for ch in text)
+    base = unicodedata.normalize("NFD", text)
+    stripped = "".join(ch for ch in base if ch not in "\u3099\u309a")
+    return unicodedata.normalize("NFC", stripped) + "\x00" + text
+
+
+def kind_label(kind: str) -> str:
+    return str(KIND_LABELS.get(kind, kind))
+
+
+def register_filters(app: Flask) -> None:
+    from .urls import external_url
+
+    app.jinja_env.globals["external_url"] = external_url
+    app.jinja_env.filters.update(
+        jst=to_jst, date_ja=format_date, time_ja=format_time, datetime_ja=format_datetime,
+        range_ja=format_range, yen=format_yen, kind_label=kind_label,
+        status_label=lambda s: str(STATUS_LABELS.get(s, s)),
+    )

@@ -1,0 +1,14 @@
+"""All models, imported here so Alembic and the app see the whole schema."""
+
+from .event import EVENT_KINDS, EVENT_STATUSES, QUESTION_KINDS, Event, EventDay, ProgrammeItem, Question
+from .outbox import OutboxMessage
+from .person import IWATE_RELATIONS, Person
+from .privacy import PrivacyNotice
+from .registration import ACTIVE_STATUSES, REGISTRATION_STATUSES, Answer, Registration
+from .staff import ROLES, ApiToken, User
+
+__all__ = [
+    "ACTIVE_STATUSES", "EVENT_KINDS", "EVENT_STATUSES", "IWATE_RELATIONS", "QUESTION_KINDS",
+    "REGISTRATION_STATUSES", "ROLES", "Answer", "ApiToken", "Event", "EventDay", "OutboxMessage",
+    "Person", "PrivacyNotice", "ProgrammeItem", "Question", "Registration", "User",
+]

@@ -1,0 +1,128 @@
+"""An event with its days, programme items and sign-up questions."""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Integer, String, Text, Time, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..extensions import db
+from .base import UTCDateTime, utcnow
+
+EVENT_KINDS = ("online_seminar", "onsite_seminar", "fieldwork", "matching_session")
+EVENT_STATUSES = ("draft", "published", "cancelled")
+QUESTION_KINDS = ("text", "choice", "yesno")
+
+
+class Event(db.Model):
+    __tablename__ = "events"
+    __table_args__ = (
+        CheckConstraint("ends_at > starts_at", name="ends_after_start"),
+        CheckConstraint("capacity >= 0", name="capacity_not_negative"),
+        CheckConstraint("fee_yen >= 0", name="fee_not_negative"),
+        CheckConstraint(f"kind IN {EVENT_KINDS}", name="kind_valid"),
+        CheckConstraint(f"status IN {EVENT_STATUSES}", name="status_valid"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(120), unique=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    title: Mapped[str] = mapped_column(String(300))
+    summary: Mapped[str] = mapped_column(Text, default="")
+    description: Mapped[str] = mapped_column(Text, default="")
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    venue_name: Mapped[str] = mapped_column(String(300), default="")
+    venue_address: Mapped[str] = mapped_column(String(500), default="")
+    meeting_point: Mapped[str] = mapped_column(Text, default="")
+    access: Mapped[str] = mapped_column(Text, default="")
+    latitude: Mapped[float | None] = mapped_column(default=None)
+    longitude: Mapped[float | None] = mapped_column(default=None)
+    online_url: Mapped[str] = mapped_column(String(1000), default="")
+    what_to_bring: Mapped[str] = mapped_column(Text, default="")
+    capacity: Mapped[int] = mapped_column(Integer)
+    registration_opens_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    registration_closes_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    cancellation_deadline: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    roster_freeze_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    fee_yen: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(16), default="draft")
+    organiser_name: Mapped[str] = mapped_column(String(200), default="")
+    organiser_email: Mapped[str] = mapped_column(String(254), default="")
+    organiser_phone: Mapped[str] = mapped_column(String(40), default="")
+    # Bumped on every change of time, place or status so calendar clients replace their copy.
+    sequence: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    days: Mapped[list[EventDay]] = relationship(
+        back_populates="event", order_by="EventDay.starts_at", cascade="all, delete-orphan"
+    )
+    questions: Mapped[list[Question]] = relationship(
+        back_populates="event", order_by="Question.position", cascade="all, delete-orphan"
+    )
+
+    @property
+    def is_online(self) -> bool:
+        return self.kind == "online_seminar"
+
+    @property
+    def active_questions(self) -> list[Question]:
+        return [q for q in self.questions if q.is_active]
+
+    def __repr__(self) -> str:
+        return f"<Event {self.slug}>"
+
+
+class EventDay(db.Model):
+    __tablename__ = "event_days"
+    __table_args__ = (CheckConstraint("ends_at > starts_at", name="ends_after_start"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), index=True)
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    title: Mapped[str] = mapped_column(String(200), default="")
+
+    event: Mapped[Event] = relationship(back_populates="days")
+    items: Mapped[list[ProgrammeItem]] = relationship(
+        back_populates="day", order_by="(ProgrammeItem.starts_at, ProgrammeItem.position)",
+        cascade="all, delete-orphan",
+    )
+
+
+class ProgrammeItem(db.Model):
+    __tablename__ = "programme_items"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    day_id: Mapped[int] = mapped_column(ForeignKey("event_days.id", ondelete="CASCADE"), index=True)
+    starts_at: Mapped[time] = mapped_column(Time())
+    ends_at: Mapped[time | None] = mapped_column(Time(), default=None)
+    title: Mapped[str] = mapped_column(String(300))
+    place: Mapped[str] = mapped_column(String(300), default="")
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+    day: Mapped[EventDay] = relationship(back_populates="items")
+
+
+class Question(db.Model):
+    """A per-event sign-up question. Removed questions are deactivated so given answers stay."""
+
+    __tablename__ = "questions"
+    __table_args__ = (CheckConstraint(f"kind IN {QUESTION_KINDS}", name="kind_valid"),
+                      UniqueConstraint("event_id", "key", name="uq_questions_event_key"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), index=True)
+    # Stable identifier used in API payloads and exports (e.g. "dietary", "bus").
+    key: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+    label: Mapped[str] = mapped_column(String(300))
+    help_text: Mapped[str] = mapped_column(String(500), default="")
+    required: Mapped[bool] = mapped_column(default=False)
+    choices: Mapped[list] = mapped_column(JSON, default=list)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    is_active: Mapped[bool] = mapped_column(default=True)
+
+    event: Mapped[Event] = relationship(back_populates="questions")

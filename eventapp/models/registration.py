@@ -1,0 +1,72 @@
+"""A person's registration for an event, and their answers to the event's questions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..extensions import db
+from .base import UTCDateTime, utcnow
+
+REGISTRATION_STATUSES = ("confirmed", "waitlisted", "cancelled")
+ACTIVE_STATUSES = ("confirmed", "waitlisted")
+
+
+class Registration(db.Model):
+    __tablename__ = "registrations"
+    __table_args__ = (
+        CheckConstraint(f"status IN {REGISTRATION_STATUSES}", name="status_valid"),
+        CheckConstraint("status != 'waitlisted' OR waitlisted_at IS NOT NULL", name="waitlist_has_time"),
+        CheckConstraint("status != 'confirmed' OR confirmed_at IS NOT NULL", name="confirmed_has_time"),
+        # One active registration per person and event, whatever the Python code does.
+        Index(
+            "uq_registrations_active_person_event", "event_id", "person_id", unique=True,
+            sqlite_where=text("status != 'cancelled'"), postgresql_where=text("status != 'cancelled'"),
+        ),
+        Index("ix_registrations_event_status", "event_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"))
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    # Waiting-list order is (waitlisted_at, id); positions are derived, so they never have gaps.
+    waitlisted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    cancelled_by: Mapped[str] = mapped_column(String(16), default="")
+    manage_token: Mapped[str] = mapped_column(String(64), unique=True)
+    ticket_code: Mapped[str] = mapped_column(String(64), unique=True)
+    consent_version: Mapped[str] = mapped_column(String(32))
+    consent_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    source: Mapped[str] = mapped_column(String(16), default="web")
+    staff_note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    event = relationship("Event")
+    person = relationship("Person", back_populates="registrations")
+    answers: Mapped[list[Answer]] = relationship(
+        back_populates="registration", cascade="all, delete-orphan", order_by="Answer.id"
+    )
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
+
+
+class Answer(db.Model):
+    __tablename__ = "answers"
+    __table_args__ = (UniqueConstraint("registration_id", "question_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    registration_id: Mapped[int] = mapped_column(ForeignKey("registrations.id", ondelete="CASCADE"))
+    question_id: Mapped[int | None] = mapped_column(ForeignKey("questions.id", ondelete="SET NULL"))
+    # Kept so an answer stays readable even if the question is edited later.
+    question_label: Mapped[str] = mapped_column(String(300))
+    value: Mapped[str] = mapped_column(Text, default="")
+
+    registration: Mapped[Registration] = relationship(back_populates="answers")
+    question = relationship("Question")

@@ -1,0 +1,120 @@
+"""Participant pages: catalogue, event page, sign-up, my registration."""
+
+from __future__ import annotations
+
+from flask import Response, abort, flash, redirect, render_template, request, url_for
+from sqlalchemy import select
+
+from ..extensions import db
+from ..formatting import KIND_LABELS
+from ..models import EVENT_KINDS, Event
+from ..models.base import utcnow
+from ..services import registration as registration_service
+from ..services.capacity import availability, counts_for, counts_for_events
+from ..services.errors import DomainError, ValidationFailed
+from ..services.privacy import current_notice
+from ..services.tickets import qr_png, qr_svg
+from . import bp
+from .forms import signup_form_for
+
+
+def _visible_event(slug: str) -> Event:
+    event = db.session.execute(select(Event).where(Event.slug == slug)).scalar_one_or_none()
+    if event is None or event.status == "draft":
+        abort(404)
+    return event
+
+
+@bp.get("/")
+def event_list():
+    kind = request.args.get("kind")
+    if kind not in EVENT_KINDS:
+        kind = None
+    stmt = select(Event).where(Event.status != "draft")
+    if kind:
+        stmt = stmt.where(Event.kind == kind)
+    events = db.session.execute(stmt.order_by(Event.starts_at)).scalars().all()
+    now = utcnow()
+    upcoming = [e for e in events if e.ends_at >= now]
+    past = sorted((e for e in events if e.ends_at < now), key=lambda e: e.starts_at, reverse=True)
+    counts = counts_for_events([e.id for e in events])
+    availabilities = {e.id: availability(e, counts[e.id], now) for e in events}
+    return render_template("public/event_list.html", upcoming=upcoming, past=past[:12],
+                           availabilities=availabilities, kind=kind, kinds=KIND_LABELS)
+
+
+@bp.get("/events/<slug>")
+def event_detail(slug: str):
+    event = _visible_event(slug)
+    avail = availability(event, counts_for(event.id))
+    return render_template("public/event_detail.html", event=event, availability=avail)
+
+
+@bp.route("/events/<slug>/register", methods=["GET", "POST"])
+def signup(slug: str):
+    event = _visible_event(slug)
+    avail = availability(event, counts_for(event.id))
+    form = signup_form_for(event, request.form if request.method == "POST" else None)
+    error = None
+    if request.method == "POST" and avail.accepts_signups and form.validate():
+        try:
+            result = registration_service.register(
+                event.id, form.person_data(), form.answers(event), consent=bool(form.consent_privacy.data),
+            )
+            db.session.commit()
+            return redirect(url_for("public.manage", token=result.registration.manage_token, new=1), code=303)
+        except ValidationFailed as exc:
+            db.session.rollback()
+            form.show_errors(exc.fields)
+            error = exc.message
+        except DomainError as exc:
+            db.session.rollback()
+            error = exc.message
+            avail = availability(event, counts_for(event.id))
+    status = 422 if request.method == "POST" else 200
+    return render_template("public/signup.html", event=event, form=form, availability=avail, error=error,
+                           notice=current_notice()), status
+
+
+@bp.get("/r/<token>")
+def manage(token: str):
+    registration = registration_service.get_by_manage_token(token)
+    position = registration_service.waitlist_position(registration)
+    qr = qr_svg(registration.ticket_code) if registration.status == "confirmed" else None
+    response = Response(render_template(
+        "public/manage.html", registration=registration, event=registration.event, person=registration.person,
+        position=position, qr=qr, is_new=request.args.get("new") == "1", now=utcnow(),
+    ))
+    response.headers["Referrer-Policy"] = "no-referrer"  # the URL is the key to this page
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.route("/r/<token>/cancel", methods=["GET", "POST"])
+def cancel(token: str):
+    registration = registration_service.get_by_manage_token(token)
+    if request.method == "GET" or registration.status == "cancelled":
+        return render_template("public/cancel_confirm.html", registration=registration,
+                               event=registration.event)
+    try:
+        registration_service.cancel(registration.id, by="self")
+        db.session.commit()
+        flash("キャンセルしました。確認のメールをお送りしました。", "success")
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+    return redirect(url_for("public.manage", token=token), code=303)
+
+
+@bp.get("/r/<token>/ticket.png")
+def ticket_png(token: str):
+    registration = registration_service.get_by_manage_token(token)
+    if registration.status != "confirmed":
+        abort(404)
+    return Response(qr_png(registration.ticket_code), mimetype="image/png",
+                    headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
+
+
+@bp.get("/privacy")
+def privacy():
+    return render_template("public/privacy.html", notice=current_notice())

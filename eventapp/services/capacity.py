@@ -1,0 +1,97 @@
+"""Locking an event and reading its seat counts: the first step of every seat-changing workflow.
+
+All workflows that change seats (sign-up, cancel, promote, capacity change) call `lock_event` first
+and re-read the counts after it, so two of them never decide on the same free seat. PostgreSQL
+takes a row lock (SELECT … FOR UPDATE); SQLite already holds its database write lock because
+writing requests begin with BEGIN IMMEDIATE (see eventapp.database).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+
+from ..extensions import db
+from ..models import Event, Registration
+from ..models.base import utcnow
+from .errors import NotFound
+
+
+@dataclass(frozen=True)
+class Counts:
+    confirmed: int
+    waitlisted: int
+
+
+@dataclass(frozen=True)
+class Availability:
+    # open | waitlist | not_yet_open | closed | cancelled | draft
+    state: str
+    seats_left: int
+    counts: Counts
+
+    @property
+    def accepts_signups(self) -> bool:
+        return self.state in ("open", "waitlist")
+
+
+def lock_event(event_id: int) -> Event:
+    stmt = (select(Event).where(Event.id == event_id).with_for_update()
+            .execution_options(populate_existing=True))
+    event = db.session.execute(stmt).scalar_one_or_none()
+    if event is None:
+        raise NotFound("event_not_found", "イベントが見つかりません。")
+    return event
+
+
+def counts_for(event_id: int) -> Counts:
+    rows = db.session.execute(
+        select(Registration.status, func.count()).where(Registration.event_id == event_id)
+        .group_by(Registration.status)
+    ).all()
+    by_status = dict(rows)
+    return Counts(confirmed=by_status.get("confirmed", 0), waitlisted=by_status.get("waitlisted", 0))
+
+
+def counts_for_events(event_ids: list[int]) -> dict[int, Counts]:
+    """Counts for many events in one query (catalogue, dashboard, API lists)."""
+    result = {event_id: Counts(0, 0) for event_id in event_ids}
+    if not event_ids:
+        return result
+    rows = db.session.execute(
+        select(Registration.event_id, Registration.status, func.count())
+        .where(Registration.event_id.in_(event_ids), Registration.status != "cancelled")
+        .group_by(Registration.event_id, Registration.status)
+    ).all()
+    raw: dict[int, dict[str, int]] = {}
+    for event_id, status, n in rows:
+        raw.setdefault(event_id, {})[status] = n
+    for event_id, by_status in raw.items():
+        result[event_id] = Counts(by_status.get("confirmed", 0), by_status.get("waitlisted", 0))
+    return result
+
+
+def registration_closes_at(event: Event) -> datetime:
+    return event.registration_closes_at or event.starts_at
+
+
+def availability(event: Event, counts: Counts, now: datetime | None = None) -> Availability:
+    now = now or utcnow()
+    seats_left = max(event.capacity - counts.confirmed, 0)
+    if event.status == "cancelled":
+        state = "cancelled"
+    elif event.status != "published":
+        state = "draft"
+    elif event.registration_opens_at and now < event.registration_opens_at:
+        state = "not_yet_open"
+    elif now >= registration_closes_at(event):
+        state = "closed"
+    else:
+        state = "open" if seats_left > 0 else "waitlist"
+    return Availability(state=state, seats_left=seats_left, counts=counts)
+
+
+def roster_frozen(event: Event, now: datetime | None = None) -> bool:
+    return event.roster_freeze_at is not None and (now or utcnow()) >= event.roster_freeze_at

@@ -1,0 +1,187 @@
+"""Creating and changing events (API and staff screens share these)."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, time, timedelta
+
+from sqlalchemy import select
+
+from ..extensions import db
+from ..formatting import JST
+from ..models import EVENT_KINDS, EVENT_STATUSES, QUESTION_KINDS, Event, EventDay, ProgrammeItem, Question
+from .capacity import counts_for, lock_event
+from .errors import ValidationFailed
+from .people import clean_text
+from .registration import fill_free_seats
+
+SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+# A change of any of these makes calendars replace their copy (iCalendar SEQUENCE).
+SEQUENCE_FIELDS = ("starts_at", "ends_at", "venue_name", "venue_address", "status", "online_url")
+TEXT_FIELDS = ("title", "summary", "description", "venue_name", "venue_address", "meeting_point", "access",
+               "online_url", "what_to_bring", "organiser_name", "organiser_email", "organiser_phone")
+TIME_FIELDS = ("starts_at", "ends_at", "registration_opens_at", "registration_closes_at",
+               "cancellation_deadline", "roster_freeze_at")
+MULTILINE = {"summary", "description", "meeting_point", "access", "what_to_bring"}
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=JST) if value.tzinfo is None else value
+
+
+def default_days(starts_at: datetime, ends_at: datetime) -> list[EventDay]:
+    """One day per JST calendar date the event spans."""
+    start, end = starts_at.astimezone(JST), ends_at.astimezone(JST)
+    days, current = [], start.date()
+    while current <= end.date():
+        day_start = max(start, datetime.combine(current, time(0), JST))
+        day_end = min(end, datetime.combine(current + timedelta(days=1), time(0), JST))
+        if day_end > day_start:
+            days.append(EventDay(starts_at=day_start.astimezone(UTC), ends_at=day_end.astimezone(UTC)))
+        current += timedelta(days=1)
+    return days
+
+
+def apply_event_fields(event: Event, data: dict, *, creating: bool) -> None:
+    """Validate and copy plain event fields; raises ValidationFailed listing every problem."""
+    errors: dict[str, str] = {}
+    values = {}
+    for field in TEXT_FIELDS:
+        if field in data:
+            values[field] = clean_text(data[field], multiline=field in MULTILINE)
+    for field in TIME_FIELDS:
+        if field in data:
+            values[field] = _aware(data[field])
+    for field in ("capacity", "fee_yen", "kind", "status", "slug", "latitude", "longitude"):
+        if field in data:
+            values[field] = data[field]
+
+    merged = {f: getattr(event, f, None) for f in (*TIME_FIELDS, "capacity", "fee_yen", "kind", "status",
+                                                     "slug", "title")}
+    merged.update(values)
+
+    if not merged.get("title"):
+        errors["title"] = "タイトルを入力してください。"
+    elif len(merged["title"]) > 300:
+        errors["title"] = "タイトルは300文字以内で入力してください。"
+    if merged.get("kind") not in EVENT_KINDS:
+        errors["kind"] = "種類を選んでください。"
+    if merged.get("status") not in EVENT_STATUSES:
+        errors["status"] = "状態が正しくありません。"
+    slug = merged.get("slug")
+    if not slug or not SLUG_RE.match(slug) or len(slug) > 120:
+        errors["slug"] = "URL名は半角英小文字・数字・ハイフンで入力してください(例: hanamaki-grape-2025)。"
+    elif db.session.execute(select(Event.id).where(Event.slug == slug, Event.id != event.id)).first():
+        errors["slug"] = "このURL名は既に使われています。"
+    capacity = merged.get("capacity")
+    if capacity is None or not isinstance(capacity, int) or capacity < 0:
+        errors["capacity"] = "定員は0以上の整数で入力してください。"
+    elif capacity > 100000:
+        errors["capacity"] = "定員が大きすぎます。"
+    fee = merged.get("fee_yen")
+    if fee is not None and (not isinstance(fee, int) or fee < 0 or fee > 10_000_000):
+        errors["fee_yen"] = "参加費は0以上の整数(円)で入力してください。"
+    starts, ends = merged.get("starts_at"), merged.get("ends_at")
+    if starts is None:
+        errors["starts_at"] = "開始日時を入力してください。"
+    if ends is None:
+        errors["ends_at"] = "終了日時を入力してください。"
+    if starts and ends:
+        if ends <= starts:
+            errors["ends_at"] = "終了日時は開始日時より後にしてください。"
+        closes, opens = merged.get("registration_closes_at"), merged.get("registration_opens_at")
+        if closes and closes > ends:
+            errors["registration_closes_at"] = "申込締切はイベント終了より前にしてください。"
+        if opens and closes and opens >= closes:
+            errors["registration_opens_at"] = "受付開始は申込締切より前にしてください。"
+        deadline = merged.get("cancellation_deadline")
+        if deadline and deadline > ends:
+            errors["cancellation_deadline"] = "キャンセル期限はイベント終了より前にしてください。"
+    for field in ("latitude", "longitude"):
+        value = values.get(field)
+        limit = 90 if field == "latitude" else 180
+        if value is not None and not -limit <= value <= limit:
+            errors[field] = "座標が正しくありません。"
+    for field in TEXT_FIELDS:
+        if len(values.get(field, "")) > (20000 if field in MULTILINE else 1000):
+            errors[field] = "長すぎます。"
+    if errors:
+        raise ValidationFailed(errors)
+
+    changed_sequence = not creating and any(
+        f in values and values[f] != getattr(event, f) for f in SEQUENCE_FIELDS
+    )
+    for field, value in values.items():
+        setattr(event, field, value)
+    if changed_sequence:
+        event.sequence = (event.sequence or 0) + 1
+
+
+def create_event(data: dict) -> Event:
+    event = Event(status="draft", fee_yen=0, sequence=0)
+    data = {"status": "draft", "fee_yen": 0, **data}
+    apply_event_fields(event, data, creating=True)
+    event.days = build_days(data.get("days")) if data.get("days") else default_days(event.starts_at,
+                                                                                       event.ends_at)
+    event.questions = build_questions(data.get("questions") or [])
+    db.session.add(event)
+    db.session.flush()
+    return event
+
+
+def update_event(event_id: int, data: dict) -> Event:
+    """Change an event under its lock: capacity changes re-check confirmed seats and promote."""
+    event = lock_event(event_id)
+    counts = counts_for(event.id)
+    if "capacity" in data and isinstance(data["capacity"], int) and data["capacity"] < counts.confirmed:
+        raise ValidationFailed({"capacity": f"定員を参加確定者数({counts.confirmed}名)より少なくはできません。"
+                                            "先に参加者をキャンセルしてください。"})
+    apply_event_fields(event, data, creating=False)
+    if "days" in data and data["days"] is not None:
+        event.days = build_days(data["days"])
+    db.session.flush()
+    if event.status == "published":
+        fill_free_seats(event)
+    return event
+
+
+def build_days(days: list[dict]) -> list[EventDay]:
+    result, errors = [], {}
+    for index, raw in enumerate(days):
+        starts, ends = _aware(raw.get("starts_at")), _aware(raw.get("ends_at"))
+        if not starts or not ends or ends <= starts:
+            errors[f"days.{index}"] = "日程の開始・終了時刻を確認してください。"
+            continue
+        day = EventDay(starts_at=starts, ends_at=ends, title=clean_text(raw.get("title", "")))
+        for position, item in enumerate(raw.get("items") or []):
+            title = clean_text(item.get("title"))
+            if not title or not isinstance(item.get("starts_at"), time):
+                errors[f"days.{index}.items.{position}"] = "プログラムの時刻とタイトルを入力してください。"
+                continue
+            day.items.append(ProgrammeItem(starts_at=item["starts_at"], ends_at=item.get("ends_at"),
+                                           title=title, place=clean_text(item.get("place", "")),
+                                           position=position))
+        result.append(day)
+    if errors:
+        raise ValidationFailed(errors)
+    return result
+
+
+def build_questions(questions: list[dict]) -> list[Question]:
+    result, errors, keys = [], {}, set()
+    for position, raw in enumerate(questions):
+        key = clean_text(raw.get("key")) or f"q{position + 1}"
+        kind = raw.get("kind", "text")
+        label = clean_text(raw.get("label"))
+        choices = [clean_text(c) for c in raw.get("choices") or [] if clean_text(c)]
+        if kind not in QUESTION_KINDS or not label or key in keys or (kind == "choice" and not choices):
+            errors[f"questions.{position}"] = "設問の種類・文言・選択肢を確認してください。"
+            continue
+        keys.add(key)
+        result.append(Question(key=key, kind=kind, label=label, help_text=clean_text(raw.get("help_text", "")),
+                               required=bool(raw.get("required")), choices=choices, position=position))
+    if errors:
+        raise ValidationFailed(errors)
+    return result

@@ -1,0 +1,156 @@
+"""Outbox: mails are queued in the database with the change they report and sent after commit.
+
+Delivery claims a message by bumping `attempts` with a conditional UPDATE before sending, so two
+workers never send the same message twice at once; a failed send waits with exponential backoff
+and is retried by `flask --app eventapp send-mail` (cron) or the next request that queues mail.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import ssl
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from pathlib import Path
+
+from flask import current_app, g, render_template
+from sqlalchemy import select, update
+
+from ..database import write_intent
+from ..extensions import db
+from ..models import OutboxMessage, Registration
+from ..models.base import utcnow
+
+LEASE = timedelta(minutes=5)
+
+
+def queue(kind: str, to_addr: str, template: str, context: dict, *,
+          registration: Registration | None = None, attachments: list[dict] | None = None) -> OutboxMessage:
+    """Render `templates/mail/<template>.txt` (first line `Subject: …`) and add it to the outbox."""
+    rendered = render_template(f"mail/{template}.txt", **context)
+    first, _, body = rendered.lstrip().partition("\n")
+    subject = first.removeprefix("Subject:").strip()
+    message = OutboxMessage(kind=kind, to_addr=to_addr, subject=subject, body=body.strip() + "\n",
+                            attachments=attachments or [], registration=registration)
+    db.session.add(message)
+    g.setdefault("outbox_queued", True)
+    return message
+
+
+def queue_registration_mail(kind: str, registration: Registration, **extra) -> OutboxMessage | None:
+    person = registration.person
+    if not person or not person.email:
+        return None
+    context = {"registration": registration, "event": registration.event, "person": person, **extra}
+    attachments = []
+    hook = current_app.extensions.get("eventapp_mail_attachments")
+    if hook is not None:  # e.g. the calendar invite, registered by the calendar module
+        attachments = hook(kind, registration)
+    return queue(kind, person.email, kind, context, registration=registration, attachments=attachments)
+
+
+def deliver_due(*, now: datetime | None = None, limit: int = 100) -> tuple[int, int]:
+    """Send pending messages whose time has come. Returns (sent, failed attempts)."""
+    now = now or utcnow()
+    ids = db.session.execute(
+        select(OutboxMessage.id).where(OutboxMessage.status == "pending", OutboxMessage.next_attempt_at <= now)
+        .order_by(OutboxMessage.id).limit(limit)
+    ).scalars().all()
+    db.session.rollback()  # end the read transaction before claiming (SQLite write lock)
+    sent = failed = 0
+    for message_id in ids:
+        outcome = _deliver_one(message_id, now)
+        sent += outcome == "sent"
+        failed += outcome == "failed"
+    return sent, failed
+
+
+def _deliver_one(message_id: int, now: datetime) -> str:
+    max_attempts = current_app.config["MAIL_MAX_ATTEMPTS"]
+    with write_intent():
+        message = db.session.get(OutboxMessage, message_id)
+        if message is None or message.status != "pending" or message.next_attempt_at > now:
+            db.session.rollback()
+            return "skipped"
+        seen = message.attempts
+        claimed = db.session.execute(
+            update(OutboxMessage).where(OutboxMessage.id == message_id, OutboxMessage.attempts == seen,
+                                        OutboxMessage.status == "pending")
+            .values(attempts=seen + 1, next_attempt_at=now + LEASE)
+        ).rowcount
+        db.session.commit()
+    if not claimed:
+        return "skipped"
+    try:
+        _send(message)
+        error = None
+    except Exception as exc:  # any transport failure is retried later; the message stays queued
+        error = f"{type(exc).__name__}: {exc}"
+    with write_intent():
+        message = db.session.get(OutboxMessage, message_id)
+        if error is None:
+            message.status, message.sent_at, message.last_error = "sent", utcnow(), ""
+        else:
+            message.last_error = error[:2000]
+            if message.attempts >= max_attempts:
+                message.status = "failed"
+            else:
+                message.next_attempt_at = utcnow() + timedelta(minutes=2 ** message.attempts)
+        db.session.commit()
+    return "sent" if error is None else "failed"
+
+
+def build_email(message: OutboxMessage) -> EmailMessage:
+    config = current_app.config
+    email = EmailMessage()
+    email["From"] = config["MAIL_SENDER"]
+    email["To"] = message.to_addr
+    email["Subject"] = message.subject
+    email["Date"] = formatdate(localtime=False)
+    email["Message-ID"] = make_msgid(idstring=f"outbox{message.id}", domain="eventapp.local")
+    email.set_content(message.body, charset="utf-8")
+    for attachment in message.attachments or []:
+        maintype, _, subtype = attachment["content_type"].partition("/")
+        subtype, _, params = subtype.partition(";")
+        email.add_attachment(attachment["content"].encode("utf-8"), maintype=maintype, subtype=subtype.strip(),
+                             filename=attachment["filename"],
+                             params=dict(p.strip().split("=", 1) for p in params.split(";") if "=" in p))
+    return email
+
+
+def _send(message: OutboxMessage) -> None:
+    config = current_app.config
+    email = build_email(message)
+    backend = config["MAIL_BACKEND"]
+    if backend == "file":
+        directory = Path(config["MAIL_FILE_DIR"])
+        directory.mkdir(parents=True, exist_ok=True)
+        stamp = utcnow().strftime("%Y%m%dT%H%M%S")
+        (directory / f"{stamp}-{message.id:06d}-{message.kind}.eml").write_bytes(email.as_bytes())
+    elif backend == "smtp":
+        with smtplib.SMTP(config["MAIL_SERVER"], config["MAIL_PORT"], timeout=10) as smtp:
+            if config["MAIL_USE_TLS"]:
+                smtp.starttls(context=ssl.create_default_context())
+            if config["MAIL_USERNAME"]:
+                smtp.login(config["MAIL_USERNAME"], config["MAIL_PASSWORD"])
+            smtp.send_message(email)
+    elif backend != "null":
+        raise RuntimeError(f"unknown MAIL_BACKEND {backend!r}")
+
+
+def deliver_after_response(response):
+    """After a request that queued mail has committed, send it once the response has gone out."""
+    if not g.get("outbox_queued"):
+        return response
+    app = current_app._get_current_object()
+
+    def _deliver() -> None:
+        with app.app_context():
+            try:
+                deliver_due(limit=20)
+            except Exception:  # never let mail trouble surface to a participant; cron retries
+                app.logger.exception("outbox delivery failed")
+
+    response.call_on_close(_deliver)
+    return response

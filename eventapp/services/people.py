@@ -1,0 +1,142 @@
+"""Participant data: validation, normalisation (email, furigana) and find-or-create by email."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import select
+
+from ..extensions import db
+from ..models import IWATE_RELATIONS, Person
+from .errors import ValidationFailed
+
+PREFECTURES = (
+    "北海道", "青森県", "岩手県", "宮城県", "秋田県", "山形県", "福島県", "茨城県", "栃木県", "群馬県",
+    "埼玉県", "千葉県", "東京都", "神奈川県", "新潟県", "富山県", "石川県", "福井県", "山梨県", "長野県",
+    "岐阜県", "静岡県", "愛知県", "三重県", "滋賀県", "京都府", "大阪府", "兵庫県", "奈良県", "和歌山県",
+    "鳥取県", "島根県", "岡山県", "広島県", "山口県", "徳島県", "香川県", "愛媛県", "高知県", "福岡県",
+    "佐賀県", "長崎県", "熊本県", "大分県", "宮崎県", "鹿児島県", "沖縄県", "海外",
+)
+
+IWATE_RELATION_LABELS = {"origin": "岩手県出身", "connected": "ゆかりがある", "none": "特になし"}
+
+MAX_NAME = 100
+MAX_TEXT = 2000
+# Hiragana, the prolonged sound mark and the iteration marks; katakana is converted before the check.
+_FURIGANA_RE = re.compile(r"^[\u3041-\u3096\u309d\u309e\u30fc ]+$")
+_PHONE_RE = re.compile(r"^\+?[0-9][0-9\-]{8,18}[0-9]$")
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
+
+
+@dataclass(frozen=True)
+class PersonData:
+    name: str
+    furigana: str
+    email: str
+    phone: str = ""
+    prefecture: str = ""
+    iwate_relation: str = "none"
+    occupation: str = ""
+    skills: str = ""
+
+
+def clean_text(value: object, *, multiline: bool = False) -> str:
+    """NFKC-normalised text without control or bidi-override characters."""
+    text = unicodedata.normalize("NFKC", str(value or ""))
+    if multiline:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+        return "\n".join(_CONTROL_RE.sub("", line) for line in text.split("\n")).strip()
+    return _CONTROL_RE.sub("", text).strip()
+
+
+def normalise_furigana(value: str) -> str:
+    """Half-width and full-width katakana become hiragana; spaces fold to one ASCII space."""
+    text = unicodedata.normalize("NFKC", value or "").strip()
+    text = "".join(chr(ord(ch) - 0x60) if "\u30a1" <= ch <= "\u30f6" else ch for ch in text)
+    text = text.replace("\u30fd", "\u309d").replace("\u30fe", "\u309e")
+    return re.sub(r"\s+", " ", text)
+
+
+def normalise_email(value: str) -> str:
+    """Validated, with the domain lower-cased; the local part is lower-cased too (one person per inbox)."""
+    result = validate_email((value or "").strip(), check_deliverability=False)
+    return result.normalized.lower()
+
+
+def normalise_phone(value: str) -> str:
+    text = unicodedata.normalize("NFKC", value or "").strip()
+    return re.sub(r"[\s()ー−‐]", "-", text).replace("--", "-")
+
+
+def validate_person(raw: dict) -> PersonData:
+    """Check raw input (form or JSON) and return normalised data, or raise ValidationFailed."""
+    errors: dict[str, str] = {}
+    name = clean_text(raw.get("name"))
+    name = re.sub(r"\s+", " ", name)
+    if not name:
+        errors["name"] = "氏名を入力してください。"
+    elif len(name) > MAX_NAME:
+        errors["name"] = f"氏名は{MAX_NAME}文字以内で入力してください。"
+
+    furigana = normalise_furigana(clean_text(raw.get("furigana")))
+    if not furigana:
+        errors["furigana"] = "ふりがなを入力してください。"
+    elif not _FURIGANA_RE.match(furigana):
+        errors["furigana"] = "ふりがなは、ひらがなまたはカタカナで入力してください。"
+    elif len(furigana) > MAX_NAME:
+        errors["furigana"] = f"ふりがなは{MAX_NAME}文字以内で入力してください。"
+
+    email = ""
+    raw_email = clean_text(raw.get("email"))
+    if not raw_email:
+        errors["email"] = "メールアドレスを入力してください。"
+    else:
+        try:
+            email = normalise_email(raw_email)
+        except EmailNotValidError:
+            errors["email"] = "メールアドレスの形式が正しくありません。"
+        if len(raw_email) > 254:
+            errors["email"] = "メールアドレスが長すぎます。"
+
+    phone = normalise_phone(clean_text(raw.get("phone")))
+    if phone and not _PHONE_RE.match(phone):
+        errors["phone"] = "電話番号は数字とハイフンで入力してください(例: 090-1234-5678)。"
+
+    prefecture = clean_text(raw.get("prefecture"))
+    if prefecture and prefecture not in PREFECTURES:
+        errors["prefecture"] = "お住まいの都道府県を一覧から選んでください。"
+
+    relation = clean_text(raw.get("iwate_relation")) or "none"
+    if relation not in IWATE_RELATIONS:
+        errors["iwate_relation"] = "岩手とのご関係を一覧から選んでください。"
+
+    occupation = clean_text(raw.get("occupation"), multiline=True)
+    skills = clean_text(raw.get("skills"), multiline=True)
+    for field, value in (("occupation", occupation), ("skills", skills)):
+        if len(value) > MAX_TEXT:
+            errors[field] = f"{MAX_TEXT}文字以内で入力してください。"
+
+    if errors:
+        raise ValidationFailed(errors)
+    return PersonData(name=name, furigana=furigana, email=email, phone=phone, prefecture=prefecture,
+                      iwate_relation=relation, occupation=occupation, skills=skills)
+
+
+def find_or_create_person(data: PersonData) -> Person:
+    """The person with this email, updated with the newest details, or a new one."""
+    person = db.session.execute(select(Person).where(Person.email == data.email)).scalar_one_or_none()
+    if person is None:
+        person = Person(email=data.email)
+        db.session.add(person)
+    person.name = data.name
+    person.furigana = data.furigana
+    # Optional fields only overwrite when given, so a short sign-up keeps earlier details.
+    for field in ("phone", "prefecture", "occupation", "skills"):
+        value = getattr(data, field)
+        if value:
+            setattr(person, field, value)
+    person.iwate_relation = data.iwate_relation
+    return person

@@ -1,0 +1,220 @@
+"""Sign-up, cancellation and waiting-list promotion.
+
+Each workflow follows lock → re-check → write inside the caller's transaction; the caller commits
+once. Mails are queued in the outbox in the same transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, func, or_, select
+
+from ..extensions import db
+from ..models import Answer, Event, Registration
+from ..models.base import utcnow
+from . import mail
+from .capacity import availability, counts_for, lock_event, roster_frozen
+from .errors import DomainError, NotFound, ValidationFailed
+from .people import clean_text, find_or_create_person, validate_person
+from .privacy import current_notice
+from .tickets import make_manage_token, make_ticket_code
+
+MAX_ANSWER = 2000
+YES_VALUES = {"yes", "true", "1", "はい"}
+NO_VALUES = {"no", "false", "0", "いいえ"}
+
+CLOSED_MESSAGES = {
+    "cancelled": ("event_cancelled", "このイベントは中止になりました。"),
+    "draft": ("registration_closed", "このイベントは現在申し込みを受け付けていません。"),
+    "not_yet_open": ("registration_not_open", "申し込み受付はまだ始まっていません。"),
+    "closed": ("registration_closed", "申し込み受付は終了しました。"),
+}
+
+
+@dataclass(frozen=True)
+class SignupResult:
+    registration: Registration
+    waitlist_position: int | None
+
+
+def validate_answers(event: Event, raw: dict) -> tuple[dict[int, str], dict[str, str]]:
+    """Answers keyed by question id, and errors keyed by `answers.<question key>`."""
+    values: dict[int, str] = {}
+    errors: dict[str, str] = {}
+    raw = raw or {}
+    for question in event.active_questions:
+        field = f"answers.{question.key}"
+        given = raw.get(question.key)
+        if isinstance(given, bool):
+            given = "yes" if given else "no"
+        text = clean_text(given if given is not None else "", multiline=question.kind == "text")
+        if not text:
+            if question.required:
+                errors[field] = f"「{question.label}」に回答してください。"
+            continue
+        if question.kind == "yesno":
+            if text.lower() in YES_VALUES:
+                text = "yes"
+            elif text.lower() in NO_VALUES:
+                text = "no"
+            else:
+                errors[field] = f"「{question.label}」は「はい」か「いいえ」で回答してください。"
+                continue
+        elif question.kind == "choice" and text not in question.choices:
+            errors[field] = f"「{question.label}」は選択肢から選んでください。"
+            continue
+        elif len(text) > MAX_ANSWER:
+            errors[field] = f"「{question.label}」は{MAX_ANSWER}文字以内で回答してください。"
+            continue
+        values[question.id] = text
+    return values, errors
+
+
+def register(event_id: int, person_input: dict, answers_input: dict | None, *, consent: bool,
+             source: str = "web", staff_override: bool = False, notify: bool = True,
+             now: datetime | None = None) -> SignupResult:
+    """Sign a person up: confirmed while seats are left, otherwise waitlisted (FIFO)."""
+    now = now or utcnow()
+    event = db.session.get(Event, event_id)
+    if event is None or (event.status == "draft" and not staff_override):
+        raise NotFound("event_not_found", "イベントが見つかりません。")
+
+    errors: dict[str, str] = {}
+    try:
+        person_data = validate_person(person_input)
+    except ValidationFailed as exc:
+        errors.update(exc.fields)
+    answers, answer_errors = validate_answers(event, answers_input or {})
+    errors.update(answer_errors)
+    if not consent:
+        errors["consent_privacy"] = "個人情報の取扱いに同意してください。"
+    if errors:
+        raise ValidationFailed(errors)
+
+    event = lock_event(event_id)
+    counts = counts_for(event.id)
+    state = availability(event, counts, now).state
+    if state == "cancelled" or (state in CLOSED_MESSAGES and not staff_override):
+        code, message = CLOSED_MESSAGES[state]
+        raise DomainError(code, message)
+
+    person = find_or_create_person(person_data)
+    db.session.flush()
+    if _active_registration(event.id, person.id) is not None:
+        raise DomainError("duplicate", "このメールアドレスでは既にお申し込みいただいています。"
+                          "お申し込み内容はメールでお送りした確認用リンクからご確認ください。")
+
+    notice = current_notice()
+    registration = Registration(
+        event=event, person=person, manage_token=make_manage_token(),
+        ticket_code=make_ticket_code(event.id), consent_version=notice.version, consent_at=now,
+        source=source, created_at=now,
+    )
+    if counts.confirmed < event.capacity:
+        registration.status, registration.confirmed_at = "confirmed", now
+    else:
+        registration.status, registration.waitlisted_at = "waitlisted", now
+    db.session.add(registration)
+    questions = {q.id: q for q in event.questions}
+    registration.answers = [
+        Answer(question_id=qid, question_label=questions[qid].label, value=value)
+        for qid, value in answers.items()
+    ]
+    db.session.add(registration)
+    db.session.flush()
+
+    position = waitlist_position(registration)
+    if notify:
+        kind = "registration_confirmed" if registration.status == "confirmed" else "registration_waitlisted"
+        mail.queue_registration_mail(kind, registration, waitlist_position=position)
+    return SignupResult(registration, position)
+
+
+def cancel(registration_id: int, *, by: str = "self", now: datetime | None = None) -> Registration:
+    """Cancel a registration; a freed seat goes to the first waitlisted person unless frozen."""
+    now = now or utcnow()
+    registration = db.session.get(Registration, registration_id)
+    if registration is None:
+        raise NotFound("registration_not_found", "お申し込みが見つかりません。")
+    event = lock_event(registration.event_id)
+    db.session.refresh(registration)
+    if registration.status == "cancelled":
+        raise DomainError("already_cancelled", "このお申し込みは既にキャンセルされています。")
+    if by == "self":
+        deadline = event.cancellation_deadline or event.starts_at
+        if now >= deadline:
+            raise DomainError("cancellation_closed", "キャンセルの受付期限を過ぎています。"
+                              "事務局へ直接ご連絡ください。")
+    was_confirmed = registration.status == "confirmed"
+    registration.status = "cancelled"
+    registration.cancelled_at = now
+    registration.cancelled_by = by
+    mail.queue_registration_mail("registration_cancelled", registration)
+    db.session.flush()
+    if was_confirmed:
+        fill_free_seats(event, now=now)
+    return registration
+
+
+def fill_free_seats(event: Event, *, now: datetime | None = None) -> list[Registration]:
+    """Promote waitlisted people (FIFO) into free seats. The event must be locked by the caller."""
+    now = now or utcnow()
+    if roster_frozen(event, now) or event.status != "published":
+        return []
+    free = event.capacity - counts_for(event.id).confirmed
+    if free <= 0:
+        return []
+    queue = db.session.execute(
+        select(Registration).where(Registration.event_id == event.id, Registration.status == "waitlisted")
+        .order_by(Registration.waitlisted_at, Registration.id).limit(free)
+    ).scalars().all()
+    for registration in queue:
+        promote(registration, now=now)
+    return list(queue)
+
+
+def promote(registration: Registration, *, now: datetime | None = None) -> None:
+    registration.status = "confirmed"
+    registration.confirmed_at = now or utcnow()
+    mail.queue_registration_mail("registration_promoted", registration)
+
+
+def waitlist_position(registration: Registration) -> int | None:
+    """1-based place in the queue, derived from the order (waitlisted_at, id)."""
+    if registration.status != "waitlisted":
+        return None
+    ahead = db.session.execute(
+        select(func.count()).select_from(Registration).where(
+            Registration.event_id == registration.event_id,
+            Registration.status == "waitlisted",
+            or_(Registration.waitlisted_at < registration.waitlisted_at,
+                and_(Registration.waitlisted_at == registration.waitlisted_at,
+                     Registration.id < registration.id)),
+        )
+    ).scalar_one()
+    return ahead + 1
+
+
+def get_by_manage_token(token: str) -> Registration:
+    registration = None
+    if token and len(token) <= 64:
+        registration = db.session.execute(
+            select(Registration).where(Registration.manage_token == token)
+        ).scalar_one_or_none()
+    if registration is None:
+        raise NotFound("registration_not_found", "お申し込みが見つかりません。リンクをご確認ください。")
+    return registration
+
+
+def _active_registration(event_id: int, person_id: int) -> Registration | None:
+    return db.session.execute(
+        select(Registration).where(Registration.event_id == event_id, Registration.person_id == person_id,
+                                   Registration.status != "cancelled")
+    ).scalar_one_or_none()
+
+
+def answers_by_key(registration: Registration) -> dict[str, str]:
+    return {a.question.key: a.value for a in registration.answers if a.question is not None}
+
