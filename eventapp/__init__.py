@@ -87,11 +87,12 @@ def _register_request_hooks(app: Flask) -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
-    from . import auth  # noqa: F401  (registers the Flask-Login user loader)
     from .api import register_api
+    from .auth import bp as auth_bp
     from .public import bp as public_bp
 
     app.register_blueprint(public_bp)
+    app.register_blueprint(auth_bp)
     register_api(app)
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from flask import Blueprint
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..extensions import db, login_manager
 from ..models import User
+
+bp = Blueprint("auth", __name__, url_prefix="/staff")
 
 
 @login_manager.user_loader
@@ -21,3 +24,6 @@ def hash_password(password: str) -> str:
 
 def verify_password(user: User, password: str) -> bool:
     return bool(user.password_hash) and check_password_hash(user.password_hash, password)
+
+
+from . import views  # noqa: E402,F401
