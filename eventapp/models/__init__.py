@@ -1,5 +1,6 @@
 """All models, imported here so Alembic and the app see the whole schema."""
 
+from .checkin import CHECKIN_SOURCES, CheckIn
 from .event import EVENT_KINDS, EVENT_STATUSES, QUESTION_KINDS, Event, EventDay, ProgrammeItem, Question
 from .outbox import OutboxMessage
 from .person import IWATE_RELATIONS, Person
@@ -8,7 +9,7 @@ from .registration import ACTIVE_STATUSES, REGISTRATION_STATUSES, Answer, Regist
 from .staff import ROLES, ApiToken, User
 
 __all__ = [
-    "ACTIVE_STATUSES", "EVENT_KINDS", "EVENT_STATUSES", "IWATE_RELATIONS", "QUESTION_KINDS",
-    "REGISTRATION_STATUSES", "ROLES", "Answer", "ApiToken", "Event", "EventDay", "OutboxMessage",
+    "ACTIVE_STATUSES", "CHECKIN_SOURCES", "EVENT_KINDS", "EVENT_STATUSES", "IWATE_RELATIONS", "QUESTION_KINDS",
+    "REGISTRATION_STATUSES", "ROLES", "Answer", "ApiToken", "CheckIn", "Event", "EventDay", "OutboxMessage",
     "Person", "PrivacyNotice", "ProgrammeItem", "Question", "Registration", "User",
 ]
