@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export FLASK_APP := eventapp
 PORT ?= 5000
 
-.PHONY: run test bench setup system-deps system-deps-test translations migrate demo lint clean
+.PHONY: run test bench setup system-deps system-deps-test translations migrate demo lint clean vendor
 
 $(BIN)/python:
 	@$(PYTHON) -m venv $(VENV) || { echo "Could not create a virtualenv: install python3-venv (apt-get install python3-venv)"; exit 1; }
@@ -25,7 +25,16 @@ system-deps-test:
 translations: $(VENV)/.installed
 	@$(BIN)/pybabel compile -q -d translations 2>/dev/null || true
 
-setup: system-deps $(VENV)/.installed translations
+# Browser libraries (the QR decoder for phones without BarcodeDetector) from npm, served from static/vendor/.
+static/vendor/jsQR.js: package.json package-lock.json
+	@command -v npm >/dev/null || { echo "npm is needed for static/vendor (apt-get install npm)"; exit 1; }
+	npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	@mkdir -p static/vendor
+	cp node_modules/jsqr/dist/jsQR.js static/vendor/jsQR.js
+
+vendor: static/vendor/jsQR.js
+
+setup: system-deps $(VENV)/.installed translations vendor
 
 migrate: setup
 	$(BIN)/flask db upgrade

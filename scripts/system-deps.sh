@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages eventapp needs, when run as root; otherwise says what is missing.
-#   scripts/system-deps.sh run    — what `make run` needs (Japanese fonts, PDF libraries)
+#   scripts/system-deps.sh run    — what `make run` needs (Japanese fonts, PDF libraries, npm for static/vendor)
 #   scripts/system-deps.sh test   — plus what `make test` needs (PostgreSQL, Chromium, poppler, zbar)
 set -euo pipefail
 mode=${1:-run}
 
-run_pkgs=(fonts-ipaexfont-gothic fonts-ipaexfont-mincho libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0)
+run_pkgs=(npm fonts-ipaexfont-gothic fonts-ipaexfont-mincho libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0)
 test_pkgs=(postgresql chromium poppler-utils libzbar0)
 pkgs=("${run_pkgs[@]}")
 [ "$mode" = test ] && pkgs+=("${test_pkgs[@]}")
