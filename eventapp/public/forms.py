@@ -3,25 +3,34 @@ the form renders them, carries the CSRF token and shows the service's messages p
 
 from __future__ import annotations
 
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, RadioField, SelectField, StringField, TelField, TextAreaField
+from wtforms.fields.choices import SelectChoice
 
 from ..models import Event
-from ..services.people import IWATE_RELATION_LABELS, PREFECTURES
+from ..services.people import PREFECTURES
+
+# Labels only; the stored values are the keys (services.people keeps the Japanese labels for exports).
+IWATE_RELATION_CHOICES = {"origin": _l("岩手県出身"), "connected": _l("ゆかりがある"), "none": _l("特になし")}
+YES_NO_CHOICES = [SelectChoice("yes", _l("はい")), SelectChoice("no", _l("いいえ"))]
 
 
 class SignupForm(FlaskForm):
-    name = StringField("氏名", render_kw={"autocomplete": "name", "maxlength": 100})
-    furigana = StringField("ふりがな", render_kw={"maxlength": 100, "placeholder": "いわて はなこ"})
-    email = EmailField("メールアドレス", render_kw={"autocomplete": "email", "inputmode": "email"})
-    phone = TelField("電話番号(任意・当日の連絡用)", render_kw={"autocomplete": "tel", "inputmode": "tel"})
-    prefecture = SelectField("お住まいの都道府県", choices=[("", "選択してください")] + [(p, p) for p in PREFECTURES],
-                             validate_choice=False)
-    iwate_relation = RadioField("岩手とのご関係", choices=list(IWATE_RELATION_LABELS.items()), default="none",
-                                validate_choice=False)
-    occupation = TextAreaField("ご職業(任意)", render_kw={"rows": 2, "maxlength": 2000})
-    skills = TextAreaField("活かせるスキル・経験(任意)", render_kw={"rows": 3, "maxlength": 2000})
-    consent_privacy = BooleanField("上記の個人情報の取扱いに同意します")
+    name = StringField(_l("氏名"), render_kw={"autocomplete": "name", "maxlength": 100})
+    furigana = StringField(_l("ふりがな"), render_kw={"maxlength": 100, "placeholder": "いわて はなこ"})
+    email = EmailField(_l("メールアドレス"), render_kw={"autocomplete": "email", "inputmode": "email"})
+    phone = TelField(_l("電話番号(任意・当日の連絡用)"), render_kw={"autocomplete": "tel", "inputmode": "tel"})
+    prefecture = SelectField(
+        _l("お住まいの都道府県"),
+        choices=[SelectChoice("", _l("選択してください"))] + [SelectChoice(p, p) for p in PREFECTURES],
+        validate_choice=False, render_kw={"autocomplete": "address-level1"})
+    iwate_relation = RadioField(
+        _l("岩手とのご関係"), choices=[SelectChoice(k, v) for k, v in IWATE_RELATION_CHOICES.items()],
+        default="none", validate_choice=False)
+    occupation = TextAreaField(_l("ご職業(任意)"), render_kw={"rows": 2, "maxlength": 2000})
+    skills = TextAreaField(_l("活かせるスキル・経験(任意)"), render_kw={"rows": 3, "maxlength": 2000})
+    consent_privacy = BooleanField(_l("上記の個人情報の取扱いに同意します"))
 
     PERSON_FIELDS = ("name", "furigana", "email", "phone", "prefecture", "iwate_relation", "occupation", "skills")
 
@@ -45,11 +54,12 @@ def signup_form_for(event: Event, formdata=None) -> SignupForm:
         pass
 
     for question in event.active_questions:
-        label = question.label + ("" if question.required else "(任意)")
+        # The question text is the organiser's own (Japanese); only the "optional" mark is translated.
+        label = question.label if question.required else _l("%(label)s(任意)", label=question.label)
         if question.kind == "choice":
-            field = RadioField(label, choices=[(c, c) for c in question.choices], validate_choice=False)
+            field = RadioField(label, choices=[SelectChoice(c, c) for c in question.choices], validate_choice=False)
         elif question.kind == "yesno":
-            field = RadioField(label, choices=[("yes", "はい"), ("no", "いいえ")], validate_choice=False)
+            field = RadioField(label, choices=YES_NO_CHOICES, validate_choice=False)
         else:
             field = TextAreaField(label, render_kw={"rows": 2, "maxlength": 2000})
         setattr(EventSignupForm, f"q_{question.key}", field)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Response, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from sqlalchemy import select
 
 from ..extensions import db
@@ -99,7 +100,7 @@ def cancel(token: str):
     try:
         registration_service.cancel(registration.id, by="self")
         db.session.commit()
-        flash("キャンセルしました。確認のメールをお送りしました。", "success")
+        flash(_("キャンセルしました。確認のメールをお送りしました。"), "success")
     except DomainError as exc:
         db.session.rollback()
         flash(exc.message, "error")

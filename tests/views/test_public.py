@@ -7,6 +7,7 @@ import io
 import re
 from datetime import time, timedelta
 from html.parser import HTMLParser
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -18,6 +19,7 @@ from eventapp.models import Registration
 from eventapp.models.base import utcnow
 from tests.factories import csrf_token_from, future, jst, make_event, make_registration
 
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 FIELDWORK_START = jst(2031, 11, 8, 13)  # a Saturday, far enough ahead to stay "upcoming"
 FIELDWORK_END = jst(2031, 11, 9, 12)
 
@@ -439,6 +441,21 @@ def test_pages_have_labels_viewport_and_lang(app, client):
     assert 'class="skip-link"' in client.get("/").get_data(as_text=True)
 
 
+@pytest.fixture
+def english_catalog() -> None:
+    """Compile the English catalogue if it is missing or older than the .po (`make translations` does the same)."""
+    from babel.messages.mofile import write_mo
+    from babel.messages.pofile import read_po
+
+    po = PROJECT_ROOT / "translations/en/LC_MESSAGES/messages.po"
+    mo = po.with_suffix(".mo")
+    if not mo.exists() or mo.stat().st_mtime < po.stat().st_mtime:
+        with po.open("rb") as f:
+            catalog = read_po(f, locale="en")
+        with mo.open("wb") as f:
+            write_mo(f, catalog)
+
+
 # --- language ------------------------------------------------------------------------------------------------
 
 def test_default_language_is_japanese(app, client):
@@ -449,7 +466,7 @@ def test_default_language_is_japanese(app, client):
     assert "2031年11月8日(土) 13:00 〜 14:00" in html
 
 
-def test_lang_switch_shows_english_and_is_remembered(app, client):
+def test_lang_switch_shows_english_and_is_remembered(app, client, english_catalog):
     slug = create_event(app, kind="online_seminar", title="地方複業のはじめかた", starts_at=FIELDWORK_START,
                         ends_at=FIELDWORK_START + timedelta(hours=1), capacity=3)
     response = client.get("/?lang=en")

@@ -1,0 +1,174 @@
+"""The outbox: Japanese mails written as .eml in development, retried over real SMTP, and the CLI."""
+
+from __future__ import annotations
+
+import re
+import socket
+from datetime import timedelta
+from email import message_from_bytes, policy
+
+import pytest
+from aiosmtpd.controller import Controller
+from sqlalchemy import select
+
+from eventapp.extensions import db
+from eventapp.models import OutboxMessage, Registration
+from eventapp.models.base import utcnow
+from eventapp.services import mail
+from eventapp.services import registration as registration_service
+from tests.factories import make_event, make_registration
+
+
+def outbox(kind: str | None = None) -> list[OutboxMessage]:
+    stmt = select(OutboxMessage).order_by(OutboxMessage.id)
+    if kind:
+        stmt = stmt.where(OutboxMessage.kind == kind)
+    return list(db.session.execute(stmt).scalars())
+
+
+def closed_port() -> int:
+    """A localhost port nobody listens on (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Recorder:
+    """aiosmtpd handler that keeps every message it receives."""
+
+    def __init__(self) -> None:
+        self.messages: list = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's hook name)
+        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos),
+                              message_from_bytes(envelope.original_content, policy=policy.default)))
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp_server():
+    recorder = Recorder()
+    # aiosmtpd 1.4 cannot bind port 0 (it connects to itself to check it started), so pick a free one.
+    controller = Controller(recorder, hostname="127.0.0.1", port=closed_port())
+    controller.start()
+    try:
+        yield controller.port, recorder
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def mail_config(app):
+    """Change mail settings for one test and put them back afterwards (the app is shared)."""
+    saved = {k: v for k, v in app.config.items() if k.startswith("MAIL_")}
+    yield app.config
+    app.config.update(saved)
+
+
+def test_confirmation_is_written_as_eml_with_japanese_subject_body_and_manage_link(ctx, sent_mail):
+    event = make_event(title="地域と温泉を楽しみながら考える 遠恋複業フィールドワーク", venue_name="夏油温泉観光ホテル")
+    registration = make_registration(event, name="岩手 花子", email="hanako@example.com")
+    token = registration.manage_token
+
+    assert mail.deliver_due() == (1, 0)
+    messages = sent_mail()
+    assert len(messages) == 1
+    message = messages[0]
+    assert message["To"] == "hanako@example.com"
+    assert message["Subject"] == "【参加確定】地域と温泉を楽しみながら考える 遠恋複業フィールドワーク"
+    assert "遠恋複業課" in message["From"]
+    body = message.get_body(("plain",)).get_content()
+    assert message.get_body(("plain",)).get_content_charset() == "utf-8"
+    assert body.startswith("岩手 花子 様")
+    assert "参加が確定しました" in body and "夏油温泉観光ホテル" in body
+    assert f"http://testserver.local/r/{token}" in body
+    assert re.search(r"日時: \d{4}年\d{1,2}月\d{1,2}日\([月火水木金土日]\) \d\d:\d\d 〜 \d\d:\d\d", body)
+    assert outbox()[0].status == "sent" and outbox()[0].sent_at is not None
+    # sending again finds nothing due: each message goes out once
+    assert mail.deliver_due() == (0, 0)
+    assert len(sent_mail()) == 1
+
+
+def test_waitlist_promotion_and_cancellation_mails(ctx, sent_mail):
+    event = make_event(capacity=1, title="ブドウ収穫体験")
+    first = make_registration(event, email="first@example.com")
+    second = make_registration(event, email="second@example.com")
+    registration_service.cancel(first.id)
+    db.session.commit()
+
+    mail.deliver_due()
+    by_subject = {m["Subject"]: m for m in sent_mail()}
+    assert set(by_subject) == {
+        "【参加確定】ブドウ収穫体験", "【キャンセル待ち受付】ブドウ収穫体験", "【キャンセル完了】ブドウ収穫体験",
+        "【参加確定】キャンセル待ちから繰り上げになりました: ブドウ収穫体験",
+    }
+    waitlisted = by_subject["【キャンセル待ち受付】ブドウ収穫体験"].get_body(("plain",)).get_content()
+    assert "キャンセル待ち(1番目)" in waitlisted
+    promoted = by_subject["【参加確定】キャンセル待ちから繰り上げになりました: ブドウ収穫体験"]
+    assert promoted["To"] == "second@example.com"
+    assert second.manage_token in promoted.get_body(("plain",)).get_content()
+
+
+def test_online_seminar_confirmation_contains_join_url_but_waitlist_mail_does_not(ctx, sent_mail):
+    event = make_event(kind="online_seminar", capacity=1, online_url="https://meet.example.jp/room-7")
+    make_registration(event)
+    make_registration(event)
+    mail.deliver_due()
+    bodies = {m["Subject"].split("】")[0]: m.get_body(("plain",)).get_content() for m in sent_mail()}
+    assert "https://meet.example.jp/room-7" in bodies["【参加確定"]
+    assert "room-7" not in bodies["【キャンセル待ち受付"]
+
+
+def test_failed_smtp_send_keeps_registration_and_retries_later(app, ctx, mail_config, smtp_server):
+    mail_config.update(MAIL_BACKEND="smtp", MAIL_SERVER="127.0.0.1", MAIL_PORT=closed_port(),
+                       MAIL_USE_TLS=False, MAIL_USERNAME="")
+    event = make_event(title="マッチング会")
+    registration = make_registration(event, email="retry@example.com")
+
+    assert mail.deliver_due() == (0, 1)
+    db.session.expire_all()
+    # the registration was committed before sending, so a mail failure cannot undo it
+    assert db.session.get(Registration, registration.id).status == "confirmed"
+    [message] = outbox()
+    assert message.status == "pending" and message.attempts == 1
+    assert "ConnectionRefused" in message.last_error or "Errno" in message.last_error
+    assert message.next_attempt_at > utcnow()
+    # not due yet: nothing is attempted
+    assert mail.deliver_due() == (0, 0)
+
+    port, recorder = smtp_server
+    mail_config["MAIL_PORT"] = port
+    assert mail.deliver_due(now=message.next_attempt_at + timedelta(seconds=1)) == (1, 0)
+    db.session.expire_all()
+    [message] = outbox()
+    assert message.status == "sent" and message.attempts == 2 and message.last_error == ""
+    [(sender, recipients, received)] = recorder.messages
+    assert recipients == ["retry@example.com"] and "noreply@example.jp" in sender
+    assert received["Subject"] == "【参加確定】マッチング会"
+    assert registration.manage_token in received.get_body(("plain",)).get_content()
+
+
+def test_message_is_marked_failed_after_max_attempts(app, ctx, mail_config):
+    mail_config.update(MAIL_BACKEND="smtp", MAIL_SERVER="127.0.0.1", MAIL_PORT=closed_port(),
+                       MAIL_USE_TLS=False, MAIL_MAX_ATTEMPTS=2)
+    make_registration(make_event())
+    now = utcnow()
+    assert mail.deliver_due(now=now) == (0, 1)
+    assert mail.deliver_due(now=now + timedelta(hours=1)) == (0, 1)
+    db.session.expire_all()
+    [message] = outbox()
+    assert message.status == "failed" and message.attempts == 2
+    assert mail.deliver_due(now=now + timedelta(days=1)) == (0, 0)
+
+
+def test_send_mail_cli_delivers_due_messages(app, mail_config, sent_mail):
+    with app.app_context():
+        event = make_event(title="CLIテスト")
+        make_registration(event)
+        make_registration(event)
+    result = app.test_cli_runner().invoke(args=["send-mail"])
+    assert result.exit_code == 0, result.output
+    assert "sent 2, failed 0" in result.output
+    assert sorted(m["Subject"] for m in sent_mail()) == ["【参加確定】CLIテスト"] * 2
+    again = app.test_cli_runner().invoke(args=["send-mail"])
+    assert "sent 0, failed 0" in again.output
