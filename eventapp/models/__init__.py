@@ -1,5 +1,6 @@
 """All models, imported here so Alembic and the app see the whole schema."""
 
+from .audit import AuditEntry
 from .checkin import CHECKIN_SOURCES, CheckIn
 from .event import EVENT_KINDS, EVENT_STATUSES, QUESTION_KINDS, Event, EventDay, ProgrammeItem, Question
 from .outbox import OutboxMessage
@@ -10,6 +11,6 @@ from .staff import ROLES, ApiToken, User
 
 __all__ = [
     "ACTIVE_STATUSES", "CHECKIN_SOURCES", "EVENT_KINDS", "EVENT_STATUSES", "IWATE_RELATIONS", "QUESTION_KINDS",
-    "REGISTRATION_STATUSES", "ROLES", "Answer", "ApiToken", "CheckIn", "Event", "EventDay", "OutboxMessage",
+    "REGISTRATION_STATUSES", "ROLES", "Answer", "ApiToken", "AuditEntry", "CheckIn", "Event", "EventDay", "OutboxMessage",
     "Person", "PrivacyNotice", "ProgrammeItem", "Question", "Registration", "User",
 ]
