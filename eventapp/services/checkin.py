@@ -1,0 +1,386 @@
+"""Onsite check-in: scan, undo, walk-in, offline sync and the roster snapshot for offline devices.
+
+Correctness rests on the database: the partial unique index on (registration, day) for active
+check-ins and the unique nonce. Each insert runs in a savepoint, so when another device wins the
+race (IntegrityError) the transaction goes on and reports "already checked in" instead of failing.
+Services never commit; the request does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import joinedload, selectinload
+
+from ..extensions import db
+from ..formatting import JST, format_time, kana_sort_key
+from ..models import CheckIn, Event, EventDay, Registration, User
+from ..models.base import utcnow
+from . import mail
+from . import registration as registration_service
+from .capacity import counts_for, lock_event
+from .errors import DomainError, NotFound, ValidationFailed
+from .tickets import event_ticket_key, verify_ticket_code
+
+RESULT_CHECKED_IN = "checked_in"
+RESULT_ALREADY = "already_checked_in"
+RESULT_DUPLICATE = "duplicate"
+NONCE_RE = re.compile(r"^[A-Za-z0-9_.:-]{8,64}$")
+MAX_BATCH = 500
+# Offline devices may have a slightly wrong clock, but not one from another day or the future.
+MAX_CLOCK_SKEW = timedelta(minutes=10)
+MAX_OFFLINE_AGE = timedelta(days=7)
+
+
+@dataclass
+class CheckInResult:
+    result: str
+    registration: Registration
+    checkin: CheckIn
+    day: EventDay
+    over_capacity: bool = False
+    extra: dict = field(default_factory=dict)
+
+
+def code_hash(code: str) -> str:
+    """What an offline device stores instead of the ticket code itself."""
+    return hashlib.sha256(code.strip().upper().encode("ascii", "ignore")).hexdigest()
+
+
+def _event(event_id: int) -> Event:
+    event = db.session.get(Event, event_id)
+    if event is None:
+        raise NotFound("event_not_found", "イベントが見つかりません。")
+    return event
+
+
+def pick_day(event: Event, day_id: int | None = None, at: datetime | None = None) -> EventDay:
+    """The given day of this event, or the day whose JST date is `at`'s (else the nearest one)."""
+    days = list(event.days)
+    if not days:
+        raise DomainError("no_days", "このイベントには日程がありません。")
+    if day_id is not None:
+        for day in days:
+            if day.id == day_id:
+                return day
+        raise NotFound("day_not_found", "指定された日程はこのイベントにありません。")
+    at = at or utcnow()
+    today = at.astimezone(JST).date()
+    for day in days:
+        if day.starts_at.astimezone(JST).date() <= today <= day.ends_at.astimezone(JST).date():
+            return day
+    return days[0] if at < days[0].starts_at else days[-1]
+
+
+def _check_scan_time(scanned_at: datetime | None, now: datetime) -> datetime:
+    if scanned_at is None:
+        return now
+    if scanned_at.tzinfo is None:
+        scanned_at = scanned_at.replace(tzinfo=JST)
+    if scanned_at > now + MAX_CLOCK_SKEW or scanned_at < now - MAX_OFFLINE_AGE:
+        raise ValidationFailed({"scanned_at": "スキャン時刻が正しくありません(端末の時計を確認してください)。"})
+    return scanned_at
+
+
+def _check_nonce(nonce: str) -> str:
+    nonce = (nonce or "").strip()
+    if not NONCE_RE.match(nonce):
+        raise ValidationFailed({"nonce": "nonce は 8〜64 文字の英数字で指定してください。"})
+    return nonce
+
+
+def find_registration(event_id: int, code: str | None = None, registration_id: int | None = None) -> Registration:
+    """The registration a scanned code (or a roster entry) names; signature first, then the lookup."""
+    if registration_id is not None:
+        registration = db.session.get(Registration, registration_id)
+        if registration is None:
+            raise NotFound("unknown_code", "この参加者は見つかりません。")
+    else:
+        code = (code or "").strip().upper()
+        signed_event = verify_ticket_code(code)  # forged or altered → invalid_signature
+        registration = db.session.execute(
+            select(Registration).where(Registration.ticket_code == code)
+        ).scalar_one_or_none()
+        if registration is None:
+            if signed_event != event_id:
+                raise DomainError("wrong_event", "別のイベントの受付コードです。")
+            raise NotFound("unknown_code", "この受付コードは登録されていません。")
+    if registration.event_id != event_id:
+        raise DomainError("wrong_event", "別のイベントの受付コードです。")
+    if registration.status == "cancelled":
+        raise DomainError("cancelled", "このお申し込みはキャンセル済みです。")
+    if registration.status == "waitlisted":
+        raise DomainError("waitlisted", "この方はキャンセル待ちのため、参加が確定していません。")
+    return registration
+
+
+def active_checkin(registration_id: int, day_id: int) -> CheckIn | None:
+    return db.session.execute(
+        select(CheckIn).where(CheckIn.registration_id == registration_id, CheckIn.event_day_id == day_id,
+                              CheckIn.undone_at.is_(None), CheckIn.duplicate_of_id.is_(None))
+    ).scalar_one_or_none()
+
+
+def _by_nonce(nonce: str) -> CheckIn | None:
+    return db.session.execute(select(CheckIn).where(CheckIn.nonce == nonce)).scalar_one_or_none()
+
+
+def _replay(existing: CheckIn, registration: Registration | None) -> CheckInResult:
+    """The answer for a retried request whose nonce already made a row."""
+    if registration is not None and existing.registration_id != registration.id:
+        raise DomainError("nonce_reused", "この nonce は別の受付に使われています。")
+    if existing.duplicate_of_id is not None:
+        winner = db.session.get(CheckIn, existing.duplicate_of_id)
+        return CheckInResult(RESULT_DUPLICATE, existing.registration, winner or existing, existing.day)
+    return CheckInResult(RESULT_CHECKED_IN, existing.registration, existing, existing.day)
+
+
+def check_in(event_id: int, code: str | None, nonce: str, *, day_id: int | None = None,
+             scanned_at: datetime | None = None, user: User | None = None, device_id: str = "",
+             source: str = "scan", registration_id: int | None = None,
+             now: datetime | None = None) -> CheckInResult:
+    """Admit a ticket holder for one event day, exactly once.
+
+    Returns `checked_in` (a new row, or the row an earlier request with the same nonce made) or
+    `already_checked_in` with the existing check-in (its time and who scanned).
+    """
+    now = now or utcnow()
+    nonce = _check_nonce(nonce)
+    scanned_at = _check_scan_time(scanned_at, now)
+    event = _event(event_id)
+    registration = find_registration(event_id, code, registration_id)
+
+    replay = _by_nonce(nonce)
+    if replay is not None:
+        return _replay(replay, registration)
+
+    day = pick_day(event, day_id, scanned_at)
+    existing = active_checkin(registration.id, day.id)
+    if existing is not None:
+        return CheckInResult(RESULT_ALREADY, registration, existing, day)
+
+    row = CheckIn(registration_id=registration.id, event_day_id=day.id, checked_in_at=scanned_at,
+                  recorded_at=now, by_user_id=user.id if user else None, device_id=(device_id or "")[:64],
+                  nonce=nonce, source=source)
+    try:
+        with db.session.begin_nested():
+            db.session.add(row)
+    except IntegrityError:
+        # Another request won the race: either the same nonce (a retry) or another device.
+        replay = _by_nonce(nonce)
+        if replay is not None:
+            return _replay(replay, registration)
+        existing = active_checkin(registration.id, day.id)
+        if existing is None:
+            raise
+        return CheckInResult(RESULT_ALREADY, registration, existing, day)
+    _audit("checkin", row, user)
+    return CheckInResult(RESULT_CHECKED_IN, registration, row, day)
+
+
+def undo(event_id: int, checkin_id: int, *, user: User | None = None, now: datetime | None = None) -> CheckIn:
+    """Take back a check-in (a wrong person scanned); the row stays, marked as undone."""
+    row = db.session.get(CheckIn, checkin_id)
+    if row is None or row.registration.event_id != event_id:
+        raise NotFound("checkin_not_found", "この受付記録は見つかりません。")
+    if row.undone_at is not None:
+        raise DomainError("already_undone", "この受付は既に取り消されています。")
+    if row.duplicate_of_id is not None:
+        raise DomainError("duplicate", "重複として記録された受付は取り消せません。")
+    if user is None:
+        raise DomainError("forbidden", "取り消しにはログインが必要です。", status=403)
+    user_id = user.id  # read before the change: loading an expired user would autoflush half of it
+    row.undone_by_id, row.undone_at = user_id, now or utcnow()
+    db.session.flush()
+    _audit("checkin_undo", row, user)
+    return row
+
+
+def walk_in(event_id: int, person_input: dict, answers_input: dict | None, *, nonce: str,
+            day_id: int | None = None, user: User | None = None, device_id: str = "",
+            now: datetime | None = None) -> CheckInResult:
+    """当日参加: register a person on the spot and check them in, even past capacity."""
+    now = now or utcnow()
+    nonce = _check_nonce(nonce)
+    replay = _by_nonce(nonce)
+    if replay is not None:
+        return _replay(replay, None)
+    result = registration_service.register(event_id, person_input, answers_input, consent=True,
+                                           source="walkin", staff_override=True, notify=False, now=now)
+    registration = result.registration
+    event = lock_event(event_id)  # already held by register(); re-read for the capacity check
+    over_capacity = registration.status == "waitlisted"
+    if over_capacity:
+        # The person is standing at the desk: staff admit them beyond the capacity on purpose.
+        registration.status = "confirmed"
+        registration.confirmed_at = now
+    db.session.flush()
+    mail.queue_registration_mail("registration_confirmed", registration)
+    checked = check_in(event.id, None, nonce, day_id=day_id, user=user, device_id=device_id,
+                       source="walkin", registration_id=registration.id, now=now)
+    checked.over_capacity = over_capacity or counts_for(event.id).confirmed > event.capacity
+    return checked
+
+
+def sync_batch(event_id: int, scans: list[dict], *, user: User | None = None, device_id: str = "",
+               now: datetime | None = None) -> list[dict]:
+    """Upload an offline device's queue. Scans are applied in scan-time order and the earliest scan
+    of a ticket wins, even against a check-in another device already uploaded; the later one is
+    kept as a duplicate so staff can see it. Each scan gets its own result (errors do not stop the batch).
+    """
+    now = now or utcnow()
+    if len(scans) > MAX_BATCH:
+        raise ValidationFailed({"scans": f"一度に送れるのは{MAX_BATCH}件までです。"})
+    ordered = sorted(enumerate(scans), key=lambda pair: (pair[1].get("scanned_at") or now, pair[0]))
+    results: list[dict | None] = [None] * len(scans)
+    for index, scan in ordered:
+        entry = {"nonce": scan.get("nonce")}
+        try:
+            with db.session.begin_nested():
+                outcome = _sync_one(event_id, scan, user=user, device_id=device_id, now=now)
+            entry.update(outcome)
+        except DomainError as exc:
+            entry.update(result="error", error={"code": exc.code, "message": exc.message, "fields": exc.fields})
+        results[index] = entry
+    return [r for r in results if r is not None]
+
+
+def _sync_one(event_id: int, scan: dict, *, user: User | None, device_id: str, now: datetime) -> dict:
+    res = check_in(event_id, scan.get("code"), scan.get("nonce", ""), day_id=scan.get("day"),
+                   scanned_at=scan.get("scanned_at"), user=user, device_id=device_id, source="offline",
+                   registration_id=scan.get("registration_id"), now=now)
+    if res.result != RESULT_ALREADY:
+        return _outcome(res)
+    scanned_at = _check_scan_time(scan.get("scanned_at"), now)
+    winner = res.checkin
+    mine = CheckIn(registration_id=res.registration.id, event_day_id=res.day.id, checked_in_at=scanned_at,
+                   recorded_at=now, by_user_id=user.id if user else None, device_id=(device_id or "")[:64],
+                   nonce=_check_nonce(scan.get("nonce", "")), source="offline")
+    if scanned_at < winner.checked_in_at:
+        # This offline scan happened first: it becomes the check-in, the other one the duplicate.
+        winner.duplicate_of_id = winner.id  # leaves the unique index before the new row enters it
+        db.session.flush()
+        db.session.add(mine)
+        db.session.flush()
+        winner.duplicate_of_id = mine.id
+        db.session.flush()
+        _audit("checkin", mine, user)
+        return _outcome(CheckInResult(RESULT_CHECKED_IN, res.registration, mine, res.day),
+                        duplicate_checkin_id=winner.id)
+    mine.duplicate_of_id = winner.id
+    db.session.add(mine)
+    db.session.flush()
+    return _outcome(CheckInResult(RESULT_DUPLICATE, res.registration, winner, res.day), duplicate_checkin_id=mine.id)
+
+
+def _outcome(res: CheckInResult, **extra) -> dict:
+    return {"result": res.result, "checkin_id": res.checkin.id, "registration_id": res.registration.id,
+            "day": res.day.id, "checked_in_at": res.checkin.checked_in_at, "by": res.checkin.by_name, **extra}
+
+
+def registration_summary(registration: Registration) -> dict:
+    """What the check-in screen shows: name, furigana and the answers staff should notice."""
+    person = registration.person
+    return {"id": registration.id, "name": person.name, "furigana": person.furigana,
+            "status": registration.status, "source": registration.source,
+            "notes": [{"label": a.question_label, "value": a.value} for a in registration.answers if a.value]}
+
+
+def result_message(res: CheckInResult) -> str:
+    if res.result == RESULT_ALREADY:
+        who = f"({res.checkin.by_name})" if res.checkin.by_name else ""
+        return f"受付済み {format_time(res.checkin.checked_in_at)} {who}".strip()
+    return "受付完了"
+
+
+def _digits(value: str) -> str:
+    return re.sub(r"\D", "", value or "")
+
+
+def roster_snapshot(event_id: int) -> dict:
+    """Everything an offline device needs: ticket code hashes (never the codes), names, furigana,
+    phone digits for search, status, notes and the current check-ins, plus the event's ticket key
+    so the device can verify signatures itself."""
+    event = _event(event_id)
+    registrations = db.session.execute(
+        select(Registration).where(Registration.event_id == event_id)
+        .options(joinedload(Registration.person), selectinload(Registration.answers))
+    ).scalars().all()
+    checkins = db.session.execute(
+        select(CheckIn).join(Registration).where(Registration.event_id == event_id, CheckIn.undone_at.is_(None),
+                                                 CheckIn.duplicate_of_id.is_(None))
+        .options(joinedload(CheckIn.by_user))
+    ).scalars().all()
+    by_registration: dict[int, list[dict]] = {}
+    for row in checkins:
+        by_registration.setdefault(row.registration_id, []).append(_checkin_dict(row))
+    people = []
+    for r in registrations:
+        entry = registration_summary(r)
+        entry.update(code_hash=code_hash(r.ticket_code), phone_digits=_digits(r.person.phone),
+                     checkins=by_registration.get(r.id, []))
+        people.append(entry)
+    people.sort(key=lambda p: (kana_sort_key(p["furigana"]), p["id"]))
+    return {
+        "event": {"id": event.id, "title": event.title, "capacity": event.capacity},
+        "days": [{"id": d.id, "starts_at": d.starts_at, "ends_at": d.ends_at, "title": d.title}
+                 for d in event.days],
+        "ticket_key": event_ticket_key(event.id).hex(),
+        "generated_at": utcnow(),
+        "registrations": people,
+    }
+
+
+def _checkin_dict(row: CheckIn) -> dict:
+    return {"id": row.id, "registration_id": row.registration_id, "day": row.event_day_id,
+            "checked_in_at": row.checked_in_at, "by": row.by_name, "source": row.source}
+
+
+def stats(event_id: int, day_id: int | None = None, *, after_id: int = 0) -> dict:
+    """Live counters for one day, and check-ins newer than `after_id` so devices see each other's."""
+    event = _event(event_id)
+    day = pick_day(event, day_id)
+    checked = db.session.execute(
+        select(func.count()).select_from(CheckIn).where(
+            CheckIn.event_day_id == day.id, CheckIn.undone_at.is_(None), CheckIn.duplicate_of_id.is_(None))
+    ).scalar_one()
+    recent = db.session.execute(
+        select(CheckIn).join(EventDay).where(EventDay.event_id == event_id, CheckIn.id > after_id)
+        .order_by(CheckIn.id).limit(200).options(joinedload(CheckIn.by_user))
+    ).scalars().all()
+    duplicates = db.session.execute(
+        select(func.count()).select_from(CheckIn).where(CheckIn.event_day_id == day.id,
+                                                         CheckIn.duplicate_of_id.is_not(None))
+    ).scalar_one()
+    return {"day": day.id, "checked_in": checked, "confirmed": counts_for(event_id).confirmed,
+            "capacity": event.capacity, "duplicates": duplicates,
+            "recent": [dict(_checkin_dict(r), active=r.is_active) for r in recent]}
+
+
+def day_checkins(event_id: int, day_id: int | None = None) -> tuple[EventDay, list[CheckIn]]:
+    """All check-in rows of a day, newest first (for the list with undo and the duplicates)."""
+    day = pick_day(_event(event_id), day_id)
+    rows = db.session.execute(
+        select(CheckIn).where(CheckIn.event_day_id == day.id).order_by(CheckIn.checked_in_at.desc(), CheckIn.id.desc())
+        .options(joinedload(CheckIn.registration).joinedload(Registration.person), joinedload(CheckIn.by_user))
+    ).scalars().all()
+    return day, list(rows)
+
+
+def _audit(action: str, row: CheckIn, user: User | None) -> None:
+    """Record in the staff audit log (added by the back-office issue; skipped where it is absent,
+    the check-in row itself still keeps who did what and when)."""
+    try:
+        from . import audit
+    except ImportError:
+        return
+    person = row.registration.person
+    summary = f"{person.name}({person.furigana}) {format_time(row.checked_in_at)}"
+    audit.record(action, "checkin", row.id, summary,
+                 {"registration_id": row.registration_id, "day": row.event_day_id, "device": row.device_id,
+                  "source": row.source, "nonce": row.nonce}, user=user)
