@@ -36,6 +36,8 @@ def register_api(app: Flask) -> None:
         "bearerAuth", {"type": "http", "scheme": "bearer", "description": "`flask --app eventapp create-token`"}
     )
     api.register_blueprint(blp)
+    from .checkin_routes import blp as checkin_blp
+    api.register_blueprint(checkin_blp)
 
     @app.errorhandler(DomainError)
     def _domain_error(exc: DomainError):

@@ -1,0 +1,273 @@
+"""/api/v1 check-in resources: scan, undo, walk-in, live counters, roster snapshot, offline batch.
+
+Bearer token or a logged-in session (the check-in screen). The API blueprint is CSRF-exempt
+because bearer tokens are not sent by browsers on their own; a session cookie is, so requests
+authenticated by the session must carry the CSRF token in the X-CSRFToken header.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from flask import g, request
+from flask_smorest import Blueprint
+from flask_wtf.csrf import ValidationError, validate_csrf
+from marshmallow import Schema, fields, validate
+
+from ..extensions import csrf, db
+from ..services import checkin as service
+from ..services.errors import DomainError, ValidationFailed
+from .auth import require_role
+from .errors import ErrorSchema
+from .schemas import JSTDateTime, StrictSchema
+
+blp = Blueprint("checkin_api", __name__, url_prefix="/api/v1", description="Onsite check-in")
+csrf.exempt(blp)
+SECURITY = [{"bearerAuth": []}]
+UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+def checkin_auth(view):
+    """Role `checkin` or higher; session-authenticated writes also need the CSRF header."""
+
+    @require_role("checkin", allow_session=True)
+    @functools.wraps(view)
+    def wrapped(*args, **kwargs):
+        if request.method in UNSAFE and not request.headers.get("Authorization"):
+            try:
+                validate_csrf(request.headers.get("X-CSRFToken", ""))
+            except ValidationError as exc:
+                raise DomainError("csrf_failed", "ページを再読み込みしてからもう一度お試しください(CSRF)。",
+                                  status=400) from exc
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+def errors(*statuses: int):
+    def decorator(view):
+        for status in statuses:
+            view = blp.alt_response(status, schema=ErrorSchema, description="Error")(view)
+        return view
+
+    return decorator
+
+
+class CheckInCreateSchema(StrictSchema):
+    code = fields.String(validate=validate.Length(max=200), metadata={"description": "the QR ticket code"})
+    registration_id = fields.Integer(metadata={"description": "instead of `code`: manual check-in from the roster"})
+    nonce = fields.String(required=True, validate=validate.Length(min=8, max=64),
+                          metadata={"description": "client-chosen idempotency key (e.g. a UUID)"})
+    day = fields.Integer(metadata={"description": "event day id; default: today's day"})
+    scanned_at = JSTDateTime(metadata={"description": "when the ticket was scanned (offline devices)"})
+    device_id = fields.String(validate=validate.Length(max=64))
+
+
+class NoteSchema(Schema):
+    label = fields.String()
+    value = fields.String()
+
+
+class CheckInRegistrationSchema(Schema):
+    id = fields.Integer()
+    name = fields.String()
+    furigana = fields.String()
+    status = fields.String()
+    source = fields.String()
+    notes = fields.List(fields.Nested(NoteSchema))
+
+
+class CheckInResultSchema(Schema):
+    result = fields.String(metadata={"description": "checked_in | already_checked_in | duplicate"})
+    message = fields.String()
+    checkin_id = fields.Integer()
+    day = fields.Integer()
+    checked_in_at = JSTDateTime()
+    by = fields.String()
+    over_capacity = fields.Boolean()
+    registration = fields.Nested(CheckInRegistrationSchema)
+
+
+class UndoResultSchema(Schema):
+    checkin_id = fields.Integer()
+    undone_at = JSTDateTime()
+    registration = fields.Nested(CheckInRegistrationSchema)
+
+
+class StatsQuerySchema(Schema):
+    day = fields.Integer()
+    after = fields.Integer(load_default=0, validate=validate.Range(min=0))
+
+
+class CheckInRowSchema(Schema):
+    id = fields.Integer()
+    registration_id = fields.Integer()
+    day = fields.Integer()
+    checked_in_at = JSTDateTime()
+    by = fields.String()
+    source = fields.String()
+    active = fields.Boolean()
+
+
+class StatsSchema(Schema):
+    day = fields.Integer()
+    checked_in = fields.Integer()
+    confirmed = fields.Integer()
+    capacity = fields.Integer()
+    duplicates = fields.Integer()
+    recent = fields.List(fields.Nested(CheckInRowSchema))
+
+
+class RosterEntrySchema(CheckInRegistrationSchema):
+    code_hash = fields.String(metadata={"description": "SHA-256 (hex) of the upper-case ticket code"})
+    phone_digits = fields.String()
+    checkins = fields.List(fields.Nested(CheckInRowSchema))
+
+
+class RosterDaySchema(Schema):
+    id = fields.Integer()
+    starts_at = JSTDateTime()
+    ends_at = JSTDateTime()
+    title = fields.String()
+
+
+class RosterSchema(Schema):
+    event = fields.Dict()
+    days = fields.List(fields.Nested(RosterDaySchema))
+    ticket_key = fields.String(metadata={"description": "hex HMAC key to verify this event's codes offline"})
+    generated_at = JSTDateTime()
+    registrations = fields.List(fields.Nested(RosterEntrySchema))
+
+
+class BatchScanSchema(StrictSchema):
+    code = fields.String(validate=validate.Length(max=200))
+    registration_id = fields.Integer()
+    nonce = fields.String(required=True, validate=validate.Length(min=8, max=64))
+    day = fields.Integer()
+    scanned_at = JSTDateTime(required=True)
+
+
+class BatchSchema(StrictSchema):
+    device_id = fields.String(validate=validate.Length(max=64))
+    scans = fields.List(fields.Nested(BatchScanSchema), required=True,
+                        validate=validate.Length(max=service.MAX_BATCH))
+
+
+class BatchErrorSchema(Schema):
+    code = fields.String()
+    message = fields.String()
+    fields = fields.Dict()
+
+
+class BatchResultSchema(Schema):
+    nonce = fields.String()
+    result = fields.String(metadata={"description": "checked_in | duplicate | error"})
+    checkin_id = fields.Integer()
+    registration_id = fields.Integer()
+    day = fields.Integer()
+    checked_in_at = JSTDateTime()
+    by = fields.String()
+    duplicate_checkin_id = fields.Integer()
+    error = fields.Nested(BatchErrorSchema)
+
+
+class BatchResponseSchema(Schema):
+    results = fields.List(fields.Nested(BatchResultSchema))
+
+
+class WalkInSchema(StrictSchema):
+    name = fields.String(required=True, validate=validate.Length(max=500))
+    furigana = fields.String(required=True, validate=validate.Length(max=500))
+    email = fields.String(required=True, validate=validate.Length(max=500))
+    phone = fields.String(validate=validate.Length(max=100))
+    answers = fields.Dict(keys=fields.String(validate=validate.Length(max=64)), values=fields.Raw(allow_none=True))
+    nonce = fields.String(required=True, validate=validate.Length(min=8, max=64))
+    day = fields.Integer()
+    device_id = fields.String(validate=validate.Length(max=64))
+
+
+def result_payload(res: service.CheckInResult) -> dict:
+    return {"result": res.result, "message": service.result_message(res), "checkin_id": res.checkin.id,
+            "day": res.day.id, "checked_in_at": res.checkin.checked_in_at, "by": res.checkin.by_name,
+            "over_capacity": res.over_capacity, "registration": service.registration_summary(res.registration)}
+
+
+@blp.route("/events/<int:event_id>/checkins", methods=["POST"])
+@blp.doc(security=SECURITY)
+@blp.arguments(CheckInCreateSchema)
+@blp.response(200, CheckInResultSchema)
+@errors(400, 401, 403, 404, 409, 422)
+@checkin_auth
+def create_checkin(data, event_id):
+    """Check a ticket holder in (idempotent per nonce; a second scan answers `already_checked_in`)."""
+    if not data.get("code") and data.get("registration_id") is None:
+        raise ValidationFailed({"code": "code か registration_id を指定してください。"})
+    res = service.check_in(event_id, data.get("code"), data["nonce"], day_id=data.get("day"),
+                           scanned_at=data.get("scanned_at"), user=g.api_user,
+                           device_id=data.get("device_id", ""),
+                           source="scan" if data.get("code") else "manual",
+                           registration_id=None if data.get("code") else data.get("registration_id"))
+    db.session.commit()
+    return result_payload(res)
+
+
+@blp.route("/events/<int:event_id>/checkins/<int:checkin_id>", methods=["DELETE"])
+@blp.doc(security=SECURITY)
+@blp.response(200, UndoResultSchema)
+@errors(400, 401, 403, 404, 409)
+@checkin_auth
+def undo_checkin(event_id, checkin_id):
+    """Undo a check-in (kept as undone, with who and when)."""
+    row = service.undo(event_id, checkin_id, user=g.api_user)
+    db.session.commit()
+    return {"checkin_id": row.id, "undone_at": row.undone_at,
+            "registration": service.registration_summary(row.registration)}
+
+
+@blp.route("/events/<int:event_id>/checkins", methods=["GET"])
+@blp.doc(security=SECURITY)
+@blp.arguments(StatsQuerySchema, location="query")
+@blp.response(200, StatsSchema)
+@errors(401, 403, 404)
+@checkin_auth
+def checkin_stats(query, event_id):
+    """Live counters for a day, and check-ins with an id above `after` (from all devices)."""
+    return service.stats(event_id, query.get("day"), after_id=query.get("after", 0))
+
+
+@blp.route("/events/<int:event_id>/checkins/roster", methods=["GET"])
+@blp.doc(security=SECURITY)
+@blp.response(200, RosterSchema)
+@errors(401, 403, 404)
+@checkin_auth
+def checkin_roster(event_id):
+    """Roster snapshot for offline check-in: code hashes, names, notes, check-ins, the ticket key."""
+    return service.roster_snapshot(event_id)
+
+
+@blp.route("/events/<int:event_id>/checkins/batch", methods=["POST"])
+@blp.doc(security=SECURITY)
+@blp.arguments(BatchSchema)
+@blp.response(200, BatchResponseSchema)
+@errors(400, 401, 403, 404, 422)
+@checkin_auth
+def checkin_batch(data, event_id):
+    """Upload queued offline scans; the earliest scan of a ticket wins, later ones are duplicates."""
+    results = service.sync_batch(event_id, data["scans"], user=g.api_user, device_id=data.get("device_id", ""))
+    db.session.commit()
+    return {"results": results}
+
+
+@blp.route("/events/<int:event_id>/walkins", methods=["POST"])
+@blp.doc(security=SECURITY)
+@blp.arguments(WalkInSchema)
+@blp.response(200, CheckInResultSchema)
+@errors(400, 401, 403, 404, 409, 422)
+@checkin_auth
+def create_walkin(data, event_id):
+    """当日参加: register and check in at once, even past capacity (`over_capacity` warns)."""
+    person = {k: data[k] for k in ("name", "furigana", "email", "phone") if k in data}
+    res = service.walk_in(event_id, person, data.get("answers") or {}, nonce=data["nonce"],
+                          day_id=data.get("day"), user=g.api_user, device_id=data.get("device_id", ""))
+    db.session.commit()
+    return result_payload(res)

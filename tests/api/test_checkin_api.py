@@ -1,0 +1,178 @@
+"""Check-in API: status codes, the error format, idempotency, undo, roster, batch and auth."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from eventapp.extensions import db
+from eventapp.models import CheckIn
+from eventapp.models.base import utcnow
+from eventapp.services.accounts import create_token, create_user
+from eventapp.services.checkin import code_hash
+from tests.factories import make_event, make_registration
+
+
+@pytest.fixture
+def token(app):
+    with app.app_context():
+        create_user("tanaka@example.jp", "checkin", "password-123", "田中")
+        db.session.commit()
+        value = create_token("tanaka@example.jp")
+        db.session.commit()
+    return value
+
+
+def auth(token: str) -> dict:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _checkins(app) -> int:
+    with app.app_context():
+        return db.session.execute(select(func.count()).select_from(CheckIn)).scalar_one()
+
+
+def test_check_in_and_second_scan(app, client, token):
+    with app.app_context():
+        event = make_event()
+        reg = make_registration(event, name="山田 太郎", furigana="やまだ たろう")
+        event_id, code = event.id, reg.ticket_code
+    url = f"/api/v1/events/{event_id}/checkins"
+    first = client.post(url, json={"code": code, "nonce": "api-nonce-1"}, headers=auth(token))
+    assert first.status_code == 200, first.get_json()
+    body = first.get_json()
+    assert body["result"] == "checked_in"
+    assert body["registration"]["name"] == "山田 太郎" and body["registration"]["furigana"] == "やまだ たろう"
+    assert body["checked_in_at"].endswith("+09:00")
+    retry = client.post(url, json={"code": code, "nonce": "api-nonce-1"}, headers=auth(token))
+    assert retry.get_json()["checkin_id"] == body["checkin_id"] and retry.get_json()["result"] == "checked_in"
+    second = client.post(url, json={"code": code, "nonce": "api-nonce-2"}, headers=auth(token)).get_json()
+    assert second["result"] == "already_checked_in"
+    assert second["by"] == "田中" and second["message"].startswith("受付済み")
+    assert _checkins(app) == 1
+
+
+def test_error_codes(app, client, token):
+    with app.app_context():
+        event, other = make_event(capacity=1), make_event()
+        make_registration(event)
+        waiting = make_registration(event)
+        elsewhere = make_registration(other)
+        from eventapp.services.tickets import make_ticket_code
+        cases = {
+            "waitlisted": (waiting.ticket_code, 409),
+            "wrong_event": (elsewhere.ticket_code, 409),
+            "invalid_signature": (waiting.ticket_code[:-2] + "AA", 409),
+            "unknown_code": (make_ticket_code(event.id), 404),
+        }
+        event_id = event.id
+    for code_name, (code, status) in cases.items():
+        response = client.post(f"/api/v1/events/{event_id}/checkins", json={"code": code, "nonce": f"n-{code_name}"},
+                               headers=auth(token))
+        assert response.status_code == status, (code_name, response.get_json())
+        error = response.get_json()["error"]
+        assert error["code"] == code_name and error["message"]
+    bad = client.post(f"/api/v1/events/{event_id}/checkins", json={"nonce": "short"}, headers=auth(token))
+    assert bad.status_code == 422 and "nonce" in bad.get_json()["error"]["fields"]
+    missing = client.post(f"/api/v1/events/{event_id}/checkins", json={"nonce": "long-enough-nonce"},
+                          headers=auth(token))
+    assert missing.status_code == 422 and "code" in missing.get_json()["error"]["fields"]
+    assert _checkins(app) == 0
+
+
+def test_cancelled_is_409(app, client, token):
+    with app.app_context():
+        event = make_event()
+        reg = make_registration(event)
+        from eventapp.services.registration import cancel
+        cancel(reg.id, by="staff")
+        db.session.commit()
+        event_id, code = event.id, reg.ticket_code
+    response = client.post(f"/api/v1/events/{event_id}/checkins", json={"code": code, "nonce": "n-cancelled"},
+                           headers=auth(token))
+    assert response.status_code == 409 and response.get_json()["error"]["code"] == "cancelled"
+
+
+def test_auth_required_and_participant_session_is_not_enough(app, client):
+    with app.app_context():
+        event = make_event()
+        reg = make_registration(event)
+        event_id, code = event.id, reg.ticket_code
+    response = client.post(f"/api/v1/events/{event_id}/checkins", json={"code": code, "nonce": "n-noauth"})
+    assert response.status_code == 401 and response.get_json()["error"]["code"] == "unauthorized"
+    response = client.get(f"/api/v1/events/{event_id}/checkins/roster",
+                          headers={"Authorization": "Bearer wrong"})
+    assert response.status_code == 401
+
+
+def test_undo_roster_stats_and_manual_check_in(app, client, token):
+    with app.app_context():
+        event = make_event()
+        reg = make_registration(event, phone="080-1111-2222")
+        event_id, code, reg_id = event.id, reg.ticket_code, reg.id
+    manual = client.post(f"/api/v1/events/{event_id}/checkins", json={"registration_id": reg_id, "nonce": "manual-1"},
+                         headers=auth(token)).get_json()
+    assert manual["result"] == "checked_in"
+    stats = client.get(f"/api/v1/events/{event_id}/checkins", headers=auth(token)).get_json()
+    assert stats["checked_in"] == 1 and stats["confirmed"] == 1 and stats["recent"][0]["id"] == manual["checkin_id"]
+    roster = client.get(f"/api/v1/events/{event_id}/checkins/roster", headers=auth(token)).get_json()
+    assert roster["registrations"][0]["code_hash"] == code_hash(code)
+    assert roster["registrations"][0]["checkins"][0]["id"] == manual["checkin_id"]
+    assert code not in str(roster)
+
+    undo = client.delete(f"/api/v1/events/{event_id}/checkins/{manual['checkin_id']}", headers=auth(token))
+    assert undo.status_code == 200 and undo.get_json()["undone_at"]
+    again = client.delete(f"/api/v1/events/{event_id}/checkins/{manual['checkin_id']}", headers=auth(token))
+    assert again.status_code == 409 and again.get_json()["error"]["code"] == "already_undone"
+    assert client.get(f"/api/v1/events/{event_id}/checkins", headers=auth(token)).get_json()["checked_in"] == 0
+    missing = client.delete(f"/api/v1/events/{event_id}/checkins/999999", headers=auth(token))
+    assert missing.status_code == 404
+
+
+def test_batch_keeps_original_times(app, client, token):
+    with app.app_context():
+        event = make_event()
+        regs = [make_registration(event) for _ in range(3)]
+        event_id, codes = event.id, [r.ticket_code for r in regs]
+    base = utcnow() - timedelta(minutes=30)
+    scans = [{"code": c, "nonce": f"batch-{i}-xyz", "scanned_at": (base + timedelta(minutes=i)).isoformat()}
+             for i, c in enumerate(codes)]
+    scans.append({"code": codes[0], "nonce": "batch-dup-xyz", "scanned_at": (base + timedelta(minutes=9)).isoformat()})
+    response = client.post(f"/api/v1/events/{event_id}/checkins/batch", json={"device_id": "tablet-1", "scans": scans},
+                           headers=auth(token))
+    assert response.status_code == 200, response.get_json()
+    results = response.get_json()["results"]
+    assert [r["result"] for r in results] == ["checked_in", "checked_in", "checked_in", "duplicate"]
+    with app.app_context():
+        rows = db.session.execute(select(CheckIn).where(CheckIn.duplicate_of_id.is_(None))
+                                  .order_by(CheckIn.checked_in_at)).scalars().all()
+        assert [r.checked_in_at.replace(microsecond=0) for r in rows] == [
+            (base + timedelta(minutes=i)).replace(microsecond=0) for i in range(3)]
+        assert {r.device_id for r in rows} == {"tablet-1"}
+
+
+def test_walk_in(app, client, token):
+    with app.app_context():
+        event = make_event(capacity=0)
+        event_id = event.id
+    response = client.post(f"/api/v1/events/{event_id}/walkins", json={
+        "name": "当日 花子", "furigana": "とうじつ はなこ", "email": "walkin@example.com", "nonce": "walkin-api-1"},
+        headers=auth(token))
+    assert response.status_code == 200, response.get_json()
+    body = response.get_json()
+    assert body["result"] == "checked_in" and body["over_capacity"] is True
+    assert body["registration"]["source"] == "walkin"
+    invalid = client.post(f"/api/v1/events/{event_id}/walkins", json={
+        "name": "", "furigana": "abc", "email": "x", "nonce": "walkin-api-2"}, headers=auth(token))
+    assert invalid.status_code == 422
+    assert {"name", "furigana", "email"} <= set(invalid.get_json()["error"]["fields"])
+
+
+def test_openapi_lists_checkin_paths(client):
+    spec = client.get("/api/v1/openapi.json")
+    assert spec.status_code == 200
+    paths = spec.get_json()["paths"]
+    assert "/api/v1/events/{event_id}/checkins" in paths
+    assert "/api/v1/events/{event_id}/checkins/batch" in paths
