@@ -49,6 +49,8 @@ def create_app(overrides: dict | None = None) -> Flask:
 
     from . import formatting
     formatting.register_filters(app)
+    from .services import calendar
+    calendar.init_app(app)  # mail invite hook + calendar_links() for templates
 
     _register_request_hooks(app)
     _register_blueprints(app)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime
 
 from sqlalchemy import CheckConstraint, String, Text
@@ -11,6 +12,10 @@ from ..extensions import db
 from .base import UTCDateTime, utcnow
 
 IWATE_RELATIONS = ("origin", "connected", "none")
+
+
+def new_calendar_token() -> str:
+    return secrets.token_urlsafe(24)  # 192 bits: the only key to a person's calendar feed
 
 
 class Person(db.Model):
@@ -32,6 +37,8 @@ class Person(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
     anonymised_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    # Secret path of the personal calendar feed (/feeds/person/<token>.ics); set on sign-up, NULL once anonymised.
+    calendar_token: Mapped[str | None] = mapped_column(String(64), unique=True, default=new_calendar_token)
 
     registrations = relationship("Registration", back_populates="person")
 

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from ..extensions import db
 from ..formatting import JST
 from ..models import EVENT_KINDS, EVENT_STATUSES, QUESTION_KINDS, Event, EventDay, ProgrammeItem, Question
+from . import calendar
 from .capacity import counts_for, lock_event
 from .errors import ValidationFailed
 from .people import clean_text
@@ -138,10 +139,13 @@ def update_event(event_id: int, data: dict) -> Event:
     if "capacity" in data and isinstance(data["capacity"], int) and data["capacity"] < counts.confirmed:
         raise ValidationFailed({"capacity": f"定員を参加確定者数({counts.confirmed}名)より少なくはできません。"
                                             "先に参加者をキャンセルしてください。"})
+    before = calendar.snapshot(event)
     apply_event_fields(event, data, creating=False)
     if "days" in data and data["days"] is not None:
         event.days = build_days(data["days"])
     db.session.flush()
+    # Before promotions: people promoted below get the new invite with their promotion mail.
+    calendar.notify_event_change(event, before)
     if event.status == "published":
         fill_free_seats(event)
     return event

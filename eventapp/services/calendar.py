@@ -1,0 +1,422 @@
+"""Calendar invites (.ics) for events, registrations and feeds, built with the `icalendar` library.
+
+Shape of an event in a calendar
+    One VEVENT per EventDay. A two-day fieldwork (Sat 9:00–18:00, Sun 8:30–12:00) becomes two
+    entries at the real hours: Google, Outlook and iPhone then show each day as a normal timed block,
+    the night in between stays free, each day gets its own reminders (the day before, 2 hours before)
+    and each VEVENT's description holds that day's programme. One VEVENT spanning Sat 9:00 – Sun 12:00
+    would instead be drawn as a 27-hour bar (an all-day banner in most month/week views), block the
+    night, and remind only once before Saturday. A one-day event simply has one day.
+
+UIDs are stable per day position: `event-<id>-<n>@<domain>` for the public calendar and feeds,
+`reg-<registration id>-<n>@<domain>` for a person's own invite. Day rows are rebuilt when staff edit
+the programme, so their ids are not used. A person's invite has its own UID so that cancelling a
+registration (METHOD:CANCEL) removes only their copy, and a new registration after a cancellation is
+a new entry rather than a resurrected cancelled one.
+
+SEQUENCE is `Event.sequence` (bumped by services.events on every change of time, place or status),
+plus one once a person's registration is cancelled, so a cancellation always supersedes the invite.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from email.utils import parseaddr
+from functools import lru_cache
+from urllib.parse import urlencode, urlsplit
+
+from flask import Flask, current_app
+from icalendar import Alarm, Calendar, Timezone, vCalAddress, vText
+from icalendar import Event as VEvent
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from ..extensions import db
+from ..formatting import JST, format_range, kind_label
+from ..models import EVENT_KINDS, Event, EventDay, OutboxMessage, Person, Registration
+from ..models.base import utcnow
+from ..urls import external_url
+from .errors import NotFound
+
+TZID = "Asia/Tokyo"
+PRODID = "-//Iwate Enren Fukugyo-ka//eventapp//JA"
+ALARMS = ((timedelta(days=1), "明日"), (timedelta(hours=2), "2時間後"))
+# Past events stay in feeds for a while so a subscribed calendar keeps its history.
+FEED_PAST_WINDOW = timedelta(days=365)
+ICS_MIMETYPE = "text/calendar; charset=utf-8"
+# Mails that carry the invite (REQUEST), and those that withdraw it (CANCEL) once it is void.
+INVITE_KINDS = {"registration_confirmed", "registration_promoted", "event_updated"}
+CANCEL_KINDS = {"registration_cancelled", "event_cancelled", "event_updated"}
+
+
+# --- building blocks -------------------------------------------------------------------------
+
+@lru_cache(maxsize=1)
+def _vtimezone_ical() -> bytes:
+    # Japan has had no DST since 1951, so the generated VTIMEZONE is a single STANDARD rule.
+    return Timezone.from_tzid(TZID, first_date=date(1970, 1, 1), last_date=date(2038, 1, 1)).to_ical()
+
+
+def _vtimezone() -> Timezone:
+    return Timezone.from_ical(_vtimezone_ical())
+
+
+def uid_domain() -> str:
+    """Stable right-hand side of every UID (override with CALENDAR_UID_DOMAIN if the host moves)."""
+    return current_app.config.get("CALENDAR_UID_DOMAIN") or urlsplit(
+        current_app.config["PUBLIC_BASE_URL"]).hostname or "eventapp.local"
+
+
+def event_uid(event: Event, position: int) -> str:
+    return f"event-{event.id}-{position}@{uid_domain()}"
+
+
+def registration_uid(registration: Registration, position: int) -> str:
+    return f"reg-{registration.id}-{position}@{uid_domain()}"
+
+
+@dataclass(frozen=True)
+class _Span:
+    position: int  # 1-based day number
+    starts_at: datetime
+    ends_at: datetime
+    day: EventDay | None
+
+
+def _spans(event: Event) -> list[_Span]:
+    # Days outside the event's own span are stale (the event was moved without its days): then the
+    # event's start and end are the truth, shown as one entry.
+    if event.days and all(event.starts_at <= d.starts_at and d.ends_at <= event.ends_at for d in event.days):
+        return [_Span(i, d.starts_at, d.ends_at, d) for i, d in enumerate(event.days, start=1)]
+    return [_Span(1, event.starts_at, event.ends_at, None)]
+
+
+def location_text(event: Event) -> str:
+    if event.is_online:
+        return "オンライン"
+    return ", ".join(p for p in (event.venue_name, event.venue_address) if p)
+
+
+def _organizer(event: Event) -> vCalAddress:
+    name = event.organiser_name or current_app.config.get("ORGANISER_NAME", "")
+    email = event.organiser_email or parseaddr(current_app.config.get("MAIL_SENDER", ""))[1] or "noreply@example.jp"
+    organizer = vCalAddress(f"mailto:{email}")
+    if name:
+        organizer.params["CN"] = vText(name)
+    return organizer
+
+
+def _programme_lines(span: _Span) -> list[str]:
+    if span.day is None or not span.day.items:
+        return []
+    lines = ["■ プログラム"]
+    for item in span.day.items:
+        when = item.starts_at.strftime("%H:%M") + (f"〜{item.ends_at.strftime('%H:%M')}" if item.ends_at else "")
+        lines.append(f"{when} {item.title}" + (f"({item.place})" if item.place else ""))
+    return lines
+
+
+def description_text(event: Event, span: _Span, total_days: int, *, join_url: str = "",
+                     manage_url: str = "") -> str:
+    """Plain-text DESCRIPTION: what, when, the day's programme, meeting point, links."""
+    lines: list[str] = []
+    if event.status == "cancelled":
+        lines += ["【このイベントは中止になりました】", ""]
+    if event.summary:
+        lines += [event.summary, ""]
+    day_label = f"({span.position}日目/全{total_days}日)" if total_days > 1 else ""
+    lines.append(f"日時: {format_range(span.starts_at, span.ends_at)}{day_label}")
+    lines.append(f"会場: {location_text(event)}")
+    if event.meeting_point:
+        lines.append(f"集合: {event.meeting_point}")
+    programme = _programme_lines(span)
+    if programme:
+        lines += ["", *programme]
+    if event.what_to_bring:
+        lines += ["", f"■ 持ち物\n{event.what_to_bring}"]
+    if join_url:
+        lines += ["", f"■ 参加URL\n{join_url}"]
+    if manage_url:
+        lines += ["", f"■ お申し込み内容の確認・キャンセル\n{manage_url}"]
+    lines += ["", f"詳細: {external_url('public.event_detail', slug=event.slug)}"]
+    return "\n".join(lines).strip()
+
+
+def _vevents(event: Event, *, uid, now: datetime, status: str, sequence: int, last_modified: datetime,
+             join_url: str = "", manage_url: str = "", attendee: Person | None = None) -> list[VEvent]:
+    spans = _spans(event)
+    summary = ("【中止】" if status == "CANCELLED" else "") + event.title
+    url = external_url("public.event_detail", slug=event.slug)
+    result = []
+    for span in spans:
+        vevent = VEvent()
+        vevent.add("uid", uid(span.position))
+        vevent.add("dtstamp", now.astimezone(UTC))
+        vevent.add("sequence", sequence)
+        vevent.add("last-modified", last_modified.astimezone(UTC))
+        vevent.add("created", event.created_at.astimezone(UTC))
+        day_title = (span.day.title if span.day and span.day.title else f"{span.position}日目")
+        vevent.add("summary", f"{summary}({day_title})" if len(spans) > 1 else summary)
+        vevent.add("dtstart", span.starts_at.astimezone(JST))
+        vevent.add("dtend", span.ends_at.astimezone(JST))
+        vevent.add("status", status)
+        vevent.add("transp", "OPAQUE")
+        vevent.add("location", location_text(event))
+        if not event.is_online and event.latitude is not None and event.longitude is not None:
+            vevent.add("geo", (event.latitude, event.longitude))
+        vevent.add("url", url)
+        vevent.add("categories", [kind_label(event.kind)])
+        vevent.add("description", description_text(event, span, len(spans), join_url=join_url,
+                                                   manage_url=manage_url))
+        vevent.add("organizer", _organizer(event))
+        if attendee is not None and attendee.email:
+            address = vCalAddress(f"mailto:{attendee.email}")
+            address.params.update({"CN": vText(attendee.name), "ROLE": "REQ-PARTICIPANT",
+                                   "PARTSTAT": "DECLINED" if status == "CANCELLED" else "ACCEPTED",
+                                   "RSVP": "FALSE"})
+            vevent.add("attendee", address)
+        if status != "CANCELLED":
+            for before, when in ALARMS:
+                alarm = Alarm()
+                alarm.add("action", "DISPLAY")
+                alarm.add("trigger", -before)
+                alarm.add("description", f"{when}: {event.title}")
+                vevent.add_component(alarm)
+        result.append(vevent)
+    return result
+
+
+def _calendar(method: str, vevents: Iterable[VEvent], *, name: str | None = None) -> bytes:
+    cal = Calendar()
+    cal.add("prodid", PRODID)
+    cal.add("version", "2.0")
+    cal.add("calscale", "GREGORIAN")
+    cal.add("method", method)
+    if name:
+        cal.add("name", name)
+        cal.add("x-wr-calname", name)
+        cal.add("x-wr-timezone", TZID)
+        cal.add("refresh-interval", timedelta(hours=1), parameters={"VALUE": "DURATION"})
+        cal.add("x-published-ttl", "PT1H")
+    cal.add_component(_vtimezone())
+    for vevent in vevents:
+        cal.add_component(vevent)
+    return cal.to_ical()
+
+
+# --- public calendars ------------------------------------------------------------------------
+
+def _public_vevents(event: Event, now: datetime) -> list[VEvent]:
+    status = "CANCELLED" if event.status == "cancelled" else "CONFIRMED"
+    return _vevents(event, uid=lambda n: event_uid(event, n), now=now, status=status,
+                    sequence=event.sequence or 0, last_modified=event.updated_at)
+
+
+def event_ics(event: Event, *, now: datetime | None = None) -> bytes:
+    """The public calendar of one event (no join URL, no personal links)."""
+    return _calendar("PUBLISH", _public_vevents(event, now or utcnow()))
+
+
+def _feed_events(kind: str | None, now: datetime) -> Sequence[Event]:
+    stmt = (select(Event).where(Event.status != "draft", Event.ends_at >= now - FEED_PAST_WINDOW)
+            .options(selectinload(Event.days).selectinload(EventDay.items)).order_by(Event.starts_at, Event.id))
+    if kind is not None:
+        stmt = stmt.where(Event.kind == kind)
+    return db.session.execute(stmt).scalars().all()
+
+
+def public_feed_ics(kind: str | None = None, *, now: datetime | None = None) -> bytes:
+    """All published (and cancelled, so subscribers drop them) events, optionally of one kind."""
+    if kind is not None and kind not in EVENT_KINDS:
+        raise NotFound("feed_not_found", "カレンダーが見つかりません。")
+    now = now or utcnow()
+    name = "遠恋複業課 イベント" + (f"({kind_label(kind)})" if kind else "")
+    vevents = [v for event in _feed_events(kind, now) for v in _public_vevents(event, now)]
+    return _calendar("PUBLISH", vevents, name=name)
+
+
+# --- personal calendars ----------------------------------------------------------------------
+
+def join_url_for(registration: Registration) -> str:
+    """The online join URL, only ever for a confirmed registration of a live online seminar."""
+    event = registration.event
+    if registration.status == "confirmed" and event.is_online and event.status == "published":
+        return event.online_url or ""
+    return ""
+
+
+def _registration_vevents(registration: Registration, now: datetime, *, attendee: bool) -> list[VEvent]:
+    event = registration.event
+    cancelled = registration.status == "cancelled" or event.status == "cancelled"
+    sequence = (event.sequence or 0) + (1 if registration.status == "cancelled" else 0)
+    last_modified = max(event.updated_at, registration.updated_at)
+    return _vevents(
+        event, uid=lambda n: registration_uid(registration, n), now=now,
+        status="CANCELLED" if cancelled else "CONFIRMED", sequence=sequence, last_modified=last_modified,
+        join_url=join_url_for(registration),
+        manage_url=external_url("public.manage", token=registration.manage_token),
+        attendee=registration.person if attendee else None,
+    )
+
+
+def registration_ics(registration: Registration, *, method: str = "PUBLISH", now: datetime | None = None) -> bytes:
+    """One person's invite: the event plus their manage link (and join URL when confirmed online).
+
+    A waitlisted registration has no invite until it is promoted.
+    """
+    if registration.status == "waitlisted":
+        raise NotFound("invite_not_available", "キャンセル待ちの間はカレンダーに登録できません。")
+    if method == "REQUEST" and "cancelled" in (registration.status, registration.event.status):
+        method = "CANCEL"  # iTIP: a withdrawn invite is a CANCEL, not a REQUEST with STATUS:CANCELLED
+    return _calendar(method, _registration_vevents(registration, now or utcnow(), attendee=method != "PUBLISH"))
+
+
+def person_feed_ics(token: str, *, now: datetime | None = None) -> bytes:
+    """A person's subscription feed: confirmed registrations, and cancelled ones as STATUS:CANCELLED."""
+    person = person_by_calendar_token(token)
+    now = now or utcnow()
+    registrations = db.session.execute(
+        select(Registration).join(Event).where(
+            Registration.person_id == person.id, Registration.status != "waitlisted", Event.status != "draft")
+        .options(selectinload(Registration.event).selectinload(Event.days).selectinload(EventDay.items))
+        .order_by(Event.starts_at, Registration.id)
+    ).scalars().all()
+    # After cancel + sign up again, the live registration is enough; the old one would be noise.
+    live_events = {r.event_id for r in registrations if r.status != "cancelled"}
+    shown = [r for r in registrations if r.status != "cancelled" or r.event_id not in live_events]
+    vevents = [v for r in shown for v in _registration_vevents(r, now, attendee=False)]
+    return _calendar("PUBLISH", vevents, name=f"遠恋複業課 {person.name} さんの参加予定")
+
+
+def person_by_calendar_token(token: str) -> Person:
+    person = None
+    if token and 20 <= len(token) <= 64:
+        person = db.session.execute(select(Person).where(Person.calendar_token == token)).scalar_one_or_none()
+    if person is None or person.anonymised_at is not None:
+        raise NotFound("feed_not_found", "カレンダーが見つかりません。")
+    return person
+
+
+# --- links for templates ---------------------------------------------------------------------
+
+def _utc_stamp(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def web_calendar_links(event: Event, registration: Registration | None = None) -> dict[str, str]:
+    """"Add to calendar" links for Google Calendar and Outlook on the web (one entry for the whole event)."""
+    join_url = join_url_for(registration) if registration is not None else ""
+    details = [event.summary] if event.summary else []
+    if join_url:
+        details.append(f"参加URL: {join_url}")
+    if registration is not None:
+        details.append(f"お申し込み内容: {external_url('public.manage', token=registration.manage_token)}")
+    details.append(external_url("public.event_detail", slug=event.slug))
+    text, body, location = event.title, "\n\n".join(details), location_text(event)
+    google = "https://calendar.google.com/calendar/render?" + urlencode({
+        "action": "TEMPLATE", "text": text, "details": body, "location": location, "ctz": TZID,
+        "dates": f"{_utc_stamp(event.starts_at)}/{_utc_stamp(event.ends_at)}",
+    })
+    outlook_query = urlencode({
+        "path": "/calendar/action/compose", "rru": "addevent", "subject": text, "body": body,
+        "location": location, "startdt": event.starts_at.astimezone(UTC).isoformat(timespec="seconds"),
+        "enddt": event.ends_at.astimezone(UTC).isoformat(timespec="seconds"),
+    })
+    return {
+        "google": google,
+        "outlook": "https://outlook.live.com/calendar/0/deeplink/compose?" + outlook_query,
+        "office365": "https://outlook.office.com/calendar/0/deeplink/compose?" + outlook_query,
+    }
+
+
+def calendar_links(event: Event, registration: Registration | None = None) -> dict[str, str]:
+    """Every calendar link a page may show: .ics download, web calendars and the personal feed."""
+    links = web_calendar_links(event, registration)
+    if registration is None:
+        links["ics"] = external_url("public.event_ics", slug=event.slug)
+    else:
+        if registration.status != "waitlisted":
+            links["ics"] = external_url("public.registration_ics", token=registration.manage_token)
+        token = registration.person.calendar_token if registration.person else None
+        if token:
+            feed = external_url("public.person_feed", token=token)
+            links["feed"] = feed
+            links["webcal"] = "webcal://" + feed.split("://", 1)[1]
+    return links
+
+
+# --- mail -------------------------------------------------------------------------------------
+
+def mail_attachments(kind: str, registration: Registration) -> list[dict]:
+    """Hook for services.mail: the invite for confirmation, promotion and update mails, a CANCEL otherwise."""
+    event = registration.event
+    if registration.status == "waitlisted" or event.status == "draft":
+        return []
+    if kind in CANCEL_KINDS and "cancelled" in (registration.status, event.status):
+        if registration.confirmed_at is None:  # never had an invite, nothing to withdraw
+            return []
+        method = "CANCEL"
+    elif kind in INVITE_KINDS and registration.status == "confirmed" and event.status == "published":
+        method = "REQUEST"
+    else:
+        return []
+    content = registration_ics(registration, method=method).decode("utf-8")
+    return [{"filename": "invite.ics", "content": content,
+             "content_type": f"text/calendar; method={method}; charset=utf-8"}]
+
+
+@dataclass(frozen=True)
+class EventSnapshot:
+    sequence: int
+    status: str
+    fields: dict
+    days: tuple
+
+
+def snapshot(event: Event) -> EventSnapshot:
+    """What calendars care about, taken before an edit (see notify_event_change)."""
+    from .events import SEQUENCE_FIELDS
+
+    return EventSnapshot(event.sequence or 0, event.status, {f: getattr(event, f) for f in SEQUENCE_FIELDS},
+                         tuple((d.starts_at, d.ends_at) for d in event.days))
+
+
+def notify_event_change(event: Event, before: EventSnapshot) -> list[OutboxMessage]:
+    """After staff moved, relocated or cancelled an event: queue the updated invite to confirmed people.
+
+    Day-only time changes (the programme's days edited, the overall span unchanged) also bump SEQUENCE.
+    Drafts notify nobody; a cancellation goes out with METHOD:CANCEL (see mail_attachments).
+    """
+    from . import mail
+    from .events import SEQUENCE_FIELDS
+
+    changed = [f for f in SEQUENCE_FIELDS if getattr(event, f) != before.fields[f]]
+    if tuple((d.starts_at, d.ends_at) for d in event.days) != before.days:
+        changed.append("days")
+        if (event.sequence or 0) == before.sequence:
+            event.sequence = before.sequence + 1
+    if not changed or event.status == "draft" or before.status == "draft":
+        return []
+    confirmed = db.session.execute(
+        select(Registration).where(Registration.event_id == event.id, Registration.status == "confirmed")
+        .order_by(Registration.id)
+    ).scalars().all()
+    messages = []
+    for registration in confirmed:
+        message = mail.queue_registration_mail("event_updated", registration, changed=changed,
+                                               join_url=join_url_for(registration))
+        if message is not None:
+            messages.append(message)
+    return messages
+
+
+def init_app(app: Flask) -> None:
+    """Register the mail hook and the template helper (called from create_app)."""
+    app.extensions["eventapp_mail_attachments"] = mail_attachments
+    app.jinja_env.globals["calendar_links"] = calendar_links
+
+
+__all__ = ["ICS_MIMETYPE", "calendar_links", "event_ics", "init_app", "mail_attachments", "notify_event_change",
+           "person_feed_ics", "public_feed_ics", "registration_ics", "snapshot", "web_calendar_links"]
