@@ -95,6 +95,8 @@ def _register_blueprints(app: Flask) -> None:
 
     app.register_blueprint(public_bp)
     app.register_blueprint(auth_bp)
+    from .checkin import bp as checkin_bp
+    app.register_blueprint(checkin_bp)
     register_api(app)
 
 

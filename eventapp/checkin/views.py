@@ -1,0 +1,103 @@
+"""Check-in pages. The screen itself talks to /api/v1 (session + X-CSRFToken); these views render
+the shell, the printable participant list and serve the service worker from /checkin/ so its
+scope covers every check-in page."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import current_app, flash, redirect, render_template, request, send_from_directory, url_for
+from flask_login import current_user
+from sqlalchemy import select
+
+from ..auth.decorators import role_required
+from ..extensions import db
+from ..models import Event
+from ..models.base import utcnow
+from ..services import checkin as service
+from ..services.errors import DomainError
+from . import bp
+
+
+def _event_or_404(event_id: int) -> Event:
+    event = db.session.get(Event, event_id)
+    if event is None or event.status == "draft":
+        from flask import abort
+        abort(404)
+    return event
+
+
+def _day_arg() -> int | None:
+    value = request.args.get("day", "")
+    return int(value) if value.isdigit() else None
+
+
+@bp.get("/")
+@role_required("checkin")
+def index():
+    """Events of the last week and the future, soonest first."""
+    events = db.session.execute(
+        select(Event).where(Event.status == "published", Event.ends_at >= utcnow() - timedelta(days=7))
+        .order_by(Event.starts_at)
+    ).scalars().all()
+    return render_template("checkin/index.html", events=events)
+
+
+@bp.get("/events/<int:event_id>")
+@role_required("checkin")
+def screen(event_id: int):
+    event = _event_or_404(event_id)
+    day = service.pick_day(event, _day_arg())
+    return render_template("checkin/screen.html", event=event, day=day)
+
+
+@bp.get("/events/<int:event_id>/list")
+@role_required("checkin")
+def roster_list(event_id: int):
+    """Printable participant list (五十音順) with today's check-ins, undo buttons and duplicates."""
+    event = _event_or_404(event_id)
+    day, rows = service.day_checkins(event.id, _day_arg())
+    snapshot = service.roster_snapshot(event.id)
+    return render_template("checkin/list.html", event=event, day=day, rows=rows,
+                           people=snapshot["registrations"])
+
+
+@bp.post("/events/<int:event_id>/checkins/<int:checkin_id>/undo")
+@role_required("checkin")
+def undo(event_id: int, checkin_id: int):
+    _event_or_404(event_id)
+    try:
+        row = service.undo(event_id, checkin_id, user=current_user)
+        db.session.commit()
+        flash(f"{row.registration.person.name} さんの受付を取り消しました。", "success")
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+    return redirect(url_for("checkin.roster_list", event_id=event_id, day=request.form.get("day") or None),
+                    code=303)
+
+
+@bp.get("/sw.js")
+def service_worker():
+    # Served from /checkin/ (not /static/) so the worker may control the check-in pages.
+    response = send_from_directory(current_app.static_folder, "js/checkin-sw.js",
+                                   mimetype="text/javascript", max_age=0)
+    response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
+@bp.get("/manifest.webmanifest")
+def manifest():
+    return current_app.response_class(
+        render_template("checkin/manifest.webmanifest"), mimetype="application/manifest+json")
+
+
+@bp.get("/token")
+@role_required("checkin")
+def token():
+    """A fresh CSRF token: the screen stays open for a whole day, longer than a token lives."""
+    from flask_wtf.csrf import generate_csrf
+    response = current_app.response_class(
+        current_app.json.dumps({"csrf": generate_csrf()}), mimetype="application/json")
+    response.headers["Cache-Control"] = "no-store"
+    return response
