@@ -87,8 +87,8 @@ def _published_event(event_id: int) -> Event:
 @blp.arguments(EventListQuerySchema, location="query")
 @blp.response(200, EventListSchema)
 def list_events(query):
-    """Published and cancelled events, soonest first."""
-    stmt = select(Event).where(Event.status != "draft").order_by(Event.starts_at)
+    """Published events, soonest first (a cancelled one is still readable by id)."""
+    stmt = select(Event).where(Event.status == "published").order_by(Event.starts_at, Event.id)
     if query.get("kind"):
         stmt = stmt.where(Event.kind == query["kind"])
     events = db.session.execute(stmt).scalars().all()
@@ -98,10 +98,10 @@ def list_events(query):
 
 @blp.route("/events", methods=["POST"])
 @blp.doc(security=STAFF_SECURITY)
+@require_role("staff")  # before parsing: without a token, the answer is 401 whatever the body
 @blp.arguments(EventCreateSchema)
 @blp.response(201, EventSchema)
 @documents_errors(401, 403, 422)
-@require_role("staff")
 def create_event(data):
     """Create an event (staff)."""
     event = event_service.create_event(data)
@@ -118,10 +118,10 @@ def get_event(event_id):
 
 @blp.route("/events/<int:event_id>", methods=["PATCH"])
 @blp.doc(security=STAFF_SECURITY)
+@require_role("staff")  # before parsing: without a token, the answer is 401 whatever the body
 @blp.arguments(EventWriteSchema)
 @blp.response(200, EventSchema)
 @documents_errors(401, 403, 404, 422)
-@require_role("staff")
 def patch_event(data, event_id):
     """Change an event (staff). Raising the capacity promotes waitlisted people at once."""
     if db.session.get(Event, event_id) is None:
@@ -147,9 +147,9 @@ def create_registration(data, event_id):
 
 @blp.route("/events/<int:event_id>/registrations", methods=["GET"])
 @blp.doc(security=STAFF_SECURITY)
+@require_role("staff")  # before parsing: without a token, the answer is 401 whatever the body
 @blp.response(200, StaffRegistrationListSchema)
 @documents_errors(401, 403, 404)
-@require_role("staff")
 def list_registrations(event_id):
     """All registrations of an event (staff), in sign-up order."""
     event = db.session.get(Event, event_id)

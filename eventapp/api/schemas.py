@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from marshmallow import EXCLUDE, RAISE, Schema, fields, validate
+from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate
 
 from ..formatting import JST
 from ..models import EVENT_KINDS, EVENT_STATUSES, IWATE_RELATIONS, QUESTION_KINDS, REGISTRATION_STATUSES
@@ -12,11 +12,29 @@ class JSTDateTime(fields.DateTime):
     """ISO 8601 in JST (`+09:00`) on output; input needs an offset or is read as JST."""
 
     def _serialize(self, value, attr, obj, **kwargs):
-        return None if value is None else value.astimezone(JST).isoformat()
+        return None if value is None else value.astimezone(JST).isoformat(timespec="seconds")
 
     def _deserialize(self, value, attr, data, **kwargs):
         result = super()._deserialize(value, attr, data, **kwargs)
         return result.replace(tzinfo=JST) if result.tzinfo is None else result
+
+
+class StrictBoolean(fields.Boolean):
+    """Only JSON true/false: "yes" or 1 for a consent flag is a client bug, not a yes."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):  # 1 == True in Python, so a set lookup alone would accept 1
+            raise self.make_error("invalid", input=value)
+        return value
+
+
+class AnswerValue(fields.Raw):
+    """An answer is text, a choice (text) or true/false; anything else is refused."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if value is not None and not isinstance(value, str | bool):
+            raise ValidationError("回答は文字列または true/false で指定してください。")
+        return value
 
 
 class StrictSchema(Schema):
@@ -140,9 +158,9 @@ class RegistrationCreateSchema(StrictSchema):
     iwate_relation = fields.String(validate=validate.OneOf(IWATE_RELATIONS))
     occupation = fields.String(validate=validate.Length(max=5000))
     skills = fields.String(validate=validate.Length(max=5000))
-    consent_privacy = fields.Boolean(required=True, metadata={"description": "must be true"})
+    consent_privacy = StrictBoolean(required=True, metadata={"description": "must be true"})
     answers = fields.Dict(keys=fields.String(validate=validate.Length(max=64)),
-                          values=fields.Raw(allow_none=True), metadata={
+                          values=AnswerValue(allow_none=True), validate=validate.Length(max=200), metadata={
                               "description": "question key → answer (text, a choice, or true/false)"})
 
 
