@@ -3,6 +3,18 @@
 from .audit import AuditEntry
 from .checkin import CHECKIN_SOURCES, CheckIn
 from .event import EVENT_KINDS, EVENT_STATUSES, QUESTION_KINDS, Event, EventDay, ProgrammeItem, Question
+from .matching import (
+    Attendance,
+    EventAttendanceState,
+    Invitation,
+    MatchingLink,
+    MatchingSettings,
+    Outcome,
+    Preference,
+    SurveyResponse,
+    TimetableSlot,
+)
+from .organisation import IWATE_MUNICIPALITIES, PROJECT_TYPES, EventOrganisation, Organisation
 from .outbox import OutboxMessage
 from .person import IWATE_RELATIONS, Person
 from .privacy import PrivacyNotice
@@ -13,4 +25,7 @@ __all__ = [
     "ACTIVE_STATUSES", "CHECKIN_SOURCES", "EVENT_KINDS", "EVENT_STATUSES", "IWATE_RELATIONS", "QUESTION_KINDS",
     "REGISTRATION_STATUSES", "ROLES", "Answer", "ApiToken", "AuditEntry", "CheckIn", "Event", "EventDay", "OutboxMessage",
     "Person", "PrivacyNotice", "ProgrammeItem", "Question", "Registration", "User",
+    # matching and organisations
+    "IWATE_MUNICIPALITIES", "PROJECT_TYPES", "Attendance", "EventAttendanceState", "EventOrganisation", "Invitation",
+    "MatchingLink", "MatchingSettings", "Organisation", "Outcome", "Preference", "SurveyResponse", "TimetableSlot",
 ]
