@@ -9,7 +9,7 @@ from flask_wtf.csrf import CSRFError
 
 from . import database
 from .config import load_config, normalise_db_url
-from .extensions import babel, csrf, db, login_manager, migrate
+from .extensions import babel, csrf, db, limiter, login_manager, migrate
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
@@ -45,6 +45,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     babel.init_app(app, locale_selector=select_locale, default_translation_directories=str(
         PROJECT_ROOT / "translations"))
     login_manager.init_app(app)
+    limiter.init_app(app)
     database.configure_engine(app)
 
     from . import formatting
@@ -97,6 +98,8 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(auth_bp)
     from .checkin import bp as checkin_bp
     app.register_blueprint(checkin_bp)
+    from .staff import bp as staff_bp
+    app.register_blueprint(staff_bp)
     register_api(app)
 
 
@@ -111,6 +114,16 @@ def _register_error_pages(app: Flask) -> None:
     def _csrf(_exc):
         return page(400, "ページの有効期限が切れました",
                     "お手数ですが、ページを再読み込みしてからもう一度送信してください。")
+
+    @app.errorhandler(403)
+    def _forbidden(_exc):
+        return page(403, "この画面を開く権限がありません",
+                    "必要な権限がない場合は、管理者(admin)に依頼してください。")
+
+    @app.errorhandler(429)
+    def _too_many(_exc):
+        return page(429, "しばらくお待ちください",
+                    "短時間に何度も試行されたため、一時的に受け付けを止めています。1分ほど待ってからもう一度お試しください。")
 
     @app.errorhandler(404)
     def _not_found(_exc):

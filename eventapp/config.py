@@ -47,6 +47,12 @@ def load_config(instance_path: Path) -> dict:
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": env.get("SESSION_COOKIE_SECURE", "0") == "1",
+        # Login attempts per client IP (Flask-Limiter syntax); storage is shared by all workers only with redis://.
+        "RATELIMIT_STORAGE_URI": env.get("RATELIMIT_STORAGE_URI", "memory://"),
+        "RATELIMIT_HEADERS_ENABLED": True,
+        "LOGIN_RATE_LIMIT": env.get("LOGIN_RATE_LIMIT", "10/minute"),
+        # Personal data is anonymised this many days after the person's last event ended (purge-expired).
+        "RETENTION_DAYS": int(env.get("RETENTION_DAYS", "365")),
         "SQLITE_BUSY_TIMEOUT_S": float(env.get("SQLITE_BUSY_TIMEOUT_S", "30")),
         # flask-smorest: the OpenAPI description lives under the API prefix.
         "API_TITLE": "eventapp API",

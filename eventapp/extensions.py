@@ -1,6 +1,8 @@
 """Flask extensions, created unbound so any module can import them without importing the app."""
 
 from flask_babel import Babel
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
@@ -21,3 +23,5 @@ migrate = Migrate()
 csrf = CSRFProtect()
 babel = Babel()
 login_manager = LoginManager()
+# Storage comes from RATELIMIT_STORAGE_URI (memory:// by default; redis://… for several servers).
+limiter = Limiter(key_func=get_remote_address, default_limits=[])

@@ -46,6 +46,8 @@ def app(database_url, mail_dir):
         "MAIL_BACKEND": "file",
         "MAIL_FILE_DIR": str(mail_dir),
         "PUBLIC_BASE_URL": "http://testserver.local",
+        # Many tests log in from 127.0.0.1 within a minute; the limit itself is tested with its own value.
+        "LOGIN_RATE_LIMIT": "10000/minute",
     })
     with app.app_context():
         if db.engine.dialect.name == "postgresql":

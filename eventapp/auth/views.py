@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import flash, redirect, render_template, request, session, url_for
+from flask import current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 from flask_wtf import FlaskForm
 from sqlalchemy import select
 from wtforms import EmailField, PasswordField
 
-from ..extensions import db
+from ..extensions import db, limiter
 from ..models import User
 from . import bp, verify_password
 
@@ -28,11 +28,16 @@ def _safe_next(target: str | None) -> str:
 
 
 def _endpoints() -> set[str]:
-    from flask import current_app
     return set(current_app.view_functions)
 
 
+def _login_rate_limit() -> str:
+    return current_app.config["LOGIN_RATE_LIMIT"]
+
+
 @bp.route("/login", methods=["GET", "POST"])
+# Only submitted passwords count: guessing is slowed, reading the form is not.
+@limiter.limit(_login_rate_limit, methods=["POST"])
 def login():
     if current_user.is_authenticated:
         return redirect(_safe_next(request.args.get("next")))

@@ -31,3 +31,93 @@ def current_notice() -> PrivacyNotice:
         select(PrivacyNotice).order_by(PrivacyNotice.published_at.desc(), PrivacyNotice.id.desc()).limit(1)
     ).scalar_one_or_none()
     return notice or DEFAULT_NOTICE
+
+
+ANONYMOUS_NAME = "匿名"
+ANONYMOUS_FURIGANA = "とくめい"
+
+
+def anonymise_person(person_id: int, *, reason: str = "request", actor: str | None = None):
+    """Wipe what identifies a person; registrations (and so counts and attendance) stay.
+
+    Name → 匿名, furigana → とくめい, email → NULL, phone/occupation/skills, answers and staff notes wiped.
+    """
+    from ..models import Answer, Person, Registration
+    from ..models.base import utcnow
+    from . import audit
+    from .errors import NotFound
+
+    person = db.session.get(Person, person_id)
+    if person is None:
+        raise NotFound("person_not_found", "参加者が見つかりません。")
+    if person.anonymised_at is not None:
+        return person
+    person.name, person.furigana, person.email = ANONYMOUS_NAME, ANONYMOUS_FURIGANA, None
+    person.phone = person.occupation = person.skills = ""
+    person.anonymised_at = utcnow()
+    registration_ids = select(Registration.id).where(Registration.person_id == person.id)
+    for answer in db.session.execute(select(Answer).where(Answer.registration_id.in_(registration_ids))).scalars():
+        answer.value = ""
+    for registration in db.session.execute(select(Registration).where(Registration.person_id == person.id)).scalars():
+        registration.staff_note = ""
+    db.session.flush()
+    audit.record("anonymise", "person", person.id, f"参加者ID {person.id} を匿名化({reason})",
+                 {"reason": reason}, actor=actor)
+    return person
+
+
+def expired_people(retention_days: int, now=None) -> list[int]:
+    """Ids of not-yet-anonymised people whose events all ended more than `retention_days` ago."""
+    from datetime import timedelta
+
+    from sqlalchemy import func
+
+    from ..models import Event, Person, Registration
+    from ..models.base import utcnow
+
+    cutoff = (now or utcnow()) - timedelta(days=retention_days)
+    last_end = (select(Registration.person_id, func.max(Event.ends_at).label("last_end"))
+                .join(Event, Event.id == Registration.event_id).group_by(Registration.person_id).subquery())
+    return list(db.session.execute(
+        select(Person.id).join(last_end, last_end.c.person_id == Person.id)
+        .where(Person.anonymised_at.is_(None), last_end.c.last_end < cutoff).order_by(Person.id)
+    ).scalars().all())
+
+
+def purge_expired(retention_days: int, now=None) -> int:
+    """Anonymise everyone past retention; running it again does nothing new (safe daily from cron)."""
+    ids = expired_people(retention_days, now)
+    for person_id in ids:
+        anonymise_person(person_id, reason=f"保存期間({retention_days}日)経過", actor="purge-expired")
+    return len(ids)
+
+
+def publish_notice(purpose: str, body: str, contact: str, version: str | None = None) -> PrivacyNotice:
+    """A new version of the privacy notice; registrations keep the version they accepted."""
+    from ..models.base import utcnow
+    from . import audit
+    from .errors import ValidationFailed
+    from .people import clean_text
+
+    purpose, body, contact = (clean_text(v, multiline=True) for v in (purpose, body, contact))
+    errors = {}
+    for field, value in (("purpose", purpose), ("body", body), ("contact", contact)):
+        if not value:
+            errors[field] = "入力してください。"
+        elif len(value) > 20000:
+            errors[field] = "長すぎます。"
+    now = utcnow()
+    version = clean_text(version) or now.strftime("%Y-%m-%d")
+    base, n = version, 2
+    while db.session.execute(select(PrivacyNotice.id).where(PrivacyNotice.version == version)).first():
+        version = f"{base}-{n}"
+        n += 1
+    if len(version) > 32:
+        errors["version"] = "版の名前は32文字以内にしてください。"
+    if errors:
+        raise ValidationFailed(errors)
+    notice = PrivacyNotice(version=version, purpose=purpose, body=body, contact=contact, published_at=now)
+    db.session.add(notice)
+    db.session.flush()
+    audit.record("privacy_notice", "privacy_notice", notice.id, f"個人情報の取扱いを改定(版 {version})")
+    return notice

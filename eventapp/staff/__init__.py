@@ -1,0 +1,7 @@
+"""Back-office pages for the 事務局: dashboard, events, participants, exports, accounts, audit, privacy."""
+
+from flask import Blueprint
+
+bp = Blueprint("staff", __name__, url_prefix="/staff")
+
+from . import accounts, dashboard, events, participants  # noqa: E402,F401

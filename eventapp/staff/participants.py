@@ -1,0 +1,193 @@
+"""Participant lists and the actions staff take on registrations and people."""
+
+from __future__ import annotations
+
+from flask import abort, flash, redirect, render_template, request, url_for
+
+from ..auth.decorators import role_required
+from ..extensions import db
+from ..models import Registration
+from ..public.forms import IWATE_RELATION_CHOICES
+from ..services import participants as service
+from ..services import privacy
+from ..services.capacity import counts_for
+from ..services.errors import DomainError, ValidationFailed
+from ..services.people import PREFECTURES
+from . import bp
+from .events import load_event
+
+
+def load_registration(registration_id: int) -> Registration:
+    return db.session.get(Registration, registration_id) or abort(404)
+
+
+def _back(registration: Registration):
+    target = request.form.get("back")
+    if target and target.startswith("/staff/") and not target.startswith("//"):
+        return redirect(target, code=303)
+    return redirect(url_for("staff.registration_detail", registration_id=registration.id), code=303)
+
+
+@bp.get("/events/<int:event_id>/participants")
+@role_required("staff")
+def participant_list(event_id: int):
+    event = load_event(event_id)
+    args = request.args
+    question_id = args.get("question", type=int)
+    status = args.get("status", "active")
+    sort = args.get("sort", "kana")
+    result = service.participant_list(event, q=args.get("q", ""), status=status, question_id=question_id,
+                                      answer=args.get("answer", ""), sort=sort)
+    return render_template("staff/participants.html", event=event, result=result, q=args.get("q", ""),
+                           status=status, sort=sort, question_id=question_id, answer=args.get("answer", ""))
+
+
+@bp.route("/events/<int:event_id>/participants/new", methods=["GET", "POST"])
+@role_required("staff")
+def participant_new(event_id: int):
+    event = load_event(event_id)
+    errors: dict = {}
+    values = dict(request.form.items()) if request.method == "POST" else {"iwate_relation": "none"}
+    if request.method == "POST":
+        person = {k: values.get(k, "") for k in ("name", "furigana", "email", "phone", "prefecture",
+                                                   "iwate_relation", "occupation", "skills")}
+        answers = {q.key: request.form.get(f"answers.{q.key}", "") for q in event.active_questions}
+        try:
+            result = service.register_on_behalf(event.id, person, answers, notify=bool(values.get("notify")))
+            db.session.commit()
+            state = "参加確定" if result.registration.status == "confirmed" else \
+                f"キャンセル待ち({result.waitlist_position}番目)"
+            flash(f"{result.registration.person.name} 様を登録しました: {state}", "success")
+            return redirect(url_for("staff.participant_list", event_id=event.id), code=303)
+        except ValidationFailed as exc:
+            db.session.rollback()
+            errors = exc.fields
+        except DomainError as exc:
+            db.session.rollback()
+            errors = {"_": exc.message}
+    return render_template("staff/participant_new.html", event=event, values=values, errors=errors,
+                           prefectures=PREFECTURES, relations=IWATE_RELATION_CHOICES,
+                           counts=counts_for(event.id)), 422 if errors else 200
+
+
+@bp.get("/registrations/<int:registration_id>")
+@role_required("staff")
+def registration_detail(registration_id: int):
+    registration = load_registration(registration_id)
+    counts = counts_for(registration.event_id)
+    return render_template("staff/registration.html", registration=registration, event=registration.event,
+                           person=registration.person, counts=counts)
+
+
+@bp.post("/registrations/<int:registration_id>/confirm")
+@role_required("staff")
+def registration_confirm(registration_id: int):
+    registration = load_registration(registration_id)
+    try:
+        over = service.confirm_waitlisted(registration.id)
+        db.session.commit()
+        if over:
+            counts = counts_for(registration.event_id)
+            flash(f"参加確定にしました。定員を超えています({counts.confirmed}/{registration.event.capacity}名)。"
+                  "会場・バス・宿泊の手配をご確認ください。", "warning")
+        else:
+            flash("参加確定にしました。ご本人にメールでお知らせします。", "success")
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+    return _back(registration)
+
+
+@bp.post("/registrations/<int:registration_id>/cancel")
+@role_required("staff")
+def registration_cancel(registration_id: int):
+    registration = load_registration(registration_id)
+    try:
+        service.cancel_on_behalf(registration.id)
+        db.session.commit()
+        flash("キャンセルしました。ご本人にメールでお知らせします。", "success")
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+    return _back(registration)
+
+
+@bp.post("/registrations/<int:registration_id>/note")
+@role_required("staff")
+def registration_note(registration_id: int):
+    registration = load_registration(registration_id)
+    try:
+        service.set_note(registration.id, request.form.get("staff_note", ""))
+        db.session.commit()
+        flash("メモを保存しました。", "success")
+    except DomainError as exc:
+        db.session.rollback()
+        flash(" ".join(exc.fields.values()) or exc.message, "error")
+    return _back(registration)
+
+
+@bp.post("/registrations/<int:registration_id>/resend")
+@role_required("staff")
+def registration_resend(registration_id: int):
+    registration = load_registration(registration_id)
+    try:
+        service.resend_confirmation(registration.id)
+        db.session.commit()
+        flash(f"{registration.person.email} に確認メールを再送しました。", "success")
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+    return _back(registration)
+
+
+@bp.route("/events/<int:event_id>/message", methods=["GET", "POST"])
+@role_required("staff")
+def event_message(event_id: int):
+    event = load_event(event_id)
+    errors: dict = {}
+    values = dict(request.form.items()) if request.method == "POST" else {"audience": "confirmed"}
+    if request.method == "POST":
+        try:
+            sent = service.message_participants(event.id, values.get("audience", ""), values.get("subject", ""),
+                                                values.get("body", ""))
+            db.session.commit()
+            flash(f"{sent}名にメールを送信しました(送信待ちの列に入りました)。", "success")
+            return redirect(url_for("staff.event_detail", event_id=event.id), code=303)
+        except ValidationFailed as exc:
+            db.session.rollback()
+            errors = exc.fields
+    return render_template("staff/event_message.html", event=event, values=values, errors=errors,
+                           counts=counts_for(event.id)), 422 if errors else 200
+
+
+@bp.get("/people")
+@role_required("staff")
+def people_search():
+    q = request.args.get("q", "")
+    return render_template("staff/people_search.html", q=q, people=service.search_people(q))
+
+
+@bp.get("/people/<int:person_id>")
+@role_required("staff")
+def person_detail(person_id: int):
+    try:
+        person, registrations, attended = service.person_history(person_id)
+    except DomainError:
+        abort(404)
+    return render_template("staff/person.html", person=person, registrations=registrations, attended=attended)
+
+
+@bp.post("/people/<int:person_id>/anonymise")
+@role_required("staff")
+def person_anonymise(person_id: int):
+    if request.form.get("confirm") != "yes":
+        flash("匿名化するには確認のチェックを入れてください。", "error")
+        return redirect(url_for("staff.person_detail", person_id=person_id), code=303)
+    try:
+        privacy.anonymise_person(person_id, reason="本人の削除依頼")
+        db.session.commit()
+        flash("匿名化しました。氏名・連絡先・回答は削除され、参加人数の集計だけが残ります。", "success")
+    except DomainError:
+        db.session.rollback()
+        abort(404)
+    return redirect(url_for("staff.person_detail", person_id=person_id), code=303)
