@@ -1,0 +1,197 @@
+"""The check-in screen in Debian's headless Chromium against a real gunicorn server: a handheld
+scanner (typed code + Enter), the camera (a fake camera showing a real ticket QR), offline
+check-ins that sync with their original times, and two devices scanning one ticket at once."""
+
+from __future__ import annotations
+
+import io
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import segno
+from PIL import Image
+from playwright.sync_api import Browser, BrowserContext, Page, expect
+from sqlalchemy import select
+
+from eventapp.extensions import db
+from eventapp.models import CheckIn
+from eventapp.models.base import utcnow
+from eventapp.services.accounts import create_user
+from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
+from tests.factories import make_event, make_registration
+
+pytestmark = [pytest.mark.browser, pytest.mark.server]
+PASSWORD = "password-123"
+
+
+@pytest.fixture
+def desk(ctx):
+    """A check-in user and an event with three confirmed participants (one with a dietary note)."""
+    users = []
+    for n, name in enumerate(("田中", "佐藤")):
+        user, _ = create_user(f"desk{n}@example.jp", "checkin", PASSWORD, name)
+        users.append(user.email)
+    db.session.commit()
+    event = make_event(questions=[{"key": "dietary", "kind": "text", "label": "食事の配慮"}])
+    regs = [
+        make_registration(event, name="岩手 花子", furigana="いわて はなこ", answers={"dietary": "えび・かにアレルギー"}),
+        make_registration(event, name="盛岡 太郎", furigana="もりおか たろう", phone="090-1234-5678"),
+        make_registration(event, name="遠野 次郎", furigana="とおの じろう"),
+    ]
+    return {"event_id": event.id, "day_id": event.days[0].id, "codes": [r.ticket_code for r in regs],
+            "ids": [r.id for r in regs], "users": users}
+
+
+def open_screen(context: BrowserContext, server_url: str, desk: dict, user: int = 0) -> Page:
+    page = context.new_page()
+    page.goto(f"{server_url}/staff/login?next=/checkin/events/{desk['event_id']}")
+    page.locator("input[name=email]").fill(desk["users"][user])
+    page.locator("input[name=password]").fill(PASSWORD)
+    page.locator("form button[type=submit]").click()
+    expect(page.locator("#checkin-app")).to_have_attribute("data-ready", "1")
+    return page
+
+
+def new_context(browser: Browser, **extra) -> BrowserContext:
+    return browser.new_context(viewport={"width": 390, "height": 844}, locale="ja-JP", timezone_id="Asia/Tokyo",
+                               is_mobile=True, has_touch=True, **extra)
+
+
+def scan(page: Page, code: str) -> None:
+    """What a keyboard-wedge scanner does: type the code into whatever has focus, then Enter."""
+    page.keyboard.type(code, delay=5)
+    page.keyboard.press("Enter")
+
+
+def active_checkins(event_id: int) -> list[CheckIn]:
+    db.session.rollback()  # see the server's commits
+    return db.session.execute(
+        select(CheckIn).where(CheckIn.undone_at.is_(None), CheckIn.duplicate_of_id.is_(None))
+        .order_by(CheckIn.checked_in_at)).scalars().all()
+
+
+def test_handheld_scanner_types_code_and_enter(desk, browser_server, browser):
+    context = new_context(browser)
+    page = open_screen(context, browser_server.url, desk)
+    expect(page.locator("#scan-input")).to_be_focused()
+    scan(page, desk["codes"][0])
+    result = page.locator("#result")
+    expect(result).to_have_attribute("data-state", "ok")
+    expect(page.locator("#result-title")).to_have_text("受付完了")
+    expect(page.locator("#result-name")).to_have_text("岩手 花子")
+    expect(page.locator("#result-notes")).to_contain_text("えび・かにアレルギー")
+    expect(page.locator("#count-checked")).to_have_text("1")
+    # The input keeps the focus, so the next scan needs no tap; a second scan is amber with the time and who.
+    expect(page.locator("#scan-input")).to_be_focused()
+    scan(page, desk["codes"][0])
+    expect(result).to_have_attribute("data-state", "warn")
+    expect(page.locator("#result-title")).to_contain_text("受付済み")
+    expect(page.locator("#result-title")).to_contain_text("(田中)")
+    forged = desk["codes"][1][:-3] + "AAA"
+    scan(page, forged)
+    expect(result).to_have_attribute("data-state", "error")
+    expect(page.locator("#result-detail")).to_contain_text("無効")
+    # Manual search by phone digits, one tap to check in.
+    page.locator("#search-input").fill("5678")
+    page.locator("#search-results li", has_text="盛岡 太郎").get_by_role("button", name="受付").click()
+    expect(page.locator("#result-name")).to_have_text("盛岡 太郎")
+    expect(result).to_have_attribute("data-state", "ok")
+    # Undo the last one.
+    page.locator("#undo-last").click()
+    expect(page.locator("#result-title")).to_have_text("取り消しました")
+    rows = active_checkins(desk["event_id"])
+    assert [r.registration_id for r in rows] == [desk["ids"][0]]
+    context.close()
+
+
+def test_offline_check_ins_sync_with_original_times(desk, browser_server, browser):
+    context = new_context(browser)
+    page = open_screen(context, browser_server.url, desk)
+    context.set_offline(True)
+    expect(page.locator("#net-badge")).to_have_text("オフライン")
+    times = []
+    for code in desk["codes"]:
+        before = utcnow()
+        scan(page, code)
+        expect(page.locator("#result-title")).to_have_text("受付完了")
+        expect(page.locator("#result")).to_have_class("result result-ok result-pending")
+        times.append((before, utcnow()))
+        page.wait_for_timeout(1100)  # distinct scan times, so the test can tell them apart
+    # The same ticket again while offline: the cached roster knows it is already in.
+    scan(page, desk["codes"][0])
+    expect(page.locator("#result")).to_have_attribute("data-state", "warn")
+    expect(page.locator("#pending-count")).to_have_text("3")
+    assert active_checkins(desk["event_id"]) == []
+
+    reconnected_at = utcnow()
+    context.set_offline(False)
+    expect(page.locator("#net-badge")).to_have_text("オンライン")
+    expect(page.locator("#pending-count")).to_have_text("0", timeout=20_000)
+    rows = active_checkins(desk["event_id"])
+    assert len(rows) == 3
+    assert [r.registration_id for r in rows] == desk["ids"]
+    for row, (before, after) in zip(rows, times, strict=True):
+        assert before - timedelta(seconds=1) <= row.checked_in_at <= after + timedelta(seconds=1)
+        assert row.checked_in_at < reconnected_at and row.recorded_at >= reconnected_at
+        assert row.source == "offline"
+    context.close()
+
+
+def test_two_devices_scan_the_same_ticket_at_once(desk, browser_server, browser):
+    contexts = [new_context(browser), new_context(browser)]
+    pages = [open_screen(c, browser_server.url, desk, user=i) for i, c in enumerate(contexts)]
+    code = desk["codes"][2]
+    for page in pages:
+        page.locator("#scan-input").fill(code)
+    # Both submit at the same wall-clock moment (the contexts share the machine's clock).
+    start = pages[0].evaluate("Date.now() + 700")
+    for page in pages:
+        page.evaluate("""(at) => setTimeout(() => document.getElementById('scan-form').requestSubmit(),
+                                             Math.max(0, at - Date.now()))""", start)
+    for page in pages:
+        expect(page.locator("#result")).not_to_have_attribute("data-state", "idle")
+    states = sorted(p.locator("#result").get_attribute("data-state") for p in pages)
+    assert states == ["ok", "warn"]
+    assert len(active_checkins(desk["event_id"])) == 1
+    for c in contexts:
+        c.close()
+
+
+def ticket_y4m(code: str, path: Path, width: int = 640, height: int = 480, frames: int = 10) -> Path:
+    """A YUV4MPEG2 (4:2:0) video of a real ticket QR on white, for Chromium's fake camera."""
+    png = io.BytesIO()
+    segno.make(code, error="m").save(png, kind="png", scale=8, border=4)
+    qr = Image.open(io.BytesIO(png.getvalue())).convert("L")
+    side = min(height - 40, qr.width)
+    qr = qr.resize((side, side), Image.NEAREST)
+    frame = Image.new("L", (width, height), 255)
+    frame.paste(qr, ((width - side) // 2, (height - side) // 2))
+    luma = frame.tobytes()
+    chroma = bytes([128]) * ((width // 2) * (height // 2))
+    with path.open("wb") as out:
+        out.write(f"YUV4MPEG2 W{width} H{height} F10:1 Ip A1:1 C420jpeg\n".encode("ascii"))
+        for _ in range(frames):
+            out.write(b"FRAME\n" + luma + chroma + chroma)
+    return path
+
+
+def test_camera_reads_a_real_ticket_qr(desk, browser_server, browser, tmp_path):
+    video = ticket_y4m(desk["codes"][1], tmp_path / "ticket.y4m")
+    args = CHROMIUM_ARGS + ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+                            f"--use-file-for-fake-video-capture={video}"]
+    # A second Chromium of the same Playwright: the camera flags apply to a whole browser process.
+    camera_browser = browser.browser_type.launch(executable_path=str(CHROMIUM), args=args)
+    try:
+        context = new_context(camera_browser, permissions=["camera"])
+        page = open_screen(context, browser_server.url, desk)
+        page.locator("#camera-toggle").click()
+        expect(page.locator("#result-title")).to_have_text("受付完了", timeout=20_000)
+        expect(page.locator("#result-name")).to_have_text("盛岡 太郎")
+        # Headless Linux Chromium has no BarcodeDetector: this is the jsQR path phones without it use.
+        assert page.locator("#checkin-app").get_attribute("data-decoder") in ("jsQR", "BarcodeDetector")
+        page.locator("#camera-toggle").click()
+        context.close()
+    finally:
+        camera_browser.close()
+    assert [r.registration_id for r in active_checkins(desk["event_id"])] == [desk["ids"][1]]
