@@ -15,6 +15,7 @@ from email.utils import formatdate, make_msgid
 from pathlib import Path
 
 from flask import current_app, g, render_template
+from flask_babel import force_locale
 from sqlalchemy import select, update
 
 from ..database import write_intent
@@ -28,7 +29,9 @@ LEASE = timedelta(minutes=5)
 def queue(kind: str, to_addr: str, template: str, context: dict, *,
           registration: Registration | None = None, attachments: list[dict] | None = None) -> OutboxMessage:
     """Render `templates/mail/<template>.txt` (first line `Subject: …`) and add it to the outbox."""
-    rendered = render_template(f"mail/{template}.txt", **context)
+    # Mails are Japanese even when the sender browsed in English (dates would otherwise mix languages).
+    with force_locale("ja"):
+        rendered = render_template(f"mail/{template}.txt", **context)
     first, _, body = rendered.lstrip().partition("\n")
     subject = first.removeprefix("Subject:").strip()
     message = OutboxMessage(kind=kind, to_addr=to_addr, subject=subject, body=body.strip() + "\n",
@@ -87,6 +90,9 @@ def _deliver_one(message_id: int, now: datetime) -> str:
         error = None
     except Exception as exc:  # any transport failure is retried later; the message stays queued
         error = f"{type(exc).__name__}: {exc}"
+    # Building the mail reloaded the expired message in a plain (deferred) read transaction; end it
+    # so the write below starts with BEGIN IMMEDIATE instead of failing with "database is locked".
+    db.session.rollback()
     with write_intent():
         message = db.session.get(OutboxMessage, message_id)
         if error is None:

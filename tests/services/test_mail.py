@@ -16,7 +16,7 @@ from eventapp.models import OutboxMessage, Registration
 from eventapp.models.base import utcnow
 from eventapp.services import mail
 from eventapp.services import registration as registration_service
-from tests.factories import make_event, make_registration
+from tests.factories import jst, make_event, make_registration, person_input
 
 
 def outbox(kind: str | None = None) -> list[OutboxMessage]:
@@ -117,6 +117,22 @@ def test_online_seminar_confirmation_contains_join_url_but_waitlist_mail_does_no
     bodies = {m["Subject"].split("】")[0]: m.get_body(("plain",)).get_content() for m in sent_mail()}
     assert "https://meet.example.jp/room-7" in bodies["【参加確定"]
     assert "room-7" not in bodies["【キャンセル待ち受付"]
+
+
+def test_mail_is_japanese_even_when_queued_from_an_english_page(app, sent_mail):
+    with app.app_context():
+        event = make_event(title="英語ページからの申込", starts_at=jst(2031, 11, 8, 13), ends_at=jst(2031, 11, 9, 12))
+        event_id = event.id
+    with app.test_request_context("/?lang=en"):
+        from flask_babel import get_locale
+        assert str(get_locale()) == "en"
+        registration_service.register(event_id, person_input(email="en@example.com"), {}, consent=True)
+        db.session.commit()
+        assert str(get_locale()) == "en"  # the page itself stays English
+    with app.app_context():
+        mail.deliver_due()
+    body = sent_mail()[0].get_body(("plain",)).get_content()
+    assert "日時: 2031年11月8日(土) 13:00 〜 11月9日(日) 12:00" in body
 
 
 def test_failed_smtp_send_keeps_registration_and_retries_later(app, ctx, mail_config, smtp_server):
