@@ -257,7 +257,11 @@ def test_invalid_signup_shows_japanese_errors_per_field(app, client):
         assert message in text, message
     # what the person typed is kept, and the invalid inputs are marked for screen readers
     assert page.find_all("input", id="furigana")[0]["value"] == "Hanako"
-    assert page.find_all("input", id="email")[0]["aria-invalid"] == "true"
+    email = page.find_all("input", id="email")[0]
+    assert email["aria-invalid"] == "true"
+    assert email["aria-describedby"].split() == ["email-hint", "email-error"]
+    assert page.find_all("input", id="consent_privacy")[0]["aria-describedby"] == "consent_privacy-error"
+    assert any(f.get("aria-describedby") == "q_bus-error" for f in page.find_all("fieldset"))
     with app.app_context():
         assert db.session.execute(select(Registration)).first() is None
 
