@@ -1,0 +1,127 @@
+"""Who attended an event: an active check-in (onsite), or an attendance row (online 出席コード / staff).
+
+This is the single place other modules ask; matching eligibility, invitations, surveys and the
+yearly report all read attendance through `attended_registration_ids`.
+"""
+
+from __future__ import annotations
+
+import secrets
+import unicodedata
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+
+from ..extensions import db
+from ..models import Attendance, CheckIn, Event, EventAttendanceState, Registration, User
+from ..models.base import utcnow
+from .errors import DomainError, NotFound
+
+# The code may be entered from when the seminar starts until a day after it ends (people who
+# join late and type it in after the stream still count).
+CODE_GRACE = timedelta(days=1)
+
+
+def attended_registration_ids(event_ids: list[int] | int) -> set[int]:
+    """Confirmed registrations of these events with an active check-in or an attendance row."""
+    ids = [event_ids] if isinstance(event_ids, int) else list(event_ids)
+    if not ids:
+        return set()
+    base = (Registration.event_id.in_(ids), Registration.status == "confirmed")
+    checked_in = select(CheckIn.registration_id).join(Registration, Registration.id == CheckIn.registration_id).where(
+        *base, CheckIn.undone_at.is_(None), CheckIn.duplicate_of_id.is_(None))
+    marked = select(Attendance.registration_id).join(Registration, Registration.id == Attendance.registration_id
+                                                     ).where(*base)
+    return set(db.session.execute(checked_in.union(marked)).scalars().all())
+
+
+def attended_person_ids(event_ids: list[int]) -> set[int]:
+    reg_ids = attended_registration_ids(event_ids)
+    if not reg_ids:
+        return set()
+    return set(db.session.execute(
+        select(Registration.person_id).where(Registration.id.in_(reg_ids))).scalars().all())
+
+
+def state_for(event_id: int, *, create: bool = False) -> EventAttendanceState | None:
+    state = db.session.get(EventAttendanceState, event_id)
+    if state is None and create:
+        state = EventAttendanceState(event_id=event_id, code="")
+        db.session.add(state)
+    return state
+
+
+def is_final(event_id: int) -> bool:
+    state = state_for(event_id)
+    return state is not None and state.finalised_at is not None
+
+
+def new_attendance_code(event_id: int) -> str:
+    """A fresh 6-digit 出席コード for an online seminar (replaces the previous one)."""
+    event = db.session.get(Event, event_id)
+    if event is None:
+        raise NotFound("event_not_found", "イベントが見つかりません。")
+    if not event.is_online:
+        raise DomainError("not_online", "出席コードはオンラインセミナーでのみ使えます。会場のイベントは受付(チェックイン)で出席を記録します。")
+    state = state_for(event_id, create=True)
+    state.code = f"{secrets.randbelow(10**6):06d}"
+    db.session.flush()
+    return state.code
+
+
+def _normalise_code(value: str) -> str:
+    text = unicodedata.normalize("NFKC", value or "")
+    return "".join(ch for ch in text if ch.isdigit())
+
+
+def enter_code(registration: Registration, code: str, *, now: datetime | None = None) -> Attendance:
+    """A participant types the code shown during the seminar on their manage page."""
+    now = now or utcnow()
+    event = registration.event
+    if not event.is_online:
+        raise DomainError("not_online", "このイベントでは出席コードは使いません。")
+    if registration.status != "confirmed":
+        raise DomainError("not_confirmed", "参加が確定したお申し込みのみ出席を記録できます。")
+    if now < event.starts_at:
+        raise DomainError("too_early", "出席コードはセミナー開始後に入力してください。")
+    if now > event.ends_at + CODE_GRACE:
+        raise DomainError("too_late", "出席コードの入力期限を過ぎています。出席の記録については事務局へご連絡ください。")
+    state = state_for(event.id)
+    if state is None or not state.code or _normalise_code(code) != state.code:
+        raise DomainError("wrong_code", "出席コードが正しくありません。セミナー中に表示された6桁の数字を入力してください。",
+                          fields={"code": "出席コードが正しくありません。"}, status=422)
+    existing = _attendance(registration.id)
+    if existing is not None:
+        return existing
+    row = Attendance(registration_id=registration.id, source="code", recorded_at=now)
+    db.session.add(row)
+    db.session.flush()
+    return row
+
+
+def has_attended(registration: Registration) -> bool:
+    return registration.id in attended_registration_ids(registration.event_id)
+
+
+def mark(registration_id: int, attended: bool, *, user: User | None = None,
+         now: datetime | None = None) -> Registration:
+    """Staff marking (e.g. an online participant whose code entry failed, or a paper list)."""
+    registration = db.session.get(Registration, registration_id)
+    if registration is None:
+        raise NotFound("registration_not_found", "お申し込みが見つかりません。")
+    existing = _attendance(registration_id)
+    if attended:
+        if registration.status != "confirmed":
+            raise DomainError("not_confirmed", "参加確定のお申し込みのみ出席にできます。")
+        if existing is None:
+            db.session.add(Attendance(registration_id=registration_id, source="staff", recorded_at=now or utcnow(),
+                                      by_user_id=user.id if user else None))
+    elif existing is not None:
+        db.session.delete(existing)
+    db.session.flush()
+    return registration
+
+
+def _attendance(registration_id: int) -> Attendance | None:
+    return db.session.execute(
+        select(Attendance).where(Attendance.registration_id == registration_id)).scalar_one_or_none()
