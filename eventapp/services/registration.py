@@ -76,7 +76,6 @@ def register(event_id: int, person_input: dict, answers_input: dict | None, *, c
              source: str = "web", staff_override: bool = False, notify: bool = True,
              now: datetime | None = None) -> SignupResult:
     """Sign a person up: confirmed while seats are left, otherwise waitlisted (FIFO)."""
-    now = now or utcnow()
     event = db.session.get(Event, event_id)
     if event is None or (event.status == "draft" and not staff_override):
         raise NotFound("event_not_found", "イベントが見つかりません。")
@@ -94,11 +93,19 @@ def register(event_id: int, person_input: dict, answers_input: dict | None, *, c
         raise ValidationFailed(errors)
 
     event = lock_event(event_id)
+    # The clock is read after the lock: waitlisted_at then follows the order in which sign-ups
+    # took the lock, so the place a person is told never changes because a slower request
+    # (that read the clock earlier but waited for the lock) lands ahead of them.
+    now = now or utcnow()
     counts = counts_for(event.id)
     state = availability(event, counts, now).state
     if state == "cancelled" or (state in CLOSED_MESSAGES and not staff_override):
         code, message = CLOSED_MESSAGES[state]
         raise DomainError(code, message)
+    if event.kind == "matching_session" and not staff_override:
+        # Access rule of the session (open / attendees first / attendees only); clear message if refused.
+        from .matching import check_eligibility
+        check_eligibility(event, person_data.email, now)
 
     person = find_or_create_person(person_data)
     db.session.flush()

@@ -68,9 +68,12 @@ def make_manage_token() -> str:
 def qr_svg(data: str, *, scale: int = 6) -> str:
     """An inline SVG QR code (no external request, crisp at any size)."""
     buffer = io.BytesIO()
-    segno.make(data, error="m").save(buffer, kind="svg", scale=scale, border=2, xmldecl=False,
-                                     svgns=True, title="QR", nl=False)
-    return buffer.getvalue().decode("utf-8")
+    qr = segno.make(data, error="m")
+    qr.save(buffer, kind="svg", scale=scale, border=2, xmldecl=False, svgns=True, title="QR", nl=False)
+    # width/height keep the printed size (PDF); the viewBox lets CSS scale it on a phone screen
+    # (without it the code stays small in the corner of a larger box).
+    width, height = qr.symbol_size(scale=scale, border=2)
+    return buffer.getvalue().decode("utf-8").replace("<svg ", f'<svg viewBox="0 0 {width} {height}" ', 1)
 
 
 def qr_png(data: str, *, scale: int = 8) -> bytes:
