@@ -460,6 +460,32 @@ def english_catalog() -> None:
             write_mo(f, catalog)
 
 
+def _luminance(hex_colour: str) -> float:
+    digits = hex_colour.lstrip("#")
+    digits = "".join(d * 2 for d in digits) if len(digits) == 3 else digits
+    channels = [int(digits[i:i + 2], 16) / 255 for i in (0, 2, 4)]
+    linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def contrast(a: str, b: str) -> float:
+    high, low = sorted((_luminance(a), _luminance(b)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def test_text_colours_meet_wcag_aa_contrast():
+    """The colour pairs the stylesheet uses for text reach 4.5:1 (WCAG AA for normal text)."""
+    css = (PROJECT_ROOT / "static/css/app.css").read_text()
+    colours = dict(re.findall(r"--([a-z-]+):\s*(#[0-9a-fA-F]{6}|#[0-9a-fA-F]{3})\b", css))
+    pairs = [("ink", "bg"), ("ink", "card"), ("muted", "card"), ("muted", "bg"), ("brand", "card"),
+             ("brand-dark", "card"), ("ok", "ok-bg"), ("warn", "warn-bg"), ("err", "err-bg"), ("err", "card")]
+    for fg, bg in pairs:
+        assert contrast(colours[fg], colours[bg]) >= 4.5, (fg, bg, round(contrast(colours[fg], colours[bg]), 2))
+    for fg, bg in [("#ffffff", colours["brand"]), ("#ffffff", colours["err"]), ("#3d4655", "#eceff3"),
+                   (colours["brand-dark"], "#e8f1f8")]:
+        assert contrast(fg, bg) >= 4.5, (fg, bg)
+
+
 # --- language ------------------------------------------------------------------------------------------------
 
 def test_default_language_is_japanese(app, client):
