@@ -52,6 +52,22 @@ def register(app: Flask) -> None:
             db.session.commit()
         click.echo(summary)
 
+    @app.cli.command("purge-expired")
+    @click.option("--days", type=int, default=None, help="Retention in days (default: RETENTION_DAYS, 365).")
+    def purge_expired_command(days: int | None) -> None:
+        """Anonymise people whose events all ended more than N days ago (safe to run daily from cron)."""
+        from flask import current_app
+
+        from .services.privacy import purge_expired
+
+        days = days if days is not None else current_app.config["RETENTION_DAYS"]
+        if days < 0:
+            raise click.ClickException("--days must be 0 or more")
+        with write_intent():
+            count = purge_expired(days)
+            db.session.commit()
+        click.echo(f"anonymised {count} people (retention {days} days)")
+
     @app.cli.command("send-mail")
     def send_mail_command() -> None:
         """Send queued mail that is due (run from cron every minute)."""

@@ -76,8 +76,8 @@ def test_lowering_capacity_below_confirmed_is_refused(ctx, staff_client):
     url = f"/staff/events/{event.id}/edit"
     page = staff_client.get(url).get_data(as_text=True)
     assert 'value="3"' in page
-    from tests.conftest import csrf_token_from
     from eventapp.staff.forms import event_values
+    from tests.conftest import csrf_token_from
     values = event_values(event)
     values.update(capacity="2", csrf_token=csrf_token_from(page))
     response = staff_client.post(url, data=values)
