@@ -100,6 +100,10 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(checkin_bp)
     from .staff import bp as staff_bp
     app.register_blueprint(staff_bp)
+    from .matching import bp as matching_bp
+    from .matching import public_bp as matching_public_bp
+    app.register_blueprint(matching_bp)
+    app.register_blueprint(matching_public_bp)
     register_api(app)
 
 

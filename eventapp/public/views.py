@@ -8,8 +8,10 @@ from sqlalchemy import select
 
 from ..extensions import db
 from ..formatting import KIND_LABELS
+from ..matching.public_views import prefill_from_invitation
 from ..models import EVENT_KINDS, Event
 from ..models.base import utcnow
+from ..services import matching as matching_service
 from ..services import registration as registration_service
 from ..services.capacity import availability, counts_for, counts_for_events
 from ..services.errors import DomainError, ValidationFailed
@@ -56,25 +58,33 @@ def signup(slug: str):
     event = _visible_event(slug)
     avail = availability(event, counts_for(event.id))
     form = signup_form_for(event, request.form if request.method == "POST" else None)
-    error = None
+    error = preference_error = None
+    if request.method == "GET" and request.args.get("invite"):
+        prefill_from_invitation(form, event, request.args["invite"])  # personal link from an invitation mail
     if request.method == "POST" and avail.accepts_signups and form.validate():
         try:
-            result = registration_service.register(
-                event.id, form.person_data(), form.answers(event), consent=bool(form.consent_privacy.data),
-            )
+            if event.kind == "matching_session":  # plus the ranked organisations
+                result = matching_service.register_with_preferences(
+                    event.id, form.person_data(), form.answers(event), consent=bool(form.consent_privacy.data),
+                    preferences=[request.form.get(f"pref_{n}") for n in range(1, matching_service.MAX_PREFERENCES + 1)])
+            else:
+                result = registration_service.register(
+                    event.id, form.person_data(), form.answers(event), consent=bool(form.consent_privacy.data),
+                )
             db.session.commit()
             return redirect(url_for("public.manage", token=result.registration.manage_token, new=1), code=303)
         except ValidationFailed as exc:
             db.session.rollback()
             form.show_errors(exc.fields)
             error = exc.message
+            preference_error = exc.fields.get("preferences")
         except DomainError as exc:
             db.session.rollback()
             error = exc.message
             avail = availability(event, counts_for(event.id))
     status = 422 if request.method == "POST" else 200
     return render_template("public/signup.html", event=event, form=form, availability=avail, error=error,
-                           notice=current_notice()), status
+                           notice=current_notice(), preference_error=preference_error), status
 
 
 @bp.get("/r/<token>")
