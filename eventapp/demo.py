@@ -192,4 +192,6 @@ def load_demo_data(today: date | None = None) -> str:
                 now=min(event.starts_at, datetime.now(JST)) - timedelta(days=20 - index),
             )
             created_registrations += 1
-    return f"demo data: {created_events} events and {created_registrations} registrations added"
+    from .demo_matching import load_matching_demo
+    matching_summary = load_matching_demo(today)
+    return f"demo data: {created_events} events and {created_registrations} registrations added; {matching_summary}"
