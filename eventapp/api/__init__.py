@@ -39,6 +39,13 @@ def register_api(app: Flask) -> None:
     from .checkin_routes import blp as checkin_blp
     api.register_blueprint(checkin_blp)
 
+    @app.errorhandler(RecursionError)
+    def _too_deep(exc: RecursionError):
+        # json.loads recurses once per nesting level: `[[[[…` from a client must be a 400, not a 500.
+        if request.path.startswith("/api/"):
+            return error_response(400, "malformed_json", "JSON の入れ子が深すぎます。")
+        raise exc
+
     @app.errorhandler(DomainError)
     def _domain_error(exc: DomainError):
         if request.path.startswith("/api/"):

@@ -19,6 +19,17 @@ class JSTDateTime(fields.DateTime):
         return result.replace(tzinfo=JST) if result.tzinfo is None else result
 
 
+class Text(fields.String):
+    """A string that can be stored: JSON may carry lone surrogates (`"\\ud800"`) or NUL, which neither
+    UTF-8 nor PostgreSQL accept; refuse them here with a 422 instead of failing in the database."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        result = super()._deserialize(value, attr, data, **kwargs)
+        if "\x00" in result or any("\ud800" <= ch <= "\udfff" for ch in result):
+            raise ValidationError("使用できない文字が含まれています。")
+        return result
+
+
 class StrictBoolean(fields.Boolean):
     """Only JSON true/false: "yes" or 1 for a consent flag is a client bug, not a yes."""
 
@@ -34,7 +45,7 @@ class AnswerValue(fields.Raw):
     def _deserialize(self, value, attr, data, **kwargs):
         if value is not None and not isinstance(value, str | bool):
             raise ValidationError("回答は文字列または true/false で指定してください。")
-        return value
+        return Text()._deserialize(value, attr, data, **kwargs) if isinstance(value, str) else value
 
 
 class StrictSchema(Schema):
@@ -45,56 +56,56 @@ class StrictSchema(Schema):
 class ProgrammeItemSchema(StrictSchema):
     starts_at = fields.Time(required=True, format="%H:%M")
     ends_at = fields.Time(allow_none=True, format="%H:%M")
-    title = fields.String(required=True, validate=validate.Length(max=300))
-    place = fields.String(validate=validate.Length(max=300))
+    title = Text(required=True, validate=validate.Length(max=300))
+    place = Text(validate=validate.Length(max=300))
 
 
 class EventDaySchema(StrictSchema):
     starts_at = JSTDateTime(required=True)
     ends_at = JSTDateTime(required=True)
-    title = fields.String(validate=validate.Length(max=200))
+    title = Text(validate=validate.Length(max=200))
     items = fields.List(fields.Nested(ProgrammeItemSchema))
 
 
 class QuestionSchema(StrictSchema):
-    key = fields.String(required=True, validate=validate.Regexp(r"^[a-z0-9_]{1,64}$"))
-    kind = fields.String(required=True, validate=validate.OneOf(QUESTION_KINDS))
-    label = fields.String(required=True, validate=validate.Length(min=1, max=300))
-    help_text = fields.String(validate=validate.Length(max=500))
+    key = Text(required=True, validate=validate.Regexp(r"^[a-z0-9_]{1,64}$"))
+    kind = Text(required=True, validate=validate.OneOf(QUESTION_KINDS))
+    label = Text(required=True, validate=validate.Length(min=1, max=300))
+    help_text = Text(validate=validate.Length(max=500))
     required = fields.Boolean()
-    choices = fields.List(fields.String(validate=validate.Length(max=200)))
+    choices = fields.List(Text(validate=validate.Length(max=200)))
 
 
 class EventSchema(Schema):
     id = fields.Integer(dump_only=True)
-    slug = fields.String()
-    kind = fields.String(validate=validate.OneOf(EVENT_KINDS))
-    title = fields.String()
-    summary = fields.String()
-    description = fields.String()
+    slug = Text()
+    kind = Text(validate=validate.OneOf(EVENT_KINDS))
+    title = Text()
+    summary = Text()
+    description = Text()
     starts_at = JSTDateTime()
     ends_at = JSTDateTime()
-    venue_name = fields.String()
-    venue_address = fields.String()
-    meeting_point = fields.String()
-    access = fields.String()
-    what_to_bring = fields.String()
+    venue_name = Text()
+    venue_address = Text()
+    meeting_point = Text()
+    access = Text()
+    what_to_bring = Text()
     fee_yen = fields.Integer()
     capacity = fields.Integer()
     confirmed_count = fields.Integer(dump_only=True)
     waitlist_count = fields.Integer(dump_only=True)
     seats_left = fields.Integer(dump_only=True)
-    availability = fields.String(dump_only=True, metadata={
+    availability = Text(dump_only=True, metadata={
         "description": "open | waitlist | not_yet_open | closed | cancelled | draft"})
-    status = fields.String(validate=validate.OneOf(EVENT_STATUSES))
+    status = Text(validate=validate.OneOf(EVENT_STATUSES))
     registration_opens_at = JSTDateTime(allow_none=True)
     registration_closes_at = JSTDateTime(allow_none=True)
     cancellation_deadline = JSTDateTime(allow_none=True)
     roster_freeze_at = JSTDateTime(allow_none=True)
-    organiser_name = fields.String()
-    organiser_email = fields.String()
-    organiser_phone = fields.String()
-    url = fields.String(dump_only=True)
+    organiser_name = Text()
+    organiser_email = Text()
+    organiser_phone = Text()
+    url = Text(dump_only=True)
     days = fields.List(fields.Nested(EventDaySchema))
     questions = fields.List(fields.Nested(QuestionSchema))
 
@@ -107,82 +118,82 @@ class EventListQuerySchema(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    kind = fields.String(validate=validate.OneOf(EVENT_KINDS))
+    kind = Text(validate=validate.OneOf(EVENT_KINDS))
 
 
 class EventWriteSchema(StrictSchema):
-    slug = fields.String(validate=validate.Length(min=1, max=120))
-    kind = fields.String(validate=validate.OneOf(EVENT_KINDS))
-    title = fields.String(validate=validate.Length(min=1, max=300))
-    summary = fields.String(validate=validate.Length(max=2000))
-    description = fields.String(validate=validate.Length(max=20000))
+    slug = Text(validate=validate.Length(min=1, max=120))
+    kind = Text(validate=validate.OneOf(EVENT_KINDS))
+    title = Text(validate=validate.Length(min=1, max=300))
+    summary = Text(validate=validate.Length(max=2000))
+    description = Text(validate=validate.Length(max=20000))
     starts_at = JSTDateTime()
     ends_at = JSTDateTime()
-    venue_name = fields.String(validate=validate.Length(max=300))
-    venue_address = fields.String(validate=validate.Length(max=500))
-    meeting_point = fields.String(validate=validate.Length(max=2000))
-    access = fields.String(validate=validate.Length(max=5000))
-    what_to_bring = fields.String(validate=validate.Length(max=5000))
+    venue_name = Text(validate=validate.Length(max=300))
+    venue_address = Text(validate=validate.Length(max=500))
+    meeting_point = Text(validate=validate.Length(max=2000))
+    access = Text(validate=validate.Length(max=5000))
+    what_to_bring = Text(validate=validate.Length(max=5000))
     latitude = fields.Float(allow_none=True, validate=validate.Range(-90, 90))
     longitude = fields.Float(allow_none=True, validate=validate.Range(-180, 180))
     online_url = fields.Url(allow_none=False, schemes={"http", "https"})
     fee_yen = fields.Integer(strict=True, validate=validate.Range(0, 10_000_000))
     capacity = fields.Integer(strict=True, validate=validate.Range(0, 100_000))
-    status = fields.String(validate=validate.OneOf(EVENT_STATUSES))
+    status = Text(validate=validate.OneOf(EVENT_STATUSES))
     registration_opens_at = JSTDateTime(allow_none=True)
     registration_closes_at = JSTDateTime(allow_none=True)
     cancellation_deadline = JSTDateTime(allow_none=True)
     roster_freeze_at = JSTDateTime(allow_none=True)
-    organiser_name = fields.String(validate=validate.Length(max=200))
+    organiser_name = Text(validate=validate.Length(max=200))
     organiser_email = fields.Email()
-    organiser_phone = fields.String(validate=validate.Length(max=40))
+    organiser_phone = Text(validate=validate.Length(max=40))
     days = fields.List(fields.Nested(EventDaySchema), validate=validate.Length(max=31))
     questions = fields.List(fields.Nested(QuestionSchema), validate=validate.Length(max=200))
 
 
 class EventCreateSchema(EventWriteSchema):
-    slug = fields.String(required=True, validate=validate.Length(min=1, max=120))
-    kind = fields.String(required=True, validate=validate.OneOf(EVENT_KINDS))
-    title = fields.String(required=True, validate=validate.Length(min=1, max=300))
+    slug = Text(required=True, validate=validate.Length(min=1, max=120))
+    kind = Text(required=True, validate=validate.OneOf(EVENT_KINDS))
+    title = Text(required=True, validate=validate.Length(min=1, max=300))
     starts_at = JSTDateTime(required=True)
     ends_at = JSTDateTime(required=True)
     capacity = fields.Integer(required=True, strict=True, validate=validate.Range(0, 100_000))
 
 
 class RegistrationCreateSchema(StrictSchema):
-    name = fields.String(required=True, validate=validate.Length(max=500))
-    furigana = fields.String(required=True, validate=validate.Length(max=500))
-    email = fields.String(required=True, validate=validate.Length(max=500))
-    phone = fields.String(validate=validate.Length(max=100))
-    prefecture = fields.String(validate=validate.Length(max=20))
-    iwate_relation = fields.String(validate=validate.OneOf(IWATE_RELATIONS))
-    occupation = fields.String(validate=validate.Length(max=5000))
-    skills = fields.String(validate=validate.Length(max=5000))
+    name = Text(required=True, validate=validate.Length(max=500))
+    furigana = Text(required=True, validate=validate.Length(max=500))
+    email = Text(required=True, validate=validate.Length(max=500))
+    phone = Text(validate=validate.Length(max=100))
+    prefecture = Text(validate=validate.Length(max=20))
+    iwate_relation = Text(validate=validate.OneOf(IWATE_RELATIONS))
+    occupation = Text(validate=validate.Length(max=5000))
+    skills = Text(validate=validate.Length(max=5000))
     consent_privacy = StrictBoolean(required=True, metadata={"description": "must be true"})
-    answers = fields.Dict(keys=fields.String(validate=validate.Length(max=64)),
+    answers = fields.Dict(keys=Text(validate=validate.Length(max=64)),
                           values=AnswerValue(allow_none=True), validate=validate.Length(max=200), metadata={
                               "description": "question key → answer (text, a choice, or true/false)"})
 
 
 class EventRefSchema(Schema):
     id = fields.Integer()
-    slug = fields.String()
-    title = fields.String()
+    slug = Text()
+    title = Text()
     starts_at = JSTDateTime()
     ends_at = JSTDateTime()
 
 
 class RegistrationSchema(Schema):
     id = fields.Integer()
-    status = fields.String(validate=validate.OneOf(REGISTRATION_STATUSES))
+    status = Text(validate=validate.OneOf(REGISTRATION_STATUSES))
     waitlist_position = fields.Integer(allow_none=True)
-    manage_token = fields.String()
-    manage_url = fields.String()
-    ticket_code = fields.String(allow_none=True)
+    manage_token = Text()
+    manage_url = Text()
+    ticket_code = Text(allow_none=True)
     created_at = JSTDateTime()
     cancelled_at = JSTDateTime(allow_none=True)
     event = fields.Nested(EventRefSchema)
-    answers = fields.Dict(keys=fields.String(), values=fields.String())
+    answers = fields.Dict(keys=Text(), values=Text())
 
 
 class RegistrationEnvelopeSchema(Schema):
@@ -191,17 +202,17 @@ class RegistrationEnvelopeSchema(Schema):
 
 class PersonSchema(Schema):
     id = fields.Integer()
-    name = fields.String()
-    furigana = fields.String()
-    email = fields.String(allow_none=True)
-    phone = fields.String()
-    prefecture = fields.String()
-    iwate_relation = fields.String()
+    name = Text()
+    furigana = Text()
+    email = Text(allow_none=True)
+    phone = Text()
+    prefecture = Text()
+    iwate_relation = Text()
 
 
 class StaffRegistrationSchema(RegistrationSchema):
     person = fields.Nested(PersonSchema)
-    source = fields.String()
+    source = Text()
 
 
 class StaffRegistrationListSchema(Schema):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import timedelta
 
@@ -181,10 +182,17 @@ def test_register_invalid_input_lists_fields(app, client):
     ({"answers": {"bus": [1, 2]}}, "answers"),
     ({"email": None}, "email"),
     ({"shoe_size": 27}, "shoe_size"),
+    ({"name": "\ud800岩手"}, "name"),  # a lone surrogate cannot be stored as UTF-8
+    ({"name": "岩手\x00花子"}, "name"),  # PostgreSQL refuses NUL in text
+    ({"answers": {"diet": "\udfff"}}, "answers"),
 ])
 def test_wrong_types_are_422_with_the_field_named(app, client, body, field):
-    event_id = new_event(app, questions=[{"key": "bus", "kind": "yesno", "label": "送迎バス"}])
-    error = assert_error(client.post(f"/api/v1/events/{event_id}/registrations", json=signup_body(**body)), 422)
+    event_id = new_event(app, questions=[{"key": "bus", "kind": "yesno", "label": "送迎バス"},
+                                         {"key": "diet", "kind": "text", "label": "食事制限"}])
+    # json.dumps escapes non-ASCII, so lone surrogates travel as `\ud800` as a client would send them
+    response = client.post(f"/api/v1/events/{event_id}/registrations", data=json.dumps(signup_body(**body)),
+                           content_type="application/json")
+    error = assert_error(response, 422)
     assert any(name == field or name.startswith(field + ".") for name in error["fields"]), error
 
 
@@ -197,6 +205,9 @@ def test_wrong_types_are_422_with_the_field_named(app, client, body, field):
     ("null", "application/json"),
     ("name=x", "application/x-www-form-urlencoded"),
     ("", "application/json"),
+    ("[" * 100_000, "application/json"),  # deeper than the JSON parser's recursion limit
+    ('{"a":' * 50_000, "application/json"),
+    ("1e999999", "application/json"),
 ])
 def test_malformed_bodies_never_give_5xx(app, client, data, content_type):
     event_id = new_event(app)
