@@ -20,7 +20,7 @@ plus one once a person's registration is cancelled, so a cancellation always sup
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from email.utils import parseaddr
@@ -28,14 +28,16 @@ from functools import lru_cache
 from urllib.parse import urlencode, urlsplit
 
 from flask import Flask, current_app
+from flask_babel import force_locale
 from icalendar import Alarm, Calendar, Timezone, vCalAddress, vText
 from icalendar import Event as VEvent
-from sqlalchemy import select
-from sqlalchemy.orm import selectinload
+from sqlalchemy import event as sa_event
+from sqlalchemy import func, inspect, select
+from sqlalchemy.orm import Session, selectinload
 
 from ..extensions import db
 from ..formatting import JST, format_range, kind_label
-from ..models import EVENT_KINDS, Event, EventDay, OutboxMessage, Person, Registration
+from ..models import EVENT_KINDS, Event, EventDay, OutboxMessage, Person, ProgrammeItem, Registration
 from ..models.base import utcnow
 from ..urls import external_url
 from .errors import NotFound
@@ -188,7 +190,7 @@ def _vevents(event: Event, *, uid, now: datetime, status: str, sequence: int, la
     return result
 
 
-def _calendar(method: str, vevents: Iterable[VEvent], *, name: str | None = None) -> bytes:
+def _calendar(method: str, vevents: Iterable[VEvent | bytes], *, name: str | None = None) -> bytes:
     cal = Calendar()
     cal.add("prodid", PRODID)
     cal.add("version", "2.0")
@@ -201,9 +203,9 @@ def _calendar(method: str, vevents: Iterable[VEvent], *, name: str | None = None
         cal.add("refresh-interval", timedelta(hours=1), parameters={"VALUE": "DURATION"})
         cal.add("x-published-ttl", "PT1H")
     cal.add_component(_vtimezone())
-    for vevent in vevents:
-        cal.add_component(vevent)
-    return cal.to_ical()
+    serialised = [v if isinstance(v, bytes) else v.to_ical() for v in vevents]
+    head, end = cal.to_ical().rsplit(b"END:VCALENDAR", 1)
+    return head + b"".join(serialised) + b"END:VCALENDAR" + end
 
 
 # --- public calendars ------------------------------------------------------------------------
@@ -216,15 +218,57 @@ def _public_vevents(event: Event, now: datetime) -> list[VEvent]:
 
 def event_ics(event: Event, *, now: datetime | None = None) -> bytes:
     """The public calendar of one event (no join URL, no personal links)."""
-    return _calendar("PUBLISH", _public_vevents(event, now or utcnow()))
+    with force_locale("ja"):  # calendar text is Japanese whatever language the page is shown in
+        return _calendar("PUBLISH", _public_vevents(event, now or utcnow()))
 
 
-def _feed_events(kind: str | None, now: datetime) -> Sequence[Event]:
-    stmt = (select(Event).where(Event.status != "draft", Event.ends_at >= now - FEED_PAST_WINDOW)
-            .options(selectinload(Event.days).selectinload(EventDay.items)).order_by(Event.starts_at, Event.id))
+# Feeds are polled by every subscribed calendar, so they are served from a per-process cache that
+# one aggregate query validates: any change to an event, its days or programme moves its updated_at
+# (see _touch_events_on_programme_change), and the window start moves the key once a day.
+_feed_cache: dict[tuple, bytes] = {}
+# Serialised VEVENTs per event version, so rebuilding a feed after one edit re-renders one event.
+_vevent_cache: dict[tuple, bytes] = {}
+_VEVENT_CACHE_MAX = 20000
+
+
+def _feed_window(now: datetime) -> datetime:
+    cutoff = (now - FEED_PAST_WINDOW).astimezone(JST)
+    return cutoff.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _feed_fingerprint(kind: str | None, cutoff: datetime) -> tuple:
+    stmt = select(func.count(Event.id), func.max(Event.updated_at), func.sum(Event.sequence), func.max(Event.id)
+                  ).where(Event.status != "draft", Event.ends_at >= cutoff)
     if kind is not None:
         stmt = stmt.where(Event.kind == kind)
-    return db.session.execute(stmt).scalars().all()
+    count, updated, sequences, last_id = db.session.execute(stmt).one()
+    return (kind, cutoff, count, str(updated), sequences, last_id, current_app.config["PUBLIC_BASE_URL"])
+
+
+def _vevent_key(event_id: int, updated_at: datetime, sequence: int, status: str) -> tuple:
+    return (event_id, updated_at, sequence, status, current_app.config["PUBLIC_BASE_URL"])
+
+
+def _feed_vevents(kind: str | None, cutoff: datetime, now: datetime) -> list[bytes]:
+    """Serialised VEVENTs in feed order; only events without a cached rendering are loaded as objects."""
+    stmt = (select(Event.id, Event.updated_at, Event.sequence, Event.status)
+            .where(Event.status != "draft", Event.ends_at >= cutoff).order_by(Event.starts_at, Event.id))
+    if kind is not None:
+        stmt = stmt.where(Event.kind == kind)
+    keys = [_vevent_key(*row) for row in db.session.execute(stmt).all()]
+    missing = [key[0] for key in keys if key not in _vevent_cache]
+    if len(_vevent_cache) + len(missing) > _VEVENT_CACHE_MAX:
+        _vevent_cache.clear()
+        missing = [key[0] for key in keys]
+    for start in range(0, len(missing), 500):  # one query per table per 500 events (selectinload)
+        events = db.session.execute(
+            select(Event).where(Event.id.in_(missing[start:start + 500]))
+            .options(selectinload(Event.days).selectinload(EventDay.items))
+        ).scalars().all()
+        for event in events:
+            key = _vevent_key(event.id, event.updated_at, event.sequence, event.status)
+            _vevent_cache[key] = b"".join(v.to_ical() for v in _public_vevents(event, now))
+    return [_vevent_cache[key] for key in keys if key in _vevent_cache]
 
 
 def public_feed_ics(kind: str | None = None, *, now: datetime | None = None) -> bytes:
@@ -232,9 +276,17 @@ def public_feed_ics(kind: str | None = None, *, now: datetime | None = None) -> 
     if kind is not None and kind not in EVENT_KINDS:
         raise NotFound("feed_not_found", "カレンダーが見つかりません。")
     now = now or utcnow()
-    name = "遠恋複業課 イベント" + (f"({kind_label(kind)})" if kind else "")
-    vevents = [v for event in _feed_events(kind, now) for v in _public_vevents(event, now)]
-    return _calendar("PUBLISH", vevents, name=name)
+    cutoff = _feed_window(now)
+    key = _feed_fingerprint(kind, cutoff)
+    cached = _feed_cache.get(kind)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    with force_locale("ja"):
+        name = "遠恋複業課 イベント" + (f"({kind_label(kind)})" if kind else "")
+        vevents = _feed_vevents(kind, cutoff, now)
+        body = _calendar("PUBLISH", vevents, name=name)
+    _feed_cache[kind] = (key, body)
+    return body
 
 
 # --- personal calendars ----------------------------------------------------------------------
@@ -270,13 +322,19 @@ def registration_ics(registration: Registration, *, method: str = "PUBLISH", now
         raise NotFound("invite_not_available", "キャンセル待ちの間はカレンダーに登録できません。")
     if method == "REQUEST" and "cancelled" in (registration.status, registration.event.status):
         method = "CANCEL"  # iTIP: a withdrawn invite is a CANCEL, not a REQUEST with STATUS:CANCELLED
-    return _calendar(method, _registration_vevents(registration, now or utcnow(), attendee=method != "PUBLISH"))
+    with force_locale("ja"):
+        return _calendar(method, _registration_vevents(registration, now or utcnow(),
+                                                       attendee=method != "PUBLISH"))
 
 
 def person_feed_ics(token: str, *, now: datetime | None = None) -> bytes:
     """A person's subscription feed: confirmed registrations, and cancelled ones as STATUS:CANCELLED."""
     person = person_by_calendar_token(token)
     now = now or utcnow()
+    key = _person_fingerprint(person)
+    cached = _feed_cache.get(("person", person.id))
+    if cached is not None and cached[0] == key:
+        return cached[1]
     registrations = db.session.execute(
         select(Registration).join(Event).where(
             Registration.person_id == person.id, Registration.status != "waitlisted", Event.status != "draft")
@@ -286,8 +344,22 @@ def person_feed_ics(token: str, *, now: datetime | None = None) -> bytes:
     # After cancel + sign up again, the live registration is enough; the old one would be noise.
     live_events = {r.event_id for r in registrations if r.status != "cancelled"}
     shown = [r for r in registrations if r.status != "cancelled" or r.event_id not in live_events]
-    vevents = [v for r in shown for v in _registration_vevents(r, now, attendee=False)]
-    return _calendar("PUBLISH", vevents, name=f"遠恋複業課 {person.name} さんの参加予定")
+    with force_locale("ja"):
+        vevents = [v for r in shown for v in _registration_vevents(r, now, attendee=False)]
+        body = _calendar("PUBLISH", vevents, name=f"遠恋複業課 {person.name} さんの参加予定")
+    if len(_feed_cache) > _VEVENT_CACHE_MAX:
+        _feed_cache.clear()
+    _feed_cache[("person", person.id)] = (key, body)
+    return body
+
+
+def _person_fingerprint(person: Person) -> tuple:
+    row = db.session.execute(
+        select(func.count(Registration.id), func.max(Registration.updated_at), func.max(Event.updated_at),
+               func.sum(Event.sequence), func.max(Registration.id))
+        .join(Event, Event.id == Registration.event_id).where(Registration.person_id == person.id)
+    ).one()
+    return (*(str(v) for v in row), person.name, person.email, current_app.config["PUBLIC_BASE_URL"])
 
 
 def person_by_calendar_token(token: str) -> Person:
@@ -412,10 +484,28 @@ def notify_event_change(event: Event, before: EventSnapshot) -> list[OutboxMessa
     return messages
 
 
+def _touch_events_on_programme_change(session: Session, _context, _instances) -> None:
+    """Editing an event's days or programme moves the event's updated_at (LAST-MODIFIED, feed cache)."""
+    touched: set[Event] = set()
+    for obj in (*session.new, *session.dirty, *session.deleted):
+        if isinstance(obj, Event):
+            if inspect(obj).attrs.days.history.has_changes():  # a day added or removed
+                touched.add(obj)
+            continue
+        day = obj.day if isinstance(obj, ProgrammeItem) else obj if isinstance(obj, EventDay) else None
+        if day is not None and day.event is not None:
+            touched.add(day.event)
+    for event in touched:
+        if inspect(event).persistent and event not in session.deleted:
+            event.updated_at = utcnow()
+
+
 def init_app(app: Flask) -> None:
     """Register the mail hook and the template helper (called from create_app)."""
     app.extensions["eventapp_mail_attachments"] = mail_attachments
     app.jinja_env.globals["calendar_links"] = calendar_links
+    if not sa_event.contains(Session, "before_flush", _touch_events_on_programme_change):
+        sa_event.listen(Session, "before_flush", _touch_events_on_programme_change)
 
 
 __all__ = ["ICS_MIMETYPE", "calendar_links", "event_ics", "init_app", "mail_attachments", "notify_event_change",
