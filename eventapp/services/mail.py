@@ -16,7 +16,7 @@ from pathlib import Path
 
 from flask import current_app, g, render_template
 from flask_babel import force_locale
-from sqlalchemy import select, update
+from sqlalchemy import inspect, select, update
 
 from ..database import write_intent
 from ..extensions import db
@@ -37,7 +37,7 @@ def queue(kind: str, to_addr: str, template: str, context: dict, *,
     message = OutboxMessage(kind=kind, to_addr=to_addr, subject=subject, body=body.strip() + "\n",
                             attachments=attachments or [], registration=registration)
     db.session.add(message)
-    g.setdefault("outbox_queued", True)
+    g.setdefault("outbox_queued", []).append(message)
     return message
 
 
@@ -146,14 +146,25 @@ def _send(message: OutboxMessage) -> None:
 
 
 def deliver_after_response(response):
-    """After a request that queued mail has committed, send it once the response has gone out."""
-    if not g.get("outbox_queued"):
+    """After a request that queued mail has committed, send that mail once the response has gone out.
+
+    Only this request's messages are tried first, and a failure stops the run: with the SMTP server
+    down, a worker must not spend timeouts on the whole backlog (cron retries it). When they went
+    out, other due messages follow, so development setups without cron still catch up.
+    """
+    # A committed message keeps its primary key in its identity even when expired; one that was
+    # rolled back has none and is skipped.
+    ids = [state.identity[0] for state in map(inspect, g.get("outbox_queued") or []) if state.identity]
+    if not ids:
         return response
     app = current_app._get_current_object()
 
     def _deliver() -> None:
         with app.app_context():
             try:
+                for message_id in ids:
+                    if _deliver_one(message_id, utcnow()) == "failed":
+                        return
                 deliver_due(limit=20)
             except Exception:  # never let mail trouble surface to a participant; cron retries
                 app.logger.exception("outbox delivery failed")

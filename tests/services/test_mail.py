@@ -164,6 +164,38 @@ def test_failed_smtp_send_keeps_registration_and_retries_later(app, ctx, mail_co
     assert registration.manage_token in received.get_body(("plain",)).get_content()
 
 
+def _sign_up_through_the_page(client, slug: str, email: str) -> None:
+    from tests.factories import csrf_token_from
+    html = client.get(f"/events/{slug}/register").get_data(as_text=True)
+    response = client.post(f"/events/{slug}/register", data={
+        "csrf_token": csrf_token_from(html), "name": "岩手 花子", "furigana": "いわて はなこ", "email": email,
+        "consent_privacy": "y"})
+    assert response.status_code == 303
+    response.close()  # what a WSGI server does once the response is sent: the after-response delivery runs
+
+
+def test_after_response_delivery_tries_only_its_own_mail_while_smtp_is_down(app, client, mail_config, sent_mail):
+    with app.app_context():
+        event = make_event(title="バックログ")
+        slug = event.slug
+        backlog = [make_registration(event).id for _ in range(3)]  # queued, never delivered
+    mail_config.update(MAIL_BACKEND="smtp", MAIL_SERVER="127.0.0.1", MAIL_PORT=closed_port(), MAIL_USE_TLS=False)
+    _sign_up_through_the_page(client, slug, "down@example.com")
+    with app.app_context():
+        attempts = {m.to_addr: m.attempts for m in outbox()}
+        assert attempts.pop("down@example.com") == 1
+        assert set(attempts.values()) == {0}, "the backlog is left to cron while the server is down"
+        assert len(backlog) == len(attempts)
+
+    mail_config.update(MAIL_BACKEND="file")
+    _sign_up_through_the_page(client, slug, "up@example.com")
+    with app.app_context():
+        status = {m.to_addr: m.status for m in outbox()}
+    # its own mail and the due backlog went out; the failed one waits for its backoff
+    assert status.pop("down@example.com") == "pending"
+    assert set(status.values()) == {"sent"} and len(sent_mail()) == 4
+
+
 def test_message_is_marked_failed_after_max_attempts(app, ctx, mail_config):
     mail_config.update(MAIL_BACKEND="smtp", MAIL_SERVER="127.0.0.1", MAIL_PORT=closed_port(),
                        MAIL_USE_TLS=False, MAIL_MAX_ATTEMPTS=2)
