@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Response, abort
+from flask import Response, abort, request
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
@@ -23,6 +23,9 @@ def _ics(body: bytes, filename: str, *, private: bool = False, max_age: int = 30
         response.headers["X-Robots-Tag"] = "noindex"
     else:
         response.headers["Cache-Control"] = f"public, max-age={max_age}"
+        # Subscribed calendars poll; an unchanged feed then costs a 304 instead of the whole file.
+        response.add_etag()
+        response.make_conditional(request)
     return response
 
 

@@ -343,3 +343,25 @@ def test_invite_times_are_jst_whatever_the_input_zone(ctx):
     start = vevent.decoded("DTSTART")
     assert start.tzinfo is not None and start.astimezone(JST).replace(tzinfo=None).isoformat() == "2030-02-01T00:00:00"
     assert vevent["DTSTART"].to_ical() == b"20300201T000000"
+
+
+def test_editing_a_day_or_programme_in_place_refreshes_feeds_and_last_modified(ctx):
+    event = make_event(starts_at=jst(2030, 10, 4, 9), ends_at=jst(2030, 10, 4, 18), days=[
+        {"starts_at": jst(2030, 10, 4, 9), "ends_at": jst(2030, 10, 4, 18),
+         "items": [{"starts_at": time(9, 30), "title": "ブドウ収穫"}]}])
+    before = vevents(parse(calendar.public_feed_ics())[0])[0]  # now cached
+    assert before.decoded("LAST-MODIFIED") == event.updated_at.replace(microsecond=0)
+    modified = event.updated_at
+
+    event.days[0].items[0].title = "リンゴ収穫"
+    db.session.commit()
+    assert event.updated_at > modified
+    (vevent,) = vevents(parse(calendar.public_feed_ics())[0])
+    assert "リンゴ収穫" in str(vevent["DESCRIPTION"]) and "ブドウ収穫" not in str(vevent["DESCRIPTION"])
+    assert vevent.decoded("LAST-MODIFIED") == event.updated_at.replace(microsecond=0)
+
+    event.days[0].ends_at = jst(2030, 10, 4, 17)
+    db.session.commit()
+    (vevent,) = vevents(parse(calendar.public_feed_ics("fieldwork"))[0])
+    assert vevent.decoded("DTEND") == jst(2030, 10, 4, 17)
+    assert str(vevent["UID"]) == str(before["UID"])

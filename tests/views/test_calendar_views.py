@@ -134,3 +134,22 @@ def test_manage_page_calendar_links(ctx, client, status):
     else:
         assert "Googleカレンダーに追加" not in page and "invite.ics" not in page
         assert "zoom.example.jp" not in html.unescape(page)
+
+
+def test_public_feed_answers_304_while_unchanged(ctx, client):
+    make_event()
+    first = client.get("/feeds/events.ics")
+    etag = first.headers["ETag"]
+    again = client.get("/feeds/events.ics", headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.data == b""
+    make_event(title="新しいイベント")
+    changed = client.get("/feeds/events.ics", headers={"If-None-Match": etag})
+    assert changed.status_code == 200 and "新しいイベント" in changed.get_data(as_text=True)
+
+
+def test_calendar_text_stays_japanese_when_the_site_is_shown_in_english(ctx, client):
+    event = make_event(starts_at=jst(2031, 5, 10, 9), ends_at=jst(2031, 5, 10, 16))
+    client.get("/?lang=en")
+    for url in (f"/events/{event.slug}.ics", "/feeds/events.ics"):
+        _, (other,) = parse(client.get(url, headers={"Accept-Language": "en"}))
+        assert "2031年5月10日(土) 09:00 〜 16:00" in other.description
