@@ -365,3 +365,25 @@ def test_editing_a_day_or_programme_in_place_refreshes_feeds_and_last_modified(c
     (vevent,) = vevents(parse(calendar.public_feed_ics("fieldwork"))[0])
     assert vevent.decoded("DTEND") == jst(2030, 10, 4, 17)
     assert str(vevent["UID"]) == str(before["UID"])
+
+
+def test_staff_calling_an_event_off_mails_a_cancel_only_to_people_who_had_an_invite(ctx, sent_mail):
+    from eventapp.services.staff_events import cancel_event
+
+    event = make_event(capacity=1)
+    confirmed = make_registration(event)
+    waitlisted = make_registration(event)
+    mail.deliver_due()
+    before = len(sent_mail())
+    cancel_event(event.id, reason="台風の接近のため")
+    db.session.commit()
+    mail.deliver_due()
+    called_off = {m["To"]: m for m in sent_mail()[before:]}
+    assert set(called_off) == {confirmed.person.email, waitlisted.person.email}
+    (part,) = invites(called_off[confirmed.person.email])
+    assert part.get_param("method") == "CANCEL"
+    cal, (other,) = parse(part.get_content())
+    (vevent,) = vevents(cal)
+    assert str(vevent["UID"]) == f"reg-{confirmed.id}-1@testserver.local" and other.status == "CANCELLED"
+    assert vevent["SEQUENCE"] == 2  # the event's change (1) and the registration's cancellation (+1)
+    assert invites(called_off[waitlisted.person.email]) == []  # never had an invite
