@@ -6,7 +6,9 @@ Shape of an event in a calendar
     the night in between stays free, each day gets its own reminders (the day before, 2 hours before)
     and each VEVENT's description holds that day's programme. One VEVENT spanning Sat 9:00 – Sun 12:00
     would instead be drawn as a 27-hour bar (an all-day banner in most month/week views), block the
-    night, and remind only once before Saturday. A one-day event simply has one day.
+    night, and remind only once before Saturday. A one-day event simply has one day. Downloads and
+    feeds hold all days in one file; mails attach one invite per day (invite.ics, invite-day2.ics),
+    since an iTIP REQUEST/CANCEL is about a single UID.
 
 UIDs are stable per day position: `event-<id>-<n>@<domain>` for the public calendar and feeds,
 `reg-<registration id>-<n>@<domain>` for a person's own invite. Day rows are rebuilt when staff edit
@@ -318,13 +320,22 @@ def registration_ics(registration: Registration, *, method: str = "PUBLISH", now
 
     A waitlisted registration has no invite until it is promoted.
     """
+    return b"".join(registration_invites(registration, method=method, now=now, split=False))
+
+
+def registration_invites(registration: Registration, *, method: str = "PUBLISH", now: datetime | None = None,
+                         split: bool = True) -> list[bytes]:
+    """The invite as calendars; with `split`, one per day, because an iTIP message (REQUEST/CANCEL)
+    carries one UID, and Outlook only acts on the first event of a multi-UID invite."""
     if registration.status == "waitlisted":
         raise NotFound("invite_not_available", "キャンセル待ちの間はカレンダーに登録できません。")
     if method == "REQUEST" and "cancelled" in (registration.status, registration.event.status):
         method = "CANCEL"  # iTIP: a withdrawn invite is a CANCEL, not a REQUEST with STATUS:CANCELLED
     with force_locale("ja"):
-        return _calendar(method, _registration_vevents(registration, now or utcnow(),
-                                                       attendee=method != "PUBLISH"))
+        vevents = _registration_vevents(registration, now or utcnow(), attendee=method != "PUBLISH")
+        if not split:
+            return [_calendar(method, vevents)]
+        return [_calendar(method, [vevent]) for vevent in vevents]
 
 
 def person_feed_ics(token: str, *, now: datetime | None = None) -> bytes:
@@ -434,9 +445,10 @@ def mail_attachments(kind: str, registration: Registration) -> list[dict]:
         method = "REQUEST"
     else:
         return []
-    content = registration_ics(registration, method=method).decode("utf-8")
-    return [{"filename": "invite.ics", "content": content,
-             "content_type": f"text/calendar; method={method}; charset=utf-8"}]
+    invites = registration_invites(registration, method=method)
+    return [{"filename": "invite.ics" if n == 1 else f"invite-day{n}.ics", "content": content.decode("utf-8"),
+             "content_type": f"text/calendar; method={method}; charset=utf-8"}
+            for n, content in enumerate(invites, start=1)]
 
 
 @dataclass(frozen=True)

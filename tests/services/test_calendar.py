@@ -387,3 +387,24 @@ def test_staff_calling_an_event_off_mails_a_cancel_only_to_people_who_had_an_inv
     assert str(vevent["UID"]) == f"reg-{confirmed.id}-1@testserver.local" and other.status == "CANCELLED"
     assert vevent["SEQUENCE"] == 2  # the event's change (1) and the registration's cancellation (+1)
     assert invites(called_off[waitlisted.person.email]) == []  # never had an invite
+
+
+def test_two_day_event_mail_has_one_single_uid_invite_per_day(ctx, sent_mail):
+    event = make_event(starts_at=jst(2030, 10, 4, 9), ends_at=jst(2030, 10, 5, 12), days=[
+        {"starts_at": jst(2030, 10, 4, 9), "ends_at": jst(2030, 10, 4, 18)},
+        {"starts_at": jst(2030, 10, 5, 8, 30), "ends_at": jst(2030, 10, 5, 12)}])
+    registration = make_registration(event)
+    mail.deliver_due()
+    (message,) = sent_mail()
+    parts = invites(message)
+    assert [p.get_filename() for p in parts] == ["invite.ics", "invite-day2.ics"]
+    starts = []
+    for n, part in enumerate(parts, start=1):
+        assert part.get_param("method") == "REQUEST"
+        cal, (other,) = parse(part.get_content())
+        (vevent,) = vevents(cal)
+        assert str(vevent["UID"]) == f"reg-{registration.id}-{n}@testserver.local"
+        starts.append(other.begin)
+    assert starts == [jst(2030, 10, 4, 9), jst(2030, 10, 5, 8, 30)]
+    # the download keeps both days in one file
+    assert len(parse(calendar.registration_ics(registration))[1]) == 2
