@@ -488,6 +488,37 @@ def test_text_colours_meet_wcag_aa_contrast():
 
 # --- language ------------------------------------------------------------------------------------------------
 
+def test_english_catalogue_is_complete_and_placeholders_match():
+    from babel.messages.pofile import read_po
+
+    with (PROJECT_ROOT / "translations/en/LC_MESSAGES/messages.po").open("rb") as f:
+        catalog = read_po(f, locale="en")
+    messages = [m for m in catalog if m.id]
+    assert messages
+    for message in messages:
+        strings = message.string if isinstance(message.string, tuple) else (message.string,)
+        assert all(strings), f"untranslated: {message.id!r}"
+        assert "fuzzy" not in message.flags, f"fuzzy: {message.id!r}"
+    problems = [(m.id, [str(e) for e in errors]) for m, errors in catalog.check()]
+    assert problems == []
+
+
+def test_participant_page_texts_are_all_in_the_catalogue():
+    """Every `_()` text of the participant pages, form labels and formatting helpers has a translation."""
+    from babel.messages.extract import extract_from_dir
+    from babel.messages.pofile import read_po
+
+    with (PROJECT_ROOT / "translations/en/LC_MESSAGES/messages.po").open("rb") as f:
+        translated = {m.id if isinstance(m.id, str) else m.id[0] for m in read_po(f, locale="en") if m.id}
+    method_map = [("templates/public/**.html", "jinja2"), ("templates/base.html", "jinja2"),
+                  ("eventapp/public/**.py", "python"), ("eventapp/formatting.py", "python")]
+    keywords = {"_": None, "_l": None, "gettext": None, "ngettext": (1, 2)}
+    found = {msg if isinstance(msg, str) else msg[0]
+             for _file, _line, msg, _comments, _context in extract_from_dir(
+                 str(PROJECT_ROOT), method_map, keywords=keywords)}
+    assert found and found <= translated, sorted(found - translated)
+
+
 def test_default_language_is_japanese(app, client):
     create_event(app, kind="online_seminar", title="地方複業のはじめかた", starts_at=FIELDWORK_START,
                  ends_at=FIELDWORK_START + timedelta(hours=1))
