@@ -153,3 +153,14 @@ def test_calendar_text_stays_japanese_when_the_site_is_shown_in_english(ctx, cli
     for url in (f"/events/{event.slug}.ics", "/feeds/events.ics"):
         _, (other,) = parse(client.get(url, headers={"Accept-Language": "en"}))
         assert "2031年5月10日(土) 09:00 〜 16:00" in other.description
+
+
+def test_feed_of_an_anonymised_person_is_gone(ctx, client):
+    from eventapp.services.privacy import anonymise_person
+
+    registration = make_registration(make_event())
+    token = registration.person.calendar_token
+    assert client.get(f"/feeds/person/{token}.ics").status_code == 200
+    anonymise_person(registration.person_id, actor="test")
+    db.session.commit()
+    assert client.get(f"/feeds/person/{token}.ics").status_code == 404
