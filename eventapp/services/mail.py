@@ -71,12 +71,15 @@ def deliver_due(*, now: datetime | None = None, limit: int = 100) -> tuple[int, 
 
 def _deliver_one(message_id: int, now: datetime) -> str:
     max_attempts = current_app.config["MAIL_MAX_ATTEMPTS"]
+    # Look first without SQLite's write lock: in a burst most candidates were just claimed by
+    # another worker, and skipping those must not make sign-ups queue behind mail delivery.
+    message = db.session.get(OutboxMessage, message_id)
+    if message is None or message.status != "pending" or message.next_attempt_at > now:
+        db.session.rollback()
+        return "skipped"
+    seen = message.attempts
+    db.session.rollback()  # end the read so the claim below begins with BEGIN IMMEDIATE
     with write_intent():
-        message = db.session.get(OutboxMessage, message_id)
-        if message is None or message.status != "pending" or message.next_attempt_at > now:
-            db.session.rollback()
-            return "skipped"
-        seen = message.attempts
         claimed = db.session.execute(
             update(OutboxMessage).where(OutboxMessage.id == message_id, OutboxMessage.attempts == seen,
                                         OutboxMessage.status == "pending")
