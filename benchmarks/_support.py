@@ -1,0 +1,73 @@
+"""Shared pieces for benchmarks: a migrated throwaway database (SQLite file or PostgreSQL server)
+and latency statistics. The gunicorn launcher is the one the tests use (tests/live_server.py)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+BENCH_SECRET = "benchmark-secret-key-not-for-production"
+FLASK = Path(sys.executable).parent / "flask"
+
+
+def migrate(database_url: str) -> None:
+    env = {**os.environ, "DATABASE_URL": database_url, "SECRET_KEY": BENCH_SECRET}
+    subprocess.run([str(FLASK), "--app", "eventapp", "db", "upgrade"], cwd=PROJECT_ROOT, env=env, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+@contextlib.contextmanager
+def sqlite_database() -> Iterator[str]:
+    """A migrated SQLite file in a temporary directory."""
+    directory = tempfile.mkdtemp(prefix="eventapp-bench-")
+    try:
+        url = f"sqlite:///{directory}/bench.sqlite3"
+        migrate(url)
+        yield url
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def postgres_database() -> Iterator[str]:
+    """A migrated database on a throwaway PostgreSQL server (scripts/pg-test-server.sh)."""
+    directory = tempfile.mkdtemp(prefix="eventapp-bench-pg-")
+    script = PROJECT_ROOT / "scripts" / "pg-test-server.sh"
+    started = subprocess.run([str(script), "start", directory], capture_output=True, text=True)
+    try:
+        if started.returncode != 0:
+            raise RuntimeError(f"could not start PostgreSQL: {started.stderr.strip()}")
+        url = started.stdout.strip().splitlines()[-1]
+        migrate(url)
+        yield url
+    finally:
+        subprocess.run([str(script), "stop", directory], capture_output=True)
+
+
+DATABASES = {"SQLite": sqlite_database, "PostgreSQL": postgres_database}
+
+
+def percentiles(samples: list[float]) -> dict[str, float]:
+    """p50/p95/p99 in milliseconds."""
+    if len(samples) < 2:
+        value = samples[0] * 1000 if samples else 0.0
+        return {"p50": value, "p95": value, "p99": value}
+    cuts = statistics.quantiles(samples, n=100, method="inclusive")
+    return {"p50": cuts[49] * 1000, "p95": cuts[94] * 1000, "p99": cuts[98] * 1000}
+
+
+def bench_app(database_url: str):
+    """An app object for setting up data and checking results directly in the database."""
+    from eventapp import create_app
+
+    return create_app({"SECRET_KEY": BENCH_SECRET, "SQLALCHEMY_DATABASE_URI": database_url,
+                       "MAIL_BACKEND": "null"})
