@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from ..auth.decorators import role_required
 from ..extensions import db
+from ..formatting import format_datetime
 from ..models import Event, Person, Registration
 from ..models.base import utcnow
 from ..models.matching import ACCESS_RULE_LABELS, LINK_SCOPE_LABELS, OUTCOME_STATUS_LABELS
@@ -383,3 +384,35 @@ def report_csv(year: int):
     db.session.commit()
     return Response(reports.report_csv(data), mimetype="text/csv; charset=utf-8", headers={
         "Content-Disposition": f"attachment; filename=\"report-FY{year}.csv\"; filename*=UTF-8''report-FY{year}.csv"})
+
+
+@bp.get("/reports/<int:year>.pdf")
+@role_required("staff")
+def report_pdf(year: int):
+    from ..services import documents
+
+    data = reports.year_report(year)
+    result = documents.render_document("annual_report", report=data, rows=reports.report_rows(data),
+                                       charts=_charts(data), printed_at=format_datetime(utcnow()))
+    return Response(result.pdf, mimetype="application/pdf",
+                    headers={"Content-Disposition": f'inline; filename="report-FY{year}.pdf"'})
+
+
+@bp.get("/matching/<int:event_id>/timetable.pdf")
+@role_required("staff")
+def session_timetable_pdf(event_id: int):
+    from ..services import documents
+
+    event = _event(event_id, "matching_session")
+    matrix = matching.preference_matrix(event.id)
+    slots = matching.saved_timetable(event.id)
+    settings = matching.settings_for(event.id)
+    per_org: dict = {}
+    for s in slots:
+        per_org.setdefault((s.organisation_id, s.round), []).append(s)
+    result = documents.render_document(
+        "matching_timetable", event=event, matrix=matrix, settings=settings, per_org=per_org,
+        grid={(s.registration_id, s.round): s for s in slots}, rounds=range(1, settings.rounds + 1),
+        printed_at=format_datetime(utcnow()))
+    return Response(result.pdf, mimetype="application/pdf",
+                    headers={"Content-Disposition": f'inline; filename="timetable-{event.id}.pdf"'})

@@ -202,3 +202,24 @@ def test_attendance_code_on_the_manage_page_and_survey(ctx, client):
     # The survey opens only after the seminar ends.
     survey = client.get(f"/r/{reg.manage_token}/survey").get_data(as_text=True)
     assert "イベント終了後" in survey
+
+
+def test_timetable_and_report_as_pdf(scene, staff_client):
+    from io import BytesIO
+
+    from pypdf import PdfReader
+
+    _, session, orgs = scene
+    from eventapp.services import matching
+    reg = make_registration(session, email="pdf@example.com")
+    matching.set_preferences(reg, [orgs[0].id, orgs[1].id])
+    matching.generate_timetable(session.id)
+    db.session.commit()
+    response = staff_client.get(f"/staff/matching/{session.id}/timetable.pdf")
+    assert response.status_code == 200 and response.mimetype == "application/pdf"
+    text = "".join(page.extract_text() for page in PdfReader(BytesIO(response.data)).pages)
+    assert "かんたはうす運営組合" in text and "第2ラウンド" in text
+    year = fiscal_year(utcnow())
+    response = staff_client.get(f"/staff/reports/{year}.pdf")
+    text = "".join(page.extract_text() for page in PdfReader(BytesIO(response.data)).pages)
+    assert f"{year}年度 事業報告" in text and "累計マッチング成立数" in text
