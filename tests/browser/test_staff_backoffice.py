@@ -7,11 +7,14 @@ from __future__ import annotations
 import csv
 import io
 from datetime import date, timedelta
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
+from sqlalchemy import select
 
 from eventapp.extensions import db
+from eventapp.models import Registration
 from tests.staff_support import PASSWORD, make_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
@@ -101,18 +104,22 @@ def test_staff_creates_event_sees_signup_and_exports_csv(ctx, browser, browser_s
         staff.get_by_role("button", name="CSV(Excel用)").click()
     download = info.value
     assert download.suggested_filename == "hanamaki-grape-browser-all.csv"
-    raw = open(download.path(), "rb").read()
+    raw = Path(download.path()).read_bytes()
     assert raw.startswith(b"\xef\xbb\xbf"), "Japanese Excel needs the UTF-8 BOM"
     rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
     assert rows[1][1:3] == ["岩手 花子", "いわて はなこ"]
     assert "北上駅からの送迎バスを利用しますか" in rows[0] and "はい" in rows[1]
 
+    db.session.rollback()
+    registration = db.session.execute(select(Registration)).scalar_one()
     # Look at the main screens on a laptop and on a tablet; nothing may stick out sideways.
     pages = {"dashboard": "/staff/", "event": event_url.removeprefix(base), "participants":
              event_url.removeprefix(base) + "/participants", "edit": event_url.removeprefix(base) + "/edit",
              "programme": event_url.removeprefix(base) + "/programme",
              "questions": event_url.removeprefix(base) + "/questions", "users": "/staff/users",
-             "audit": "/staff/audit"}
+             "audit": "/staff/audit", "registration": f"/staff/registrations/{registration.id}",
+             "person": f"/staff/people/{registration.person_id}", "search": "/staff/people?q=いわて",
+             "duplicate": event_url.removeprefix(base) + "/duplicate", "privacy": "/staff/privacy"}
     for label, width in WIDTHS.items():
         staff.set_viewport_size({"width": width, "height": 1000})
         for name, path in pages.items():
