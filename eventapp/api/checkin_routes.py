@@ -44,6 +44,12 @@ def checkin_auth(view):
     return wrapped
 
 
+def _user():
+    """The authenticated user as a model instance (a session login gives Flask-Login's proxy)."""
+    user = g.api_user
+    return user._get_current_object() if hasattr(user, "_get_current_object") else user
+
+
 def errors(*statuses: int):
     def decorator(view):
         for status in statuses:
@@ -203,12 +209,13 @@ def create_checkin(data, event_id):
     if not data.get("code") and data.get("registration_id") is None:
         raise ValidationFailed({"code": "code か registration_id を指定してください。"})
     res = service.check_in(event_id, data.get("code"), data["nonce"], day_id=data.get("day"),
-                           scanned_at=data.get("scanned_at"), user=g.api_user,
+                           scanned_at=data.get("scanned_at"), user=_user(),
                            device_id=data.get("device_id", ""),
                            source="scan" if data.get("code") else "manual",
                            registration_id=None if data.get("code") else data.get("registration_id"))
+    payload = result_payload(res)  # before the commit expires the objects it reads
     db.session.commit()
-    return result_payload(res)
+    return payload
 
 
 @blp.route("/events/<int:event_id>/checkins/<int:checkin_id>", methods=["DELETE"])
@@ -218,10 +225,11 @@ def create_checkin(data, event_id):
 @checkin_auth
 def undo_checkin(event_id, checkin_id):
     """Undo a check-in (kept as undone, with who and when)."""
-    row = service.undo(event_id, checkin_id, user=g.api_user)
+    row = service.undo(event_id, checkin_id, user=_user())
+    payload = {"checkin_id": row.id, "undone_at": row.undone_at,
+               "registration": service.registration_summary(row.registration)}
     db.session.commit()
-    return {"checkin_id": row.id, "undone_at": row.undone_at,
-            "registration": service.registration_summary(row.registration)}
+    return payload
 
 
 @blp.route("/events/<int:event_id>/checkins", methods=["GET"])
@@ -253,7 +261,7 @@ def checkin_roster(event_id):
 @checkin_auth
 def checkin_batch(data, event_id):
     """Upload queued offline scans; the earliest scan of a ticket wins, later ones are duplicates."""
-    results = service.sync_batch(event_id, data["scans"], user=g.api_user, device_id=data.get("device_id", ""))
+    results = service.sync_batch(event_id, data["scans"], user=_user(), device_id=data.get("device_id", ""))
     db.session.commit()
     return {"results": results}
 
@@ -268,6 +276,7 @@ def create_walkin(data, event_id):
     """当日参加: register and check in at once, even past capacity (`over_capacity` warns)."""
     person = {k: data[k] for k in ("name", "furigana", "email", "phone") if k in data}
     res = service.walk_in(event_id, person, data.get("answers") or {}, nonce=data["nonce"],
-                          day_id=data.get("day"), user=g.api_user, device_id=data.get("device_id", ""))
+                          day_id=data.get("day"), user=_user(), device_id=data.get("device_id", ""))
+    payload = result_payload(res)  # before the commit expires the objects it reads
     db.session.commit()
-    return result_payload(res)
+    return payload

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload, selectinload
 
@@ -61,7 +61,10 @@ def _event(event_id: int) -> Event:
 
 def pick_day(event: Event, day_id: int | None = None, at: datetime | None = None) -> EventDay:
     """The given day of this event, or the day whose JST date is `at`'s (else the nearest one)."""
-    days = list(event.days)
+    return _choose_day(list(event.days), day_id, at)
+
+
+def _choose_day(days: list[EventDay], day_id: int | None, at: datetime | None) -> EventDay:
     if not days:
         raise DomainError("no_days", "このイベントには日程がありません。")
     if day_id is not None:
@@ -104,7 +107,7 @@ def find_registration(event_id: int, code: str | None = None, registration_id: i
         code = (code or "").strip().upper()
         signed_event = verify_ticket_code(code)  # forged or altered → invalid_signature
         registration = db.session.execute(
-            select(Registration).where(Registration.ticket_code == code)
+            select(Registration).where(Registration.ticket_code == code).options(joinedload(Registration.person))
         ).scalar_one_or_none()
         if registration is None:
             if signed_event != event_id:
@@ -152,17 +155,21 @@ def check_in(event_id: int, code: str | None, nonce: str, *, day_id: int | None 
     now = now or utcnow()
     nonce = _check_nonce(nonce)
     scanned_at = _check_scan_time(scanned_at, now)
-    event = _event(event_id)
     registration = find_registration(event_id, code, registration_id)
-
-    replay = _by_nonce(nonce)
-    if replay is not None:
-        return _replay(replay, registration)
-
-    day = pick_day(event, day_id, scanned_at)
-    existing = active_checkin(registration.id, day.id)
-    if existing is not None:
-        return CheckInResult(RESULT_ALREADY, registration, existing, day)
+    # The scan is on the hot path at the door: days, the existing check-in and a replayed nonce
+    # are read with two queries (the registration's event exists, so no separate event query).
+    days = db.session.execute(
+        select(EventDay).where(EventDay.event_id == event_id).order_by(EventDay.starts_at)).scalars().all()
+    day = _choose_day(list(days), day_id, scanned_at)
+    found = db.session.execute(select(CheckIn).where(or_(
+        CheckIn.nonce == nonce,
+        and_(CheckIn.registration_id == registration.id, CheckIn.event_day_id == day.id,
+             CheckIn.undone_at.is_(None), CheckIn.duplicate_of_id.is_(None))))).scalars().all()
+    for row in found:
+        if row.nonce == nonce:
+            return _replay(row, registration)
+    if found:
+        return CheckInResult(RESULT_ALREADY, registration, found[0], day)
 
     row = CheckIn(registration_id=registration.id, event_day_id=day.id, checked_in_at=scanned_at,
                   recorded_at=now, by_user_id=user.id if user else None, device_id=(device_id or "")[:64],
@@ -179,6 +186,8 @@ def check_in(event_id: int, code: str | None, nonce: str, *, day_id: int | None 
         if existing is None:
             raise
         return CheckInResult(RESULT_ALREADY, registration, existing, day)
+    if user is not None:
+        row.by_user = user  # already loaded: no query for the "who" in the answer
     _audit("checkin", row, user)
     return CheckInResult(RESULT_CHECKED_IN, registration, row, day)
 
