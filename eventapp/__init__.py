@@ -100,6 +100,8 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(checkin_bp)
     from .staff import bp as staff_bp
     app.register_blueprint(staff_bp)
+    from .documents_staff import bp as staff_documents_bp
+    app.register_blueprint(staff_documents_bp)
     from .matching import bp as matching_bp
     from .matching import public_bp as matching_public_bp
     app.register_blueprint(matching_bp)
