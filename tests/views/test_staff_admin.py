@@ -136,3 +136,16 @@ def test_export_download_over_http(app, admin_client):
     assert [r[1] for r in rows[1:]] == ["'=cmd|' /C calc'!A0", "岩手 花子"]
     response = post_form(admin_client, f"/staff/events/{event_id}/export", {"preset": "bogus", "format": "csv"})
     assert response.status_code == 303
+
+
+def test_checkin_volunteer_sees_a_limited_dashboard_and_a_clear_403(app, client):
+    with app.app_context():
+        make_event(title="夏油温泉 交流会")
+        email = make_user("checkin").email
+    login(client, email)
+    html = client.get("/staff/").get_data(as_text=True)
+    assert "夏油温泉 交流会" in html
+    assert "イベントを作成" not in html and "参加者検索" not in html
+    response = client.get("/staff/events")
+    assert response.status_code == 403
+    assert "この画面を開く権限がありません" in response.get_data(as_text=True)
