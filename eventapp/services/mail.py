@@ -118,6 +118,10 @@ def build_email(message: OutboxMessage) -> EmailMessage:
     email["Subject"] = message.subject
     email["Date"] = formatdate(localtime=False)
     email["Message-ID"] = make_msgid(idstring=f"outbox{message.id}", domain="eventapp.local")
+    # The sender is a no-reply address; a participant's reply should reach the event's organiser.
+    organiser = message.registration.event.organiser_email if message.registration else ""
+    if organiser:
+        email["Reply-To"] = organiser
     email.set_content(message.body, charset="utf-8")
     for attachment in message.attachments or []:
         maintype, _, subtype = attachment["content_type"].partition("/")

@@ -77,6 +77,7 @@ def test_confirmation_is_written_as_eml_with_japanese_subject_body_and_manage_li
     assert message["To"] == "hanako@example.com"
     assert message["Subject"] == "【参加確定】地域と温泉を楽しみながら考える 遠恋複業フィールドワーク"
     assert "遠恋複業課" in message["From"]
+    assert message["Reply-To"] == "enren@example.jp"  # the organiser, not the no-reply sender
     body = message.get_body(("plain",)).get_content()
     assert message.get_body(("plain",)).get_content_charset() == "utf-8"
     assert body.startswith("岩手 花子 様")
