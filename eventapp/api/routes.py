@@ -101,7 +101,7 @@ def list_events(query):
 @require_role("staff")  # before parsing: without a token, the answer is 401 whatever the body
 @blp.arguments(EventCreateSchema)
 @blp.response(201, EventSchema)
-@documents_errors(401, 403, 422)
+@documents_errors(400, 401, 403, 422)
 def create_event(data):
     """Create an event (staff)."""
     event = event_service.create_event(data)
@@ -121,7 +121,7 @@ def get_event(event_id):
 @require_role("staff")  # before parsing: without a token, the answer is 401 whatever the body
 @blp.arguments(EventWriteSchema)
 @blp.response(200, EventSchema)
-@documents_errors(401, 403, 404, 422)
+@documents_errors(400, 401, 403, 404, 422)
 def patch_event(data, event_id):
     """Change an event (staff). Raising the capacity promotes waitlisted people at once."""
     if db.session.get(Event, event_id) is None:
@@ -134,7 +134,7 @@ def patch_event(data, event_id):
 @blp.route("/events/<int:event_id>/registrations", methods=["POST"])
 @blp.arguments(RegistrationCreateSchema)
 @blp.response(201, RegistrationEnvelopeSchema)
-@documents_errors(404, 409, 422)
+@documents_errors(400, 404, 409, 422)
 def create_registration(data, event_id):
     """Sign up: confirmed while seats are left, otherwise waitlisted."""
     _published_event(event_id)

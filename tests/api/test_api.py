@@ -155,6 +155,9 @@ def test_register_conflicts_have_stable_codes(app, client):
     closed = new_event(app, registration_closes_at=utcnow() - timedelta(minutes=1))
     assert_error(client.post(f"/api/v1/events/{closed}/registrations", json=signup_body()), 409,
                  "registration_closed")
+    not_open = new_event(app, registration_opens_at=utcnow() + timedelta(days=1))
+    assert_error(client.post(f"/api/v1/events/{not_open}/registrations", json=signup_body()), 409,
+                 "registration_not_open")
     cancelled = new_event(app, status="cancelled")
     assert_error(client.post(f"/api/v1/events/{cancelled}/registrations", json=signup_body()), 409,
                  "event_cancelled")
@@ -424,7 +427,9 @@ def test_openapi_description_is_valid_and_complete(client):
     assert spec["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
     assert paths["/api/v1/events"]["post"]["security"] == [{"bearerAuth": []}]
     assert "409" in paths["/api/v1/events/{event_id}/registrations"]["post"]["responses"]
-    assert "422" in paths["/api/v1/events/{event_id}/registrations"]["post"]["responses"]
+    assert {"400", "404", "409", "422"} <= set(paths["/api/v1/events/{event_id}/registrations"]["post"]["responses"])
+    error_schema = paths["/api/v1/events/{event_id}/registrations"]["post"]["responses"]["409"]
+    assert error_schema["content"]["application/json"]["schema"]["$ref"].endswith("/Error")
     event_schema = spec["components"]["schemas"]["Event"]["properties"]
     assert set(event_schema) >= EVENT_FIELDS
 
