@@ -243,3 +243,19 @@ def test_roster_snapshot_has_hashes_not_codes(ctx):
     assert entry["phone_digits"] == "09012345678"
     assert entry["checkins"][0]["day"] == event.days[0].id
     assert len(snap["ticket_key"]) == 64
+
+
+def test_check_in_and_undo_are_in_the_audit_log(ctx):
+    from eventapp.models import AuditEntry
+
+    event = make_event()
+    reg = make_registration(event, name="北上 三郎", furigana="きたかみ さぶろう")
+    user = _user()
+    row = service.check_in(event.id, reg.ticket_code, "nonce-audit-1", user=user).checkin
+    service.undo(event.id, row.id, user=user)
+    db.session.commit()
+    entries = db.session.execute(select(AuditEntry).where(AuditEntry.object_type == "checkin")
+                                 .order_by(AuditEntry.id)).scalars().all()
+    assert [(e.action, e.object_id, e.user_id) for e in entries] == [
+        ("checkin", row.id, user.id), ("checkin_undo", row.id, user.id)]
+    assert "北上 三郎" in entries[0].summary
