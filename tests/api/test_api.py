@@ -398,6 +398,11 @@ def test_api_does_not_need_csrf_but_forms_do(app, client):
     # bearer tokens and secret manage tokens authenticate the API; no cookie session is involved
     event_id = new_event(app)
     assert client.post(f"/api/v1/events/{event_id}/registrations", json=signup_body()).status_code == 201
+    with app.app_context():
+        slug = db.session.get(Event, event_id).slug
+    form_post = client.post(f"/events/{slug}/register", data=dict(signup_body(email="form@example.com"),
+                                                                  consent_privacy="y"))
+    assert form_post.status_code == 400
 
 
 def test_unknown_api_path_and_method_are_json_errors(client):
