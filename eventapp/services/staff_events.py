@@ -239,8 +239,9 @@ def change_event(event_id: int, data: dict) -> Event:
     after = {field: _plain(getattr(event, field)) for field in before}
     changed = {f: [before[f], after[f]] for f in before if before[f] != after[f]}
     promoted = counts_for(event_id).confirmed - before_confirmed
-    audit.record("update", "event", event.id, f"{event.title}: {', '.join(changed) or '変更なし'}",
-                 {"changed": changed, "promoted": promoted})
+    if changed or promoted:  # saving an unchanged form leaves no noise in the log
+        audit.record("update", "event", event.id, f"{event.title}: {', '.join(changed)}",
+                     {"changed": changed, "promoted": promoted})
     return event
 
 
