@@ -7,7 +7,7 @@
 from flask import Blueprint
 
 bp = Blueprint("matching", __name__, url_prefix="/staff")
-public_bp = Blueprint("matching_public", __name__)
+public_bp = Blueprint("matching_public", __name__, cli_group="matching")
 
 
 @public_bp.app_context_processor
@@ -19,4 +19,4 @@ def _template_helpers() -> dict:
             "matching_organisations": matching.event_organisation_list}
 
 
-from . import public_views, staff_views  # noqa: E402,F401
+from . import cli, public_views, staff_views  # noqa: E402,F401

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
@@ -101,3 +101,11 @@ def results(event_id: int) -> SurveyResults:
     average = sum(r.satisfaction for r in responses) / len(responses) if responses else None
     return SurveyResults(responses, len(attendance.attended_registration_ids(event_id)), average, distribution,
                          sum(1 for r in responses if r.would_join_again))
+
+
+def send_due(*, within: timedelta = timedelta(days=3), now: datetime | None = None) -> int:
+    """For cron: survey requests for every published event that ended within `within` (once per person)."""
+    now = now or utcnow()
+    events = db.session.execute(select(Event.id).where(
+        Event.status == "published", Event.ends_at <= now, Event.ends_at > now - within)).scalars().all()
+    return sum(send_requests(event_id, now=now) for event_id in events)

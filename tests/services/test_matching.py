@@ -286,3 +286,17 @@ def test_survey_after_the_event_only_and_results(setup):
     with pytest.raises(IntegrityError):
         db.session.flush()
     db.session.rollback()
+
+
+def test_cron_sends_survey_requests_once_for_recently_ended_events(setup, app):
+    fieldwork, _, attendee, _ = setup
+    assert surveys.send_due(now=fieldwork.ends_at + timedelta(days=4)) == 0  # too long ago
+    # The cron command runs against today's date: the 2030 fieldwork has not ended yet.
+    result = app.test_cli_runner().invoke(args=["matching", "send-surveys", "--days", "7"])
+    assert result.exit_code == 0, result.output
+    assert "survey requests queued: 0" in result.output
+    assert surveys.send_due(now=fieldwork.ends_at + timedelta(hours=2)) == 1
+    db.session.commit()
+    assert surveys.send_due(now=fieldwork.ends_at + timedelta(hours=3)) == 0
+    mail = db.session.execute(select(OutboxMessage).where(OutboxMessage.kind == "survey_request")).scalar_one()
+    assert mail.to_addr == "attendee@example.com" and f"/r/{attendee.manage_token}/survey" in mail.body
