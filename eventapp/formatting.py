@@ -56,9 +56,10 @@ def format_datetime(value: datetime | None) -> str:
 def format_range(start: datetime, end: datetime) -> str:
     """`2025年8月25日(月) 19:00 〜 20:00`, or `2025年11月8日(土) 13:00 〜 11月9日(日) 12:00`."""
     s, e = to_jst(start), to_jst(end)
+    dash = " – " if _english() else " 〜 "  # the wave dash reads as Japanese punctuation
     if s.date() == e.date():
-        return f"{format_datetime(s)} 〜 {format_time(e)}"
-    return f"{format_datetime(s)} 〜 {format_date(e, with_year=s.year != e.year)} {format_time(e)}"
+        return f"{format_datetime(s)}{dash}{format_time(e)}"
+    return f"{format_datetime(s)}{dash}{format_date(e, with_year=s.year != e.year)} {format_time(e)}"
 
 
 def format_yen(amount: int) -> str:

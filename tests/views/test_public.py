@@ -535,7 +535,7 @@ def test_lang_switch_shows_english_and_is_remembered(app, client, english_catalo
     html = response.get_data(as_text=True)
     assert '<html lang="en">' in html
     assert "Upcoming events" in html and "Online seminar" in html and "3 seats left" in html
-    assert "Sat 8 Nov 2031 13:00" in html
+    assert "Sat 8 Nov 2031 13:00 – 14:00" in html
     assert "開催予定" not in html
     cookie = client.get_cookie("lang")
     assert cookie is not None and cookie.value == "en"
