@@ -16,7 +16,8 @@ def _template_helpers() -> dict:
     from ..services import matching, organisations
 
     return {"event_organisation_links": organisations.event_organisations,
-            "matching_organisations": matching.event_organisation_list}
+            "matching_organisations": matching.event_organisation_list,
+            "matching_settings": matching.settings_for}
 
 
 from . import cli, public_views, staff_views  # noqa: E402,F401

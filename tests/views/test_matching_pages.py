@@ -121,6 +121,7 @@ def test_from_invitation_to_match_in_the_report(scene, client, staff_client):
 
     # A non-attendee is refused with a clear message, not a generic error.
     page = client.get(f"/events/{session.slug}/register").get_data(as_text=True)
+    assert "参加された方のみお申し込みいただけます" in page  # said up front, before anyone types
     response = client.post(f"/events/{session.slug}/register",
                            data=signup_data(page, "noshow@example.com", pref_1=str(orgs[0].id)))
     assert response.status_code == 422
