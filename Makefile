@@ -23,7 +23,7 @@ system-deps-test:
 	@scripts/system-deps.sh test
 
 translations: $(VENV)/.installed
-	@$(BIN)/pybabel compile -q -d translations 2>/dev/null || true
+	$(BIN)/pybabel -q compile -d translations
 
 # Browser libraries (the QR decoder for phones without BarcodeDetector) from npm, served from static/vendor/.
 static/vendor/jsQR.js: package.json package-lock.json
