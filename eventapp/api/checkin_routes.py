@@ -8,6 +8,7 @@ authenticated by the session must carry the CSRF token in the X-CSRFToken header
 from __future__ import annotations
 
 import functools
+import time
 
 from flask import g, request
 from flask_smorest import Blueprint
@@ -25,6 +26,20 @@ blp = Blueprint("checkin_api", __name__, url_prefix="/api/v1", description="Onsi
 csrf.exempt(blp)
 SECURITY = [{"bearerAuth": []}]
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+@blp.before_request
+def _start_timer() -> None:
+    g.checkin_started = time.perf_counter()
+
+
+@blp.after_request
+def _server_timing(response):
+    # Time spent in the app (queueing excluded): lets staff and benchmarks see slow scans at the door.
+    started = g.get("checkin_started")
+    if started is not None:
+        response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.1f}"
+    return response
 
 
 def checkin_auth(view):

@@ -18,6 +18,7 @@
   const $ = (id) => document.getElementById(id);
   const CODE_RE = /^E([0-9]{1,10})-([A-Z2-7]{13})-([A-Z2-7]{16})$/;
   const REQUEST_TIMEOUT_MS = 8000;
+  const SW_CACHE = "eventapp-checkin-v1"; // the cache name in checkin-sw.js
 
   const state = {
     online: navigator.onLine,
@@ -729,7 +730,13 @@
   /* ---------- start ---------- */
 
   if ("serviceWorker" in navigator && app.dataset.sw) {
-    navigator.serviceWorker.register(app.dataset.sw, { scope: app.dataset.scope }).catch(() => {});
+    navigator.serviceWorker.register(app.dataset.sw, { scope: app.dataset.scope })
+      // This first page load did not pass through the worker: store it too, so reopening works offline.
+      .then(() => navigator.serviceWorker.ready)
+      .then(() => caches.open(SW_CACHE))
+      .then((cache) => cache.add(location.href))
+      .then(() => { app.dataset.offlineReady = "1"; })
+      .catch(() => {});
   }
   renderBadge();
   (async () => {

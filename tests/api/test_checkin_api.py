@@ -46,6 +46,7 @@ def test_check_in_and_second_scan(app, client, token):
     assert body["result"] == "checked_in"
     assert body["registration"]["name"] == "山田 太郎" and body["registration"]["furigana"] == "やまだ たろう"
     assert body["checked_in_at"].endswith("+09:00")
+    assert first.headers["Server-Timing"].startswith("app;dur=")
     retry = client.post(url, json={"code": code, "nonce": "api-nonce-1"}, headers=auth(token))
     assert retry.get_json()["checkin_id"] == body["checkin_id"] and retry.get_json()["result"] == "checked_in"
     second = client.post(url, json={"code": code, "nonce": "api-nonce-2"}, headers=auth(token)).get_json()

@@ -108,6 +108,7 @@ def test_handheld_scanner_types_code_and_enter(desk, browser_server, browser):
 def test_offline_check_ins_sync_with_original_times(desk, browser_server, browser):
     context = new_context(browser)
     page = open_screen(context, browser_server.url, desk)
+    expect(page.locator("#checkin-app")).to_have_attribute("data-offline-ready", "1")
     context.set_offline(True)
     expect(page.locator("#net-badge")).to_have_text("オフライン")
     times = []
@@ -123,6 +124,11 @@ def test_offline_check_ins_sync_with_original_times(desk, browser_server, browse
     expect(page.locator("#result")).to_have_attribute("data-state", "warn")
     expect(page.locator("#pending-count")).to_have_text("3")
     assert active_checkins(desk["event_id"]) == []
+    # Reopening the screen without a connection: the service worker serves the page, IndexedDB the queue.
+    page.reload()
+    expect(page.locator("#checkin-app")).to_have_attribute("data-ready", "1")
+    expect(page.locator("#net-badge")).to_have_text("オフライン")
+    expect(page.locator("#pending-count")).to_have_text("3")
 
     reconnected_at = utcnow()
     context.set_offline(False)
