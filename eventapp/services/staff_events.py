@@ -228,8 +228,9 @@ def update_questions(event_id: int, rows: list[dict]) -> Event:
     return event
 
 
-def change_event(event_id: int, data: dict) -> Event:
-    """Edit plain fields (capacity changes promote waitlisted people FIFO), audit-logged with the diff."""
+def change_event(event_id: int, data: dict) -> tuple[Event, int]:
+    """Edit plain fields, audit-logged with the diff. Returns the event and how many waitlisted people a
+    capacity increase promoted (FIFO)."""
     from .events import update_event
 
     event = get_event(event_id)
@@ -242,7 +243,7 @@ def change_event(event_id: int, data: dict) -> Event:
     if changed or promoted:  # saving an unchanged form leaves no noise in the log
         audit.record("update", "event", event.id, f"{event.title}: {', '.join(changed)}",
                      {"changed": changed, "promoted": promoted})
-    return event
+    return event, promoted
 
 
 def _plain(value):

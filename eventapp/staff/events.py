@@ -76,9 +76,10 @@ def event_edit(event_id: int):
     data, errors = event_data(request.form)
     if not errors:
         try:
-            staff_events.change_event(event.id, data)
+            _, promoted = staff_events.change_event(event.id, data)
             db.session.commit()
-            flash("イベントを更新しました。", "success")
+            flash("イベントを更新しました。" + (f"キャンセル待ちの{promoted}名が申込順に参加確定になり、メールでお知らせします。"
+                                               if promoted else ""), "success")
             return redirect(url_for("staff.event_detail", event_id=event.id), code=303)
         except ValidationFailed as exc:
             db.session.rollback()

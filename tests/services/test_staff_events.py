@@ -93,8 +93,9 @@ def test_raising_capacity_promotes_fifo_unless_frozen(ctx):
     event = make_event(capacity=1)
     make_registration(event)
     w1, w2, w3 = (make_registration(event) for _ in range(3))
-    staff_events.change_event(event.id, {"capacity": 3})
+    _, promoted = staff_events.change_event(event.id, {"capacity": 3})
     db.session.commit()
+    assert promoted == 2
     statuses = [db.session.get(Registration, r.id).status for r in (w1, w2, w3)]
     assert statuses == ["confirmed", "confirmed", "waitlisted"]
     entry = db.session.query(AuditEntry).filter_by(action="update").one()

@@ -128,3 +128,19 @@ def test_questions_form_adds_reorders_and_removes(app, staff_client):
     # The removed question's answer is still in the full export.
     export = post_form(staff_client, f"/staff/events/{event_id}/export", {"preset": "all", "format": "csv"})
     assert "送迎バス(削除済み)" in export.data.decode("utf-8-sig")
+
+
+def test_raising_capacity_in_the_form_promotes_and_says_so(app, staff_client, full_event):
+    from eventapp.staff.forms import event_values
+
+    event_id = full_event["event"]
+    with app.app_context():
+        values = event_values(db.session.get(Event, event_id))
+    values["capacity"] = "5"
+    response = post_form(staff_client, f"/staff/events/{event_id}/edit", values,
+                         token_from=f"/staff/events/{event_id}/edit")
+    assert response.status_code == 303
+    html = staff_client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "キャンセル待ちの1名が申込順に参加確定になり" in html
+    with app.app_context():
+        assert db.session.get(Registration, full_event["second"]).status == "confirmed"
