@@ -15,7 +15,7 @@ from ..extensions import db
 from ..formatting import JST
 from ..models import QUESTION_KINDS, Event, EventDay, ProgrammeItem, Question, Registration
 from ..models.base import utcnow
-from . import audit, mail
+from . import audit, calendar, mail
 from .capacity import counts_for, lock_event
 from .errors import DomainError, NotFound, ValidationFailed
 from .events import TEXT_FIELDS, TIME_FIELDS, apply_event_fields
@@ -120,6 +120,7 @@ def update_days(event_id: int, rows: list[dict]) -> Event:
     Each row: id, starts_at, ends_at, title, items [{starts_at, ends_at, title, place}], remove.
     """
     event = lock_event(event_id)
+    before = calendar.snapshot(event)
     by_id = {day.id: day for day in event.days}
     errors: dict[str, str] = {}
     kept = 0
@@ -158,6 +159,7 @@ def update_days(event_id: int, rows: list[dict]) -> Event:
     if errors:
         raise ValidationFailed(errors)
     db.session.flush()
+    calendar.notify_event_change(event, before)  # moved days: higher SEQUENCE, updated invites
     audit.record("update", "event", event.id, f"{event.title}: 日程・プログラムを変更",
                  {"days": len(event.days)})
     return event

@@ -152,3 +152,17 @@ def test_update_questions_reorders_adds_and_deactivates_keeping_answers(ctx):
     with pytest.raises(ValidationFailed) as exc:
         staff_events.update_questions(event.id, [{"label": "色", "kind": "choice", "choices": ["赤"]}])
     assert "選択肢を2つ以上" in exc.value.fields["questions.0"]
+
+
+def test_moving_a_day_bumps_sequence_and_sends_updated_invites(ctx):
+    event = make_event(starts_at=jst(2030, 10, 4, 9), ends_at=jst(2030, 10, 4, 15))
+    confirmed = make_registration(event)
+    sequence = event.sequence
+    day = event.days[0]
+    staff_events.update_days(event.id, [{"id": day.id, "starts_at": jst(2030, 10, 4, 10),
+                                         "ends_at": jst(2030, 10, 4, 16), "items": []}])
+    db.session.commit()
+    assert db.session.get(Event, event.id).sequence == sequence + 1
+    updates = db.session.query(OutboxMessage).filter_by(kind="event_updated").all()
+    assert [m.registration_id for m in updates] == [confirmed.id]
+    assert any("text/calendar" in a["content_type"] for a in updates[0].attachments)
