@@ -140,15 +140,31 @@ def update_event(event_id: int, data: dict) -> Event:
         raise ValidationFailed({"capacity": f"定員を参加確定者数({counts.confirmed}名)より少なくはできません。"
                                             "先に参加者をキャンセルしてください。"})
     before = calendar.snapshot(event)
+    old_start, old_end = event.starts_at, event.ends_at
     apply_event_fields(event, data, creating=False)
     if "days" in data and data["days"] is not None:
         event.days = build_days(data["days"])
+    else:
+        _move_days_with_event(event, old_start, old_end)
     db.session.flush()
     # Before promotions: people promoted below get the new invite with their promotion mail.
     calendar.notify_event_change(event, before)
     if event.status == "published":
         fill_free_seats(event)
     return event
+
+
+def _move_days_with_event(event: Event, old_start: datetime, old_end: datetime) -> None:
+    """Keep days (edited in place: check-ins refer to them) in step when the event itself moves."""
+    if event.starts_at == old_start and event.ends_at == old_end:
+        return
+    if len(event.days) == 1 and (event.days[0].starts_at, event.days[0].ends_at) == (old_start, old_end):
+        event.days[0].starts_at, event.days[0].ends_at = event.starts_at, event.ends_at
+        return
+    shift = event.starts_at - old_start
+    if shift:
+        for day in event.days:
+            day.starts_at, day.ends_at = day.starts_at + shift, day.ends_at + shift
 
 
 def build_days(days: list[dict]) -> list[EventDay]:

@@ -166,3 +166,19 @@ def test_moving_a_day_bumps_sequence_and_sends_updated_invites(ctx):
     updates = db.session.query(OutboxMessage).filter_by(kind="event_updated").all()
     assert [m.registration_id for m in updates] == [confirmed.id]
     assert any("text/calendar" in a["content_type"] for a in updates[0].attachments)
+
+
+def test_moving_the_event_moves_its_days(ctx):
+    from eventapp.services.events import update_event
+
+    one_day = make_event(starts_at=jst(2030, 10, 4, 9), ends_at=jst(2030, 10, 4, 15))
+    update_event(one_day.id, {"starts_at": jst(2030, 10, 11, 10), "ends_at": jst(2030, 10, 11, 17)})
+    two_days = make_event(
+        starts_at=jst(2030, 11, 8, 13), ends_at=jst(2030, 11, 9, 12),
+        days=[{"starts_at": jst(2030, 11, 8, 13), "ends_at": jst(2030, 11, 8, 21)},
+              {"starts_at": jst(2030, 11, 9, 8), "ends_at": jst(2030, 11, 9, 12)}])
+    update_event(two_days.id, {"starts_at": jst(2030, 11, 15, 13), "ends_at": jst(2030, 11, 16, 12)})
+    db.session.commit()
+    assert [(d.starts_at, d.ends_at) for d in one_day.days] == [(jst(2030, 10, 11, 10), jst(2030, 10, 11, 17))]
+    assert [(d.starts_at, d.ends_at) for d in two_days.days] == [
+        (jst(2030, 11, 15, 13), jst(2030, 11, 15, 21)), (jst(2030, 11, 16, 8), jst(2030, 11, 16, 12))]
