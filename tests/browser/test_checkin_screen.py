@@ -33,7 +33,7 @@ def desk(ctx):
         user, _ = create_user(f"desk{n}@example.jp", "checkin", PASSWORD, name)
         users.append(user.email)
     db.session.commit()
-    event = make_event(questions=[{"key": "dietary", "kind": "text", "label": "食事の配慮"}])
+    event = make_event(capacity=3, questions=[{"key": "dietary", "kind": "text", "label": "食事の配慮"}])
     regs = [
         make_registration(event, name="岩手 花子", furigana="いわて はなこ", answers={"dietary": "えび・かにアレルギー"}),
         make_registration(event, name="盛岡 太郎", furigana="もりおか たろう", phone="090-1234-5678"),
@@ -102,6 +102,30 @@ def test_handheld_scanner_types_code_and_enter(desk, browser_server, browser):
     expect(page.locator("#result-title")).to_have_text("取り消しました")
     rows = active_checkins(desk["event_id"])
     assert [r.registration_id for r in rows] == [desk["ids"][0]]
+    context.close()
+
+
+def test_walk_in_past_capacity_with_a_warning(desk, browser_server, browser):
+    context = new_context(browser)
+    page = open_screen(context, browser_server.url, desk)
+    expect(page.locator("#count-confirmed")).to_have_text("3")
+    page.locator("#walkin-open").click()
+    expect(page.locator("#walkin-warning")).to_be_visible()
+    expect(page.locator("#walkin-warning")).to_contain_text("定員(3名)に達しています")
+    page.locator("#walkin-name").fill("当日 参加")
+    page.locator("#walkin-furigana").fill("トウジツ サンカ")
+    page.locator("#walkin-email").fill("not-an-email")
+    page.locator("#walkin-form button[type=submit]").click()
+    expect(page.locator("#walkin-errors")).to_contain_text("メールアドレス")
+    page.locator("#walkin-email").fill("walkin@example.com")
+    page.locator("#walkin-form button[type=submit]").click()
+    expect(page.locator("#result-title")).to_have_text("受付完了")
+    expect(page.locator("#result-name")).to_have_text("当日 参加")
+    expect(page.locator("#result-detail")).to_contain_text("定員を超えています")
+    expect(page.locator("#walkin-form")).to_be_hidden()
+    expect(page.locator("#count-confirmed")).to_have_text("4", timeout=10_000)
+    rows = active_checkins(desk["event_id"])
+    assert len(rows) == 1 and rows[0].source == "walkin" and rows[0].registration.person.furigana == "とうじつ さんか"
     context.close()
 
 
