@@ -4,9 +4,10 @@ Two steps:
 
 1. *Which* talks take place. First choices are pinned whenever the organisation has room for
    everybody who ranked it first. The remaining talks are chosen by a min-cost max-flow
-   (participant → ranked organisation), so the number of talks is as large as possible; among
-   those, a convex cost per participant (the j-th talk costs more than the (j-1)-th) keeps the
-   counts balanced, and a small cost per rank prefers higher-ranked organisations.
+   (participant → ranked organisation), so the number of talks is as large as possible given the
+   pinned first choices (the promise of a first choice can, rarely, cost someone else a talk — see
+   tests); among those, a convex cost per participant (the j-th talk costs more than the (j-1)-th)
+   keeps the counts balanced, and a small cost per rank prefers higher-ranked organisations.
 2. *When* they take place. Each organisation is split into `org_capacity_per_round` tables;
    every participant and every table then has at most `rounds` talks, so by König's theorem the
    talks can be spread over `rounds` rounds without anybody being double-booked (bipartite edge

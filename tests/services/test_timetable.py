@@ -137,3 +137,45 @@ def test_empty_input_and_bad_arguments():
 
     with pytest.raises(ValueError):
         build_timetable({1: ["A"]}, rounds=0)
+
+
+def _max_talks(prefs, rounds, capacity) -> int:
+    """Brute force: the largest set of ranked pairs with ≤ rounds per person and ≤ rounds×capacity per
+    organisation (by König's theorem exactly the sets that fit into the rounds without clashes) that
+    keeps every first choice the organisation has room for (the promise tested above)."""
+    from itertools import combinations
+
+    first = Counter(r[0] for r in prefs.values() if r)
+    pinned = {(p, r[0]) for p, r in prefs.items() if r and first[r[0]] <= rounds * capacity}
+    pairs = [(p, o) for p, ranked in prefs.items() for o in ranked]
+    for size in range(len(pairs), 0, -1):
+        for chosen in combinations(pairs, size):
+            people = Counter(p for p, _ in chosen)
+            orgs = Counter(o for _, o in chosen)
+            if (max(people.values()) <= rounds and max(orgs.values()) <= rounds * capacity
+                    and pinned <= set(chosen)):
+                return size
+    return 0
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.integers(1, 3).flatmap(lambda n_orgs: st.tuples(
+    st.dictionaries(st.integers(1, 4), st.lists(st.sampled_from(list(range(n_orgs))), unique=True, max_size=n_orgs),
+                    max_size=4),
+    st.integers(1, 2), st.integers(1, 2))))
+def test_total_number_of_talks_is_maximal(scenario):
+    prefs, rounds, capacity = scenario
+    if sum(len(r) for r in prefs.values()) > 10:
+        return  # keep the brute force small
+    tt = build_timetable(prefs, rounds, capacity)
+    assert len(tt.meetings) == _max_talks(prefs, rounds, capacity)
+
+
+def test_a_first_choice_with_room_is_kept_even_if_another_talk_is_lost():
+    # P's first choice A has room for everybody who put it first, so P meets A — even though P taking
+    # B instead would let W (whose first choice Y is oversubscribed) meet A. A deliberate rule:
+    # people are promised their first choice whenever the organisation can take all who chose it.
+    prefs = {"P": ["A", "B"], "W": ["Y", "A"], "V1": ["Y"], "V2": ["Y"]}
+    tt = build_timetable(prefs, rounds=1)
+    met = {(m.participant, m.organisation) for m in tt.meetings}
+    assert ("P", "A") in met and len(met) == 2
