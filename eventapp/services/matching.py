@@ -194,7 +194,7 @@ def check_eligibility(event: Event, person_email: str, now: datetime | None = No
     """Called by registration.register for matching sessions; raises a DomainError with a clear message."""
     result = eligibility(event, person_email, now)
     if not result.allowed:
-        raise DomainError("not_eligible", result.message, status=403)
+        raise DomainError("not_eligible", result.message)  # 409 like the other "cannot sign up now" refusals
 
 
 def grant_override(event_id: int, person_email: str, *, user: User | None = None) -> Invitation:
