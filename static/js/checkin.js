@@ -353,6 +353,8 @@
         const item = byNonce.get(r.nonce);
         if (r.result === "duplicate") {
           notes.push(`重複: ${item ? item.name : ""} さんは他の端末で ${hhmm(r.checked_in_at)}${r.by ? ` (${r.by})` : ""} に受付済みでした(先の受付が有効)。`);
+        } else if (r.result === "checked_in" && r.duplicate_checkin_id) {
+          notes.push(`重複: ${item ? item.name : ""} さんは他の端末でも受付されていました(この端末の ${hhmm(r.checked_in_at)} の受付が先のため有効)。`);
         } else if (r.result === "error") {
           notes.push(`送信できなかった受付: ${item ? item.name : ""} — ${r.error.message}`);
         }

@@ -75,6 +75,8 @@ def test_handheld_scanner_types_code_and_enter(desk, browser_server, browser):
     context = new_context(browser)
     page = open_screen(context, browser_server.url, desk)
     expect(page.locator("#scan-input")).to_be_focused()
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, f"the check-in screen is {width}px wide on a 390px phone"
     scan(page, desk["codes"][0])
     result = page.locator("#result")
     expect(result).to_have_attribute("data-state", "ok")
@@ -84,6 +86,8 @@ def test_handheld_scanner_types_code_and_enter(desk, browser_server, browser):
     expect(page.locator("#count-checked")).to_have_text("1")
     # The input keeps the focus, so the next scan needs no tap; a second scan is amber with the time and who.
     expect(page.locator("#scan-input")).to_be_focused()
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, f"the check-in screen is {width}px wide on a 390px phone"
     scan(page, desk["codes"][0])
     expect(result).to_have_attribute("data-state", "warn")
     expect(page.locator("#result-title")).to_contain_text("受付済み")
@@ -186,6 +190,36 @@ def test_two_devices_scan_the_same_ticket_at_once(desk, browser_server, browser)
     assert len(active_checkins(desk["event_id"])) == 1
     for c in contexts:
         c.close()
+
+
+def test_two_offline_devices_admit_one_ticket_first_scan_wins(desk, browser_server, browser):
+    contexts = [new_context(browser), new_context(browser)]
+    pages = [open_screen(c, browser_server.url, desk, user=i) for i, c in enumerate(contexts)]
+    for context in contexts:
+        context.set_offline(True)
+    code = desk["codes"][0]
+    for page in pages:  # device 0 scans first, device 1 a moment later
+        expect(page.locator("#net-badge")).to_have_text("オフライン")
+        scan(page, code)
+        expect(page.locator("#result")).to_have_attribute("data-state", "ok")
+        page.wait_for_timeout(1100)
+    # The later device reconnects first; the earlier scan still wins when it arrives.
+    for page, context in zip(reversed(pages), reversed(contexts), strict=True):
+        context.set_offline(False)
+        expect(page.locator("#pending-count")).to_have_text("0", timeout=20_000)
+    expect(pages[0].locator("#sync-notice")).to_contain_text("他の端末でも受付されていました")
+    rows = active_checkins(desk["event_id"])
+    assert len(rows) == 1 and rows[0].by_user.name == "田中"
+    db.session.rollback()
+    all_rows = db.session.execute(select(CheckIn)).scalars().all()
+    assert len(all_rows) == 2 and sum(1 for r in all_rows if r.duplicate_of_id == rows[0].id) == 1
+    for page in pages:
+        expect(page.locator("#count-duplicates")).to_contain_text("重複記録 1 件", timeout=10_000)
+    pages[1].goto(f"{browser_server.url}/checkin/events/{desk['event_id']}/list")
+    expect(pages[1].locator(".dup-list")).to_contain_text("岩手 花子")
+    expect(pages[1].locator("tr.is-in")).to_contain_text("田中")
+    for context in contexts:
+        context.close()
 
 
 def ticket_y4m(code: str, path: Path, width: int = 640, height: int = 480, frames: int = 10) -> Path:
