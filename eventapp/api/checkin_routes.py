@@ -15,6 +15,7 @@ from flask_smorest import Blueprint
 from flask_wtf.csrf import ValidationError, validate_csrf
 from marshmallow import Schema, fields, validate
 
+from .. import database
 from ..extensions import csrf, db
 from ..services import checkin as service
 from ..services.errors import DomainError, ValidationFailed
@@ -31,6 +32,9 @@ UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 @blp.before_request
 def _start_timer() -> None:
     g.checkin_started = time.perf_counter()
+    if request.endpoint == "checkin_api.create_checkin":
+        # This view reads first and opens its write transaction itself (see create_checkin).
+        database.set_write_intent(False)
 
 
 @blp.after_request
@@ -207,10 +211,11 @@ class WalkInSchema(StrictSchema):
     device_id = fields.String(validate=validate.Length(max=64))
 
 
-def result_payload(res: service.CheckInResult) -> dict:
+def result_payload(res: service.CheckInResult, summary: dict | None = None) -> dict:
     return {"result": res.result, "message": service.result_message(res), "checkin_id": res.checkin.id,
-            "day": res.day.id, "checked_in_at": res.checkin.checked_in_at, "by": res.checkin.by_name,
-            "over_capacity": res.over_capacity, "registration": service.registration_summary(res.registration)}
+            "day": res.checkin.event_day_id, "checked_in_at": res.checkin.checked_in_at, "by": res.checkin.by_name,
+            "over_capacity": res.over_capacity,
+            "registration": summary if summary is not None else service.registration_summary(res.registration)}
 
 
 @blp.route("/events/<int:event_id>/checkins", methods=["POST"])
@@ -223,13 +228,20 @@ def create_checkin(data, event_id):
     """Check a ticket holder in (idempotent per nonce; a second scan answers `already_checked_in`)."""
     if not data.get("code") and data.get("registration_id") is None:
         raise ValidationFailed({"code": "code か registration_id を指定してください。"})
-    res = service.check_in(event_id, data.get("code"), data["nonce"], day_id=data.get("day"),
-                           scanned_at=data.get("scanned_at"), user=_user(),
-                           device_id=data.get("device_id", ""),
-                           source="scan" if data.get("code") else "manual",
-                           registration_id=None if data.get("code") else data.get("registration_id"))
-    payload = result_payload(res)  # before the commit expires the objects it reads
-    db.session.commit()
+    by_code = bool(data.get("code"))
+    plan, registration, day = service.prepare_check_in(
+        event_id, data.get("code"), data["nonce"], day_id=data.get("day"), scanned_at=data.get("scanned_at"),
+        registration_id=None if by_code else data.get("registration_id"))
+    summary = service.registration_summary(registration)
+    user = _user()
+    # Reads are done: end that transaction, so SQLite's write lock (BEGIN IMMEDIATE) is held only
+    # for the short recheck-and-insert below and ten scanners at the door do not queue behind reads.
+    db.session.rollback()
+    with database.write_intent():
+        res = service.record_check_in(plan, registration, day, user=user, device_id=data.get("device_id", ""),
+                                      source="scan" if by_code else "manual")
+        payload = result_payload(res, summary)  # before the commit expires the objects it reads
+        db.session.commit()
     return payload
 
 

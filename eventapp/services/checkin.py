@@ -21,7 +21,7 @@ from ..extensions import db
 from ..formatting import JST, format_time, kana_sort_key
 from ..models import CheckIn, Event, EventDay, Registration, User
 from ..models.base import utcnow
-from . import mail
+from . import audit, mail
 from . import registration as registration_service
 from .capacity import counts_for, lock_event
 from .errors import DomainError, NotFound, ValidationFailed
@@ -143,53 +143,93 @@ def _replay(existing: CheckIn, registration: Registration | None) -> CheckInResu
     return CheckInResult(RESULT_CHECKED_IN, existing.registration, existing, existing.day)
 
 
-def check_in(event_id: int, code: str | None, nonce: str, *, day_id: int | None = None,
-             scanned_at: datetime | None = None, user: User | None = None, device_id: str = "",
-             source: str = "scan", registration_id: int | None = None,
-             now: datetime | None = None) -> CheckInResult:
-    """Admit a ticket holder for one event day, exactly once.
+@dataclass(frozen=True)
+class ScanPlan:
+    """What the read phase of a check-in decided, as plain values (see `prepare_check_in`)."""
 
-    Returns `checked_in` (a new row, or the row an earlier request with the same nonce made) or
-    `already_checked_in` with the existing check-in (its time and who scanned).
-    """
+    registration_id: int
+    day_id: int
+    scanned_at: datetime
+    nonce: str
+    label: str
+
+
+def prepare_check_in(event_id: int, code: str | None, nonce: str, *, day_id: int | None = None,
+                     scanned_at: datetime | None = None, registration_id: int | None = None,
+                     now: datetime | None = None) -> tuple[ScanPlan, Registration, EventDay]:
+    """The read-only half of a check-in: validate the code (signature first), find the
+    registration and the day. Raises the same errors as `check_in`; writes nothing."""
     now = now or utcnow()
     nonce = _check_nonce(nonce)
     scanned_at = _check_scan_time(scanned_at, now)
     registration = find_registration(event_id, code, registration_id)
-    # The scan is on the hot path at the door: days, the existing check-in and a replayed nonce
-    # are read with two queries (the registration's event exists, so no separate event query).
+    # The registration's event exists, so the days are the only other read (no event query).
     days = db.session.execute(
         select(EventDay).where(EventDay.event_id == event_id).order_by(EventDay.starts_at)).scalars().all()
     day = _choose_day(list(days), day_id, scanned_at)
+    person = registration.person
+    plan = ScanPlan(registration.id, day.id, scanned_at, nonce, f"{person.name}({person.furigana})")
+    return plan, registration, day
+
+
+def record_check_in(plan: ScanPlan, registration: Registration, day: EventDay, *, user: User | None = None,
+                    device_id: str = "", source: str = "scan", recheck: bool = True,
+                    now: datetime | None = None) -> CheckInResult:
+    """The writing half: lock-free on PostgreSQL, short under SQLite's write lock. A replayed nonce
+    gives the earlier result, an active check-in `already_checked_in`, otherwise a new row; the
+    unique indexes settle a race with another device. `recheck` re-reads the registration's status
+    when the read phase ran in an earlier transaction."""
+    now = now or utcnow()
+    if recheck:
+        status = db.session.execute(
+            select(Registration.status).where(Registration.id == plan.registration_id)).scalar_one()
+        if status != "confirmed":
+            raise DomainError(status, "このお申し込みは参加確定ではなくなりました。")
     found = db.session.execute(select(CheckIn).where(or_(
-        CheckIn.nonce == nonce,
-        and_(CheckIn.registration_id == registration.id, CheckIn.event_day_id == day.id,
+        CheckIn.nonce == plan.nonce,
+        and_(CheckIn.registration_id == plan.registration_id, CheckIn.event_day_id == plan.day_id,
              CheckIn.undone_at.is_(None), CheckIn.duplicate_of_id.is_(None))))).scalars().all()
     for row in found:
-        if row.nonce == nonce:
+        if row.nonce == plan.nonce:
             return _replay(row, registration)
     if found:
         return CheckInResult(RESULT_ALREADY, registration, found[0], day)
 
-    row = CheckIn(registration_id=registration.id, event_day_id=day.id, checked_in_at=scanned_at,
+    row = CheckIn(registration_id=plan.registration_id, event_day_id=plan.day_id, checked_in_at=plan.scanned_at,
                   recorded_at=now, by_user_id=user.id if user else None, device_id=(device_id or "")[:64],
-                  nonce=nonce, source=source)
+                  nonce=plan.nonce, source=source)
     try:
         with db.session.begin_nested():
             db.session.add(row)
     except IntegrityError:
         # Another request won the race: either the same nonce (a retry) or another device.
-        replay = _by_nonce(nonce)
+        replay = _by_nonce(plan.nonce)
         if replay is not None:
             return _replay(replay, registration)
-        existing = active_checkin(registration.id, day.id)
+        existing = active_checkin(plan.registration_id, plan.day_id)
         if existing is None:
             raise
         return CheckInResult(RESULT_ALREADY, registration, existing, day)
     if user is not None:
         row.by_user = user  # already loaded: no query for the "who" in the answer
-    _audit("checkin", row, user)
+    _audit("checkin", row, user, label=plan.label)
     return CheckInResult(RESULT_CHECKED_IN, registration, row, day)
+
+
+def check_in(event_id: int, code: str | None, nonce: str, *, day_id: int | None = None,
+             scanned_at: datetime | None = None, user: User | None = None, device_id: str = "",
+             source: str = "scan", registration_id: int | None = None,
+             now: datetime | None = None) -> CheckInResult:
+    """Admit a ticket holder for one event day, exactly once, in the caller's transaction.
+
+    Returns `checked_in` (a new row, or the row an earlier request with the same nonce made) or
+    `already_checked_in` with the existing check-in (its time and who scanned).
+    """
+    now = now or utcnow()
+    plan, registration, day = prepare_check_in(event_id, code, nonce, day_id=day_id, scanned_at=scanned_at,
+                                               registration_id=registration_id, now=now)
+    return record_check_in(plan, registration, day, user=user, device_id=device_id, source=source,
+                           recheck=False, now=now)
 
 
 def undo(event_id: int, checkin_id: int, *, user: User | None = None, now: datetime | None = None) -> CheckIn:
@@ -381,15 +421,11 @@ def day_checkins(event_id: int, day_id: int | None = None) -> tuple[EventDay, li
     return day, list(rows)
 
 
-def _audit(action: str, row: CheckIn, user: User | None) -> None:
-    """Record in the staff audit log (added by the back-office issue; skipped where it is absent,
-    the check-in row itself still keeps who did what and when)."""
-    try:
-        from . import audit
-    except ImportError:
-        return
-    person = row.registration.person
-    summary = f"{person.name}({person.furigana}) {format_time(row.checked_in_at)}"
-    audit.record(action, "checkin", row.id, summary,
+def _audit(action: str, row: CheckIn, user: User | None, *, label: str | None = None) -> None:
+    """Check-ins and undos go to the staff audit log, in the same transaction."""
+    if label is None:
+        person = row.registration.person
+        label = f"{person.name}({person.furigana})"
+    audit.record(action, "checkin", row.id, f"{label} {format_time(row.checked_in_at)}",
                  {"registration_id": row.registration_id, "day": row.event_day_id, "device": row.device_id,
                   "source": row.source, "nonce": row.nonce}, user=user)
