@@ -6,6 +6,7 @@ caller has already migrated, and is stopped (the whole group) when the test sess
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import socket
@@ -54,6 +55,14 @@ class LiveServer:
             self.process.wait(timeout=5)
 
 
+@functools.cache
+def _control_socket_args() -> tuple[str, ...]:
+    # Newer gunicorn opens a control socket at one fixed path in $HOME; parallel test servers must
+    # not share (or remove) each other's, so it is turned off where the option exists.
+    help_text = subprocess.run([str(GUNICORN), "--help"], capture_output=True, text=True).stdout
+    return ("--no-control-socket",) if "--no-control-socket" in help_text else ()
+
+
 def start_server(database_url: str, *, secret_key: str, workers: int = 4, extra_env: dict | None = None,
                  log_path: Path | None = None) -> LiveServer:
     """Start gunicorn on a free local port and wait until it answers."""
@@ -76,7 +85,7 @@ def start_server(database_url: str, *, secret_key: str, workers: int = 4, extra_
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             [str(GUNICORN), "-w", str(workers), "--bind", f"127.0.0.1:{port}", "--timeout", "120",
-             "--graceful-timeout", "10", "--error-logfile", "-", "wsgi:app"],
+             "--graceful-timeout", "10", "--error-logfile", "-", *_control_socket_args(), "wsgi:app"],
             cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
     server = LiveServer(url=url, process=process, log_path=log_path, env=env)
