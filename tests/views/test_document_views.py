@@ -1,0 +1,99 @@
+"""PDF routes: who may download what, and the links to them on the participant pages."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import make_event, make_registration
+from tests.pdf_support import decode_qr_codes, flat, page_count, pdf_text, save_artifact
+from tests.staff_support import login, make_user
+
+
+def assert_pdf(response) -> bytes:
+    assert response.status_code == 200, response.get_data(as_text=True)[:300]
+    assert response.mimetype == "application/pdf"
+    assert response.data.startswith(b"%PDF-")
+    assert page_count(response.data) >= 1
+    return response.data
+
+
+def test_programme_pdf_is_public_and_linked_from_the_event_page(ctx, client):
+    event = make_event(title="花巻ぶどう収穫フィールドワーク")
+    page = client.get(f"/events/{event.slug}").get_data(as_text=True)
+    assert f'href="/events/{event.slug}/programme.pdf"' in page
+    pdf = assert_pdf(client.get(f"/events/{event.slug}/programme.pdf"))
+    save_artifact(pdf, "view-programme")
+    assert "花巻ぶどう収穫フィールドワーク" in flat(pdf_text(pdf))
+
+
+def test_programme_pdf_of_a_draft_or_unknown_event_is_404(ctx, client):
+    draft = make_event(status="draft")
+    assert client.get(f"/events/{draft.slug}/programme.pdf").status_code == 404
+    assert client.get("/events/no-such-event/programme.pdf").status_code == 404
+
+
+def test_ticket_pdf_from_the_manage_page(ctx, client):
+    event = make_event()
+    registration = make_registration(event, name="岩手 花子", furigana="いわて はなこ")
+    page = client.get(f"/r/{registration.manage_token}").get_data(as_text=True)
+    assert f'href="/r/{registration.manage_token}/ticket.pdf"' in page
+    response = client.get(f"/r/{registration.manage_token}/ticket.pdf")
+    pdf = assert_pdf(response)
+    assert response.headers["Cache-Control"] == "private, no-store"
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+    assert "岩手花子様" in flat(pdf_text(pdf))
+    assert decode_qr_codes(pdf) == [registration.ticket_code]
+
+
+def test_no_ticket_pdf_for_waitlisted_or_unknown_registrations(ctx, client):
+    event = make_event(capacity=1)
+    make_registration(event)
+    waiting = make_registration(event)
+    page = client.get(f"/r/{waiting.manage_token}").get_data(as_text=True)
+    assert "ticket.pdf" not in page
+    assert client.get(f"/r/{waiting.manage_token}/ticket.pdf").status_code == 404
+    assert client.get("/r/not-a-token/ticket.pdf").status_code == 404
+
+
+@pytest.fixture
+def staff_client(app, client):
+    with app.app_context():
+        login(client, make_user("staff").email)
+    return client
+
+
+def test_staff_roster_and_badges(ctx, staff_client):
+    event = make_event(title="夏油温泉フィールドワーク",
+                       questions=[{"key": "bus", "kind": "yesno", "label": "送迎バスを利用しますか"}])
+    make_registration(event, name="千葉 太郎", furigana="ちば たろう", answers={"bus": "yes"})
+    make_registration(event, name="阿部 花子", furigana="あべ はなこ", answers={"bus": "no"})
+    for preset in ("reception", "bus", "lodging", "insurance"):
+        for sort in ("kana", "signup"):
+            response = staff_client.get(f"/staff/events/{event.id}/roster.pdf?preset={preset}&sort={sort}")
+            pdf = assert_pdf(response)
+            assert response.headers["Cache-Control"] == "private, no-store"
+            assert "千葉太郎" in flat(pdf_text(pdf))
+    text = flat(pdf_text(staff_client.get(f"/staff/events/{event.id}/roster.pdf").data))
+    assert text.index("阿部花子") < text.index("千葉太郎")  # default: 受付用, 五十音順
+    pdf = assert_pdf(staff_client.get(f"/staff/events/{event.id}/badges.pdf"))
+    assert "あべはなこ" in flat(pdf_text(pdf))
+
+
+def test_bad_roster_options_are_a_clear_error_not_a_500(ctx, staff_client):
+    event = make_event()
+    response = staff_client.get(f"/staff/events/{event.id}/roster.pdf?preset=nope")
+    assert response.status_code == 422
+    assert "名簿の種類" in response.get_data(as_text=True)
+    assert staff_client.get(f"/staff/events/{event.id}/badges.pdf?sort=nope").status_code == 422
+    assert staff_client.get("/staff/events/999999/roster.pdf").status_code == 404
+
+
+def test_rosters_and_badges_are_staff_only(ctx, app, client):
+    event = make_event()
+    make_registration(event)
+    for url in (f"/staff/events/{event.id}/roster.pdf", f"/staff/events/{event.id}/badges.pdf"):
+        response = client.get(url)
+        assert response.status_code == 302 and "/staff/login" in response.headers["Location"]
+    login(client, make_user("checkin").email)
+    for url in (f"/staff/events/{event.id}/roster.pdf", f"/staff/events/{event.id}/badges.pdf"):
+        assert client.get(url).status_code == 403
