@@ -95,3 +95,4 @@ def test_service_worker_and_manifest(client):
     assert "caches" in sw.get_data(as_text=True)
     manifest = client.get("/checkin/manifest.webmanifest").get_json(force=True)
     assert manifest["start_url"] == "/checkin/" and manifest["display"] == "standalone"
+    assert client.get(manifest["icons"][0]["src"]).status_code == 200
