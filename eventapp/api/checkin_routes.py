@@ -234,12 +234,20 @@ def create_checkin(data, event_id):
         registration_id=None if by_code else data.get("registration_id"))
     summary = service.registration_summary(registration)
     user = _user()
-    # Reads are done: end that transaction, so SQLite's write lock (BEGIN IMMEDIATE) is held only
-    # for the short recheck-and-insert below and ten scanners at the door do not queue behind reads.
-    db.session.rollback()
+    recheck = database.is_sqlite()
+    if recheck:
+        # Reads are done: end that transaction, so SQLite's write lock (BEGIN IMMEDIATE) is held only
+        # for the short recheck-and-insert below and ten scanners at the door do not queue behind
+        # reads. Nothing was written; the loaded objects stay usable (the status is re-read).
+        session = db.session()
+        session.expire_on_commit = False
+        try:
+            session.commit()
+        finally:
+            session.expire_on_commit = True
     with database.write_intent():
         res = service.record_check_in(plan, registration, day, user=user, device_id=data.get("device_id", ""),
-                                      source="scan" if by_code else "manual")
+                                      source="scan" if by_code else "manual", recheck=recheck)
         payload = result_payload(res, summary)  # before the commit expires the objects it reads
         db.session.commit()
     return payload
