@@ -19,6 +19,7 @@ import re
 import threading
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
@@ -425,7 +426,13 @@ def _roster_parallel(data: RosterData, printed_at: str, pages: list) -> RenderRe
              len(pages[start:start + size])) for start in range(0, total, size)]
     static = Path(current_app.static_folder or PROJECT_ROOT / "static")
     prefix = current_app.config["PUBLIC_BASE_URL"].rstrip("/") + "/static/"
-    results = list(_pool().map(_render_chunk, [(html, str(static), prefix) for html, _n in jobs]))
+    try:
+        results = list(_pool().map(_render_chunk, [(html, str(static), prefix) for html, _n in jobs]))
+    except (BrokenProcessPool, OSError):
+        # A worker died (or processes cannot be started here): drop the pool, render in this process.
+        log.exception("roster worker pool failed; rendering in one piece")
+        shutdown_pool()
+        return render_html(_roster_html(data, printed_at, pages), "roster")
     if any(got != expected for (_pdf, got), (_html, expected) in zip(results, jobs, strict=True)):
         log.warning("roster chunk overflowed its pages; rendering in one piece")
         return render_html(_roster_html(data, printed_at, pages), "roster")
@@ -454,6 +461,19 @@ def _pool() -> ProcessPoolExecutor:
             ctx.set_forkserver_preload(["weasyprint", "eventapp.services.documents"])
             _executor = ProcessPoolExecutor(max_workers=min(2, os.cpu_count() or 1), mp_context=ctx)
         return _executor
+
+
+def shutdown_pool() -> None:
+    global _executor
+    with _pool_lock:
+        if _executor is not None:
+            _executor.shutdown(wait=True, cancel_futures=True)
+            _executor = None
+
+
+def pool_pids() -> list[int]:
+    """Worker process ids (the benchmark reads their CPU time and peak memory)."""
+    return list(getattr(_executor, "_processes", None) or {})
 
 
 def _render_chunk(args: tuple[str, str, str]) -> tuple[bytes, int]:

@@ -223,7 +223,10 @@ def test_parallel_chunks_give_the_same_roster_with_continuous_page_numbers(ctx, 
     for i in range(70):
         make_registration(event, name=f"参加者 {i:03d}", furigana=f"さんかしゃ {kana_number(i)}")
     single = documents.roster_pdf(event, "reception", "signup", parallel=False)
-    joined = documents.roster_pdf(event, "reception", "signup", parallel=True)
+    try:
+        joined = documents.roster_pdf(event, "reception", "signup", parallel=True)
+    finally:
+        documents.shutdown_pool()  # no worker processes left behind for the rest of the suite
     assert joined.pages == page_count(joined.pdf) == single.pages
     for page in range(1, joined.pages + 1):
         assert f"{page}/{joined.pages}" in flat(pdf_text(joined.pdf, page))
