@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Response, abort
+from flask_login import current_user
 from sqlalchemy import select
 
 from ..extensions import db
@@ -28,9 +29,14 @@ def pdf_response(pdf: bytes, filename: str, *, private: bool = False) -> Respons
 @bp.get("/events/<slug>/programme.pdf")
 def programme_pdf(slug: str):
     event = db.session.execute(select(Event).where(Event.slug == slug)).scalar_one_or_none()
-    if event is None or event.status == "draft":
+    # Staff may print a draft's programme to check it before publishing.
+    is_staff = current_user.is_authenticated and current_user.has_role("staff")
+    if event is None or (event.status == "draft" and not is_staff):
         abort(404)
-    return pdf_response(documents.programme_pdf(event).pdf, f"{event.slug}-programme.pdf")
+    response = pdf_response(documents.programme_pdf(event).pdf, f"{event.slug}-programme.pdf")
+    if event.status == "draft":
+        response.headers["Cache-Control"] = "private, no-store"
+    return response
 
 
 @bp.get("/r/<token>/ticket.pdf")

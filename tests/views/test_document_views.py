@@ -79,8 +79,12 @@ def test_staff_roster_and_badges(ctx, staff_client):
     assert "あべはなこ" in flat(pdf_text(pdf))
 
 
-def test_bad_roster_options_are_a_clear_error_not_a_500(ctx, staff_client):
+def test_staff_preview_of_a_draft_and_bad_roster_options(ctx, staff_client):
     event = make_event()
+    draft = make_event(status="draft", title="準備中のイベント")
+    response = staff_client.get(f"/events/{draft.slug}/programme.pdf")  # staff preview a draft's programme
+    assert "準備中のイベント" in flat(pdf_text(assert_pdf(response)))
+    assert response.headers["Cache-Control"] == "private, no-store"
     response = staff_client.get(f"/staff/events/{event.id}/roster.pdf?preset=nope")
     assert response.status_code == 422
     assert "名簿の種類" in response.get_data(as_text=True)
