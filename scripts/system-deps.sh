@@ -5,8 +5,9 @@
 set -euo pipefail
 mode=${1:-run}
 
-run_pkgs=(npm fonts-ipaexfont-gothic fonts-ipaexfont-mincho libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0)
-test_pkgs=(postgresql chromium poppler-utils libzbar0)
+run_pkgs=(npm fonts-ipaexfont-gothic fonts-ipaexfont-mincho libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0
+          poppler-utils)  # pdfunite joins the halves of big rosters
+test_pkgs=(postgresql chromium libzbar0)
 pkgs=("${run_pkgs[@]}")
 [ "$mode" = test ] && pkgs+=("${test_pkgs[@]}")
 

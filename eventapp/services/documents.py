@@ -16,6 +16,9 @@ import logging
 import mimetypes
 import os
 import re
+import shutil
+import subprocess
+import tempfile
 import threading
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
@@ -46,9 +49,8 @@ log = logging.getLogger(__name__)
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PDF_TEMPLATE_DIR = PROJECT_ROOT / "templates" / "pdf"
 FONT_FILE = Path("/usr/share/fonts/opentype/ipaexfont-gothic/ipaexg.ttf")
-# Above this many pages a roster is rendered in chunks on worker processes and joined (see roster_pdf).
-PARALLEL_PAGES = 12
-CHUNK_PAGES = 3
+# Above this many pages a roster is rendered in two halves on two processes and joined (see roster_pdf).
+PARALLEL_PAGES = 8
 
 _render_lock = threading.Lock()  # Pango/fontconfig objects are shared between renders
 
@@ -156,15 +158,17 @@ def _stylesheets(doc: str, fetcher: RestrictedFetcher) -> list:
 
 
 @lru_cache(maxsize=1)
-def _font_codepoints() -> frozenset[int]:
-    """Code points IPAex Gothic can draw; anything else would print as a box (豆腐)."""
+def _font_advances() -> dict[int, float]:
+    """Advance width (in em) of every code point IPAex Gothic can draw; anything else would print as a box."""
     try:
         from fontTools.ttLib import TTFont
 
         with TTFont(str(FONT_FILE), lazy=True) as font:
-            return frozenset(font.getBestCmap())
-    except (OSError, ImportError):  # font missing: keep the text, fontconfig picks a fallback
-        return frozenset()
+            per_em = font["head"].unitsPerEm
+            metrics = font["hmtx"].metrics
+            return {cp: metrics[glyph][0] / per_em for cp, glyph in font.getBestCmap().items()}
+    except (OSError, ImportError, KeyError):  # font missing: keep the text, fontconfig picks a fallback
+        return {}
 
 
 # Fast path: ASCII, Latin-1, common punctuation, kana, CJK ideographs and full-width forms are all in
@@ -175,7 +179,7 @@ _INVISIBLE = {0x200D, 0xFE0E, 0xFE0F} | set(range(0x1F3FB, 0x1F400))  # joiners,
 
 def printable(text: str) -> str:
     """Replace characters the font lacks with 〓 (the customary 'missing glyph' mark) so nothing prints as a box."""
-    codepoints = _font_codepoints()
+    codepoints = _font_advances()
     if not codepoints:
         return text
 
@@ -332,62 +336,125 @@ def roster_data(event: Event, preset: str = "reception", sort: str = "kana") -> 
         label = "乗車" if preset == "bus" else "受付"
         days = event.days
         if len(days) > 1:
-            tick_days = [f"{i}日目\n{to_jst(d.starts_at):%-m/%-d}" for i, d in enumerate(days, 1)]
+            tick_days = [f"{i}日目 {to_jst(d.starts_at):%-m/%-d}" for i, d in enumerate(days, 1)]
         else:
             tick_days = [label]
     weights = [WEIGHTS.get(c.header, DEFAULT_WEIGHT) for c in columns]
-    # Tick columns are 11 mm each, No is 10 mm; the text columns share the rest of the 190 mm line.
-    text_mm = 190 - 10 - 11 * len(tick_days)
+    # The number and tick columns have fixed widths; the text columns share the rest of the line.
+    text_mm = ROSTER_WIDTH_MM - NO_MM - TICK_MM * len(tick_days)
     widths = [{"label": c.header, "width": round(text_mm * w / sum(weights), 1),
-               "css": "m" if c.header in ("備考", "事務局メモ") else "w" if c.header == "電話番号" else ""} for c, w in zip(columns, weights, strict=True)]
-    rows = [[_clip(c.value(r), NOTE_LIMIT if c.header == "備考" else CELL_LIMIT) for c in columns]
+               "css": "m" if c.header in ("備考", "事務局メモ") else ""} for c, w in zip(columns, weights, strict=True)]
+    rows = [[printable(_clip(c.value(r), NOTE_LIMIT if c.header == "備考" else CELL_LIMIT)) for c in columns]
             for r in registrations]
     return RosterData(event=event, title=title, sort=sort, columns=widths, tick_days=tick_days, rows=rows,
                       note=note)
 
 
-# Page geometry of roster.css, in mm: what is left for table rows on an A4 page under the header.
-ROSTER_BODY_MM = 297 - 22 - 14 - 2
-ROW_PADDING_MM = 2.3  # cell padding + border
+# Roster geometry (mm), shared with roster.css through the template: fixed-pitch rows under a header.
+ROSTER_WIDTH_MM = 190
+ROW_MM = 7.8  # two 3.9 mm lines
+ROWS_PER_PAGE = 30
+TICK_MM = 11
+NO_MM = 9
 PT = 0.3528  # mm per point
+CELL_PAD_MM = 1.2
+# A 4.4 mm box centred in an 11 × 7.8 mm cell (viewBox in tenths of a millimetre).
+TICK_SVG = base64.b64encode(
+    b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 110 78" width="11mm" height="7.8mm">'
+    b'<rect x="33" y="17" width="44" height="44" fill="none" stroke="#111" stroke-width="3"/></svg>').decode()
 
 
-def _text_mm(text: str, size_pt: float) -> float:
-    """Rough printed width: full-width characters are 1 em, ASCII and half-width kana about 0.6 em."""
-    em = size_pt * PT
-    return sum(em * (0.6 if ord(ch) < 0x2000 or 0xFF61 <= ord(ch) <= 0xFF9F else 1.0) for ch in text)
+def text_width_mm(text: str, size_pt: float) -> float:
+    """Printed width from IPAex Gothic's own advance widths (no kerning in this font)."""
+    advances = _font_advances()
+    return sum(advances.get(ord(ch), 1.0) for ch in text) * size_pt * PT
 
 
-def _row_mm(row: list[str], columns: list[dict]) -> float:
-    height = 9 * 1.35 * PT  # one line
-    for value, column in zip(row, columns, strict=True):
-        if not value or column["css"] == "w":
-            continue
-        size, leading = (7.5, 1.3) if column["css"] == "m" else (9, 1.35)
-        # 15 % slack for line breaks that cannot fall mid-word.
-        lines = int(_text_mm(value, size) * 1.15 // max(column["width"] - 2.8, 1)) + 1
-        height = max(height, lines * size * leading * PT)
-    return height + ROW_PADDING_MM
+def wrap(text: str, width_mm: float, size_pt: float, max_lines: int) -> list[str]:
+    """Break text into at most `max_lines` lines that fit `width_mm`; the last one ends in … if cut.
 
-
-def paginate(data: RosterData) -> list[list[tuple[int, list[str]]]]:
-    """Split the numbered rows into pages by estimated height (conservative, so a page never overflows).
-
-    Laying out each page as its own table keeps WeasyPrint linear in the number of rows (one long
-    table is quadratic: 1,000 rows took minutes), and makes page numbers known before rendering,
-    which is what lets big rosters render in parallel chunks.
+    Done here rather than by WeasyPrint so that every row has the same height: the roster is then
+    drawn as one text block per column and page (see roster.html), far cheaper than table cells.
     """
-    head_lines = 2
-    available = ROSTER_BODY_MM - head_lines * 8 * 1.2 * PT - ROW_PADDING_MM
-    pages: list[list[tuple[int, list[str]]]] = [[]]
-    used = 0.0
-    for number, row in enumerate(data.rows, start=1):
-        height = _row_mm(row, data.columns)
-        if pages[-1] and used + height > available:
-            pages.append([])
-            used = 0.0
-        pages[-1].append((number, row))
-        used += height
+    advances = _font_advances()
+    limit = width_mm / (size_pt * PT)  # in em
+    lines: list[str] = []
+    for paragraph in (text or "").splitlines() or [""]:
+        line, used = "", 0.0
+        for ch in paragraph:
+            w = advances.get(ord(ch), 1.0)
+            if used + w > limit and line:
+                lines.append(line)
+                line, used = "", 0.0
+                if ch == " ":
+                    continue
+            line += ch
+            used += w
+        lines.append(line)
+    if len(lines) > max_lines:
+        last = lines[max_lines - 1]
+        while last and sum(advances.get(ord(c), 1.0) for c in last) + 1.0 > limit:
+            last = last[:-1]
+        lines = lines[:max_lines - 1] + [last + "…"]
+    return lines
+
+
+@dataclass
+class RosterBlock:
+    """One absolutely positioned text block of a roster page (see roster.html)."""
+
+    x: float  # left edge, mm
+    top: float
+    width: float
+    height: float
+    css: str  # "" | "n" (number) | "m" (small type)
+    line_mm: float  # line height: ROW_MM / lines per row, so every row has the same pitch
+    lines: list[str]
+
+
+def _blocks(x: float, width: float, css: str, size_pt: float, max_lines: int, values: list[str]) -> list[RosterBlock]:
+    """Blocks for one column: each run of consecutive rows wrapped to the same number of lines is
+    one block with that many lines a row, so every entry is centred in its row."""
+    wrapped = [[line or "\u00a0" for line in wrap(v, width - 2 * CELL_PAD_MM, size_pt, max_lines)] for v in values]
+    blocks: list[RosterBlock] = []
+    start = 0
+    for end in range(1, len(wrapped) + 1):
+        if end == len(wrapped) or len(wrapped[end]) != len(wrapped[start]):
+            k = len(wrapped[start])
+            blocks.append(RosterBlock(x, start * ROW_MM, width, (end - start) * ROW_MM, css, ROW_MM / k,
+                                      [line for w in wrapped[start:end] for line in w]))
+            start = end
+    return blocks
+
+
+def paginate(data: RosterData) -> list[dict]:
+    """Lay the roster out into pages of ROWS_PER_PAGE fixed-height rows drawn as text blocks.
+
+    WeasyPrint spends its time per box and per line (a 1,000-row table took minutes as one table
+    and ~0.5 s a page as one table per page here), so the roster is drawn as columns of
+    pre-wrapped lines with no table cells; tick boxes and rules are backgrounds and borders.
+    Page numbers are known before rendering, which lets big rosters render in parallel chunks.
+    """
+    pages = []
+    for start in range(0, max(len(data.rows), 1), ROWS_PER_PAGE):
+        rows = data.rows[start:start + ROWS_PER_PAGE]
+        heads = [("No", 0.0, NO_MM, "")]
+        blocks = [RosterBlock(0, 0, NO_MM, len(rows) * ROW_MM, "n", ROW_MM,
+                              [str(start + i + 1) for i in range(len(rows))])]
+        x = NO_MM
+        for index, meta in enumerate(data.columns):
+            small = meta["css"] == "m"
+            heads.append((meta["label"], x, meta["width"], ""))
+            blocks += _blocks(x, meta["width"], meta["css"], 6.5 if small else 9, 3 if small else 2,
+                              [row[index] for row in rows])
+            x += meta["width"]
+        ticks = []
+        for label in data.tick_days:
+            heads.append((label, x, TICK_MM, "t"))
+            ticks.append(x)
+            x += TICK_MM
+        pages.append({"heads": heads, "blocks": blocks, "rows": len(rows), "ticks": ticks,
+                      "rules": [h[1] for h in heads[1:]]})
     return pages
 
 
@@ -395,7 +462,8 @@ def _roster_html(data: RosterData, printed_at: str, pages: list, *, page_offset:
                  total_pages: int | None = None) -> str:
     with force_locale("ja"):
         return render_template("pdf/roster.html", data=data, event=data.event, pages=pages,
-                               printed_at=printed_at, page_offset=page_offset, total_pages=total_pages)
+                               printed_at=printed_at, page_offset=page_offset, total_pages=total_pages,
+                               row_mm=ROW_MM, width_mm=ROSTER_WIDTH_MM, tick_mm=TICK_MM, tick_svg=TICK_SVG)
 
 
 def roster_pdf(event: Event, preset: str = "reception", sort: str = "kana", *,
@@ -406,43 +474,64 @@ def roster_pdf(event: Event, preset: str = "reception", sort: str = "kana", *,
     pages = paginate(data)
     if parallel is None:
         parallel = len(pages) > PARALLEL_PAGES and (os.cpu_count() or 1) > 1
-    if not parallel:
+    if not parallel or len(pages) < 2:
         return render_html(_roster_html(data, printed_at, pages), "roster")
     return _roster_parallel(data, printed_at, pages)
 
 
 def _roster_parallel(data: RosterData, printed_at: str, pages: list) -> RenderResult:
-    """Big rosters: render chunks of whole pages on worker processes, then join them with pypdf.
+    """Big rosters: the second half of the pages on a worker process while this process renders
+    the first half, then both joined with pypdf.
 
-    Each chunk is told its page offset and the total so the `n / N` footer stays right. Should a
-    chunk come back with more pages than planned (the height estimate was wrong), the roster is
-    rendered again in one process, where the numbering is WeasyPrint's own.
+    One worker rather than a pool of two keeps memory down (each WeasyPrint process holds about
+    140 MB) while both cores work. Each half is told its page offset and the total so the `n / N`
+    footer stays right; if either comes back with a different page count than planned, or the
+    worker fails, the roster is rendered again in one process.
     """
-    from pypdf import PdfReader, PdfWriter
-
     total = len(pages)
-    size = max(CHUNK_PAGES, -(-total // 8))
-    jobs = [(_roster_html(data, printed_at, pages[start:start + size], page_offset=start, total_pages=total),
-             len(pages[start:start + size])) for start in range(0, total, size)]
+    split = total * 9 // 20  # this process also joins the halves, so it takes a little less
+    halves = [(pages[:split], 0), (pages[split:], split)]
+    html = [_roster_html(data, printed_at, part, page_offset=offset, total_pages=total) for part, offset in halves]
     static = Path(current_app.static_folder or PROJECT_ROOT / "static")
     prefix = current_app.config["PUBLIC_BASE_URL"].rstrip("/") + "/static/"
     try:
-        results = list(_pool().map(_render_chunk, [(html, str(static), prefix) for html, _n in jobs]))
+        future = _pool().submit(_render_chunk, (html[1], str(static), prefix))
+        first = render_html(html[0], "roster")
+        second_pdf, second_pages = future.result()
     except (BrokenProcessPool, OSError):
-        # A worker died (or processes cannot be started here): drop the pool, render in this process.
-        log.exception("roster worker pool failed; rendering in one piece")
+        # The worker died (or processes cannot be started here): drop it, render in this process.
+        log.exception("roster worker failed; rendering in one piece")
         shutdown_pool()
         return render_html(_roster_html(data, printed_at, pages), "roster")
-    if any(got != expected for (_pdf, got), (_html, expected) in zip(results, jobs, strict=True)):
-        log.warning("roster chunk overflowed its pages; rendering in one piece")
+    if first.pages != split or second_pages != total - split:
+        log.warning("roster halves came out with unplanned page counts; rendering in one piece")
         return render_html(_roster_html(data, printed_at, pages), "roster")
+    return RenderResult(pdf=join_pdfs([first.pdf, second_pdf]), pages=total)
+
+
+def join_pdfs(pdfs: list[bytes]) -> bytes:
+    """Concatenate PDFs: poppler's pdfunite when installed (0.1 s for a 1,000-row roster), else pypdf
+    (about 2 s for the same: it rewrites every object)."""
+    pdfunite = shutil.which("pdfunite")
+    if pdfunite:
+        with tempfile.TemporaryDirectory(prefix="eventapp-pdf-") as tmp:
+            names = []
+            for index, pdf in enumerate(pdfs):
+                names.append(os.path.join(tmp, f"{index}.pdf"))
+                Path(names[-1]).write_bytes(pdf)
+            out = os.path.join(tmp, "joined.pdf")
+            done = subprocess.run([pdfunite, *names, out], capture_output=True, timeout=60)
+            if done.returncode == 0:
+                return Path(out).read_bytes()
+            log.warning("pdfunite failed (%s); joining with pypdf", done.stderr[:200])
+    from pypdf import PdfReader, PdfWriter
+
     writer = PdfWriter()
-    for pdf, _pages in results:
-        writer.append(PdfReader(BytesIO(pdf)))
-    writer.add_metadata({"/Title": f"{data.title} — {data.event.title}"})
-    out = BytesIO()
-    writer.write(out)
-    return RenderResult(pdf=out.getvalue(), pages=total)
+    for pdf in pdfs:
+        writer.append(PdfReader(BytesIO(pdf)), import_outline=False)
+    out_buffer = BytesIO()
+    writer.write(out_buffer)
+    return out_buffer.getvalue()
 
 
 _pool_lock = threading.Lock()
@@ -459,7 +548,7 @@ def _pool() -> ProcessPoolExecutor:
             # forkserver: children do not inherit the parent's DB connections or locks.
             ctx = multiprocessing.get_context("forkserver")
             ctx.set_forkserver_preload(["weasyprint", "eventapp.services.documents"])
-            _executor = ProcessPoolExecutor(max_workers=min(2, os.cpu_count() or 1), mp_context=ctx)
+            _executor = ProcessPoolExecutor(max_workers=1, mp_context=ctx)
         return _executor
 
 
