@@ -5,7 +5,7 @@
 set -euo pipefail
 mode=${1:-run}
 
-run_pkgs=(npm fonts-ipaexfont-gothic fonts-ipaexfont-mincho libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0
+run_pkgs=(fonts-ipaexfont-gothic fonts-ipaexfont-mincho libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0
           poppler-utils)  # pdfunite joins the halves of big rosters
 test_pkgs=(postgresql chromium libzbar0)
 pkgs=("${run_pkgs[@]}")
@@ -15,6 +15,8 @@ missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# npm (for static/vendor) may come with a Node.js from elsewhere; Debian's npm would conflict with it.
+command -v npm >/dev/null || missing+=(npm)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" = 0 ]; then
