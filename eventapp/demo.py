@@ -108,7 +108,7 @@ def onsen(d: date, slug: str, capacity: int = 25) -> dict:
         ],
         "questions": [
             {"key": "bus", "kind": "yesno", "label": "北上駅からの送迎バスを利用しますか", "required": True},
-            {"key": "room", "kind": "choice", "label": "お部屋のご希望", "required": True,
+            {"key": "lodging", "kind": "choice", "label": "お部屋のご希望", "required": True,
              "choices": ["相部屋可(同性)", "個室希望(追加料金あり)"]},
             {"key": "dietary", "kind": "text", "label": "食物アレルギー・食事制限"},
         ],

@@ -101,3 +101,13 @@ def test_rosters_and_badges_are_staff_only(ctx, app, client):
     login(client, make_user("checkin").email)
     for url in (f"/staff/events/{event.id}/roster.pdf", f"/staff/events/{event.id}/badges.pdf"):
         assert client.get(url).status_code == 403
+
+
+def test_staff_event_page_links_every_printed_document(ctx, staff_client):
+    event = make_event()
+    html = staff_client.get(f"/staff/events/{event.id}").get_data(as_text=True)
+    for preset in ("reception", "bus", "lodging", "insurance"):
+        for sort in ("kana", "signup"):
+            assert f"/staff/events/{event.id}/roster.pdf?preset={preset}&amp;sort={sort}" in html
+    assert f"/staff/events/{event.id}/badges.pdf" in html
+    assert f"/events/{event.slug}/programme.pdf" in html
