@@ -111,3 +111,9 @@ def test_staff_event_page_links_every_printed_document(ctx, staff_client):
             assert f"/staff/events/{event.id}/roster.pdf?preset={preset}&amp;sort={sort}" in html
     assert f"/staff/events/{event.id}/badges.pdf" in html
     assert f"/events/{event.slug}/programme.pdf" in html
+
+
+def test_staff_event_page_links_the_checkin_screen(ctx, staff_client):
+    event = make_event()
+    html = staff_client.get(f"/staff/events/{event.id}").get_data(as_text=True)
+    assert f'href="/checkin/events/{event.id}"' in html
