@@ -96,3 +96,14 @@ def test_service_worker_and_manifest(client):
     manifest = client.get("/checkin/manifest.webmanifest").get_json(force=True)
     assert manifest["start_url"] == "/checkin/" and manifest["display"] == "standalone"
     assert client.get(manifest["icons"][0]["src"]).status_code == 200
+    # Chrome offers "install" only with raster icons of at least 192 and 512 px.
+    from io import BytesIO
+
+    from PIL import Image
+    sizes = set()
+    for icon in manifest["icons"]:
+        if icon["type"] == "image/png":
+            image = Image.open(BytesIO(client.get(icon["src"]).data))
+            assert icon["sizes"] == f"{image.width}x{image.height}"
+            sizes.add(image.width)
+    assert {192, 512} <= sizes
