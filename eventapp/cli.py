@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 from flask import Flask
 
@@ -67,6 +69,19 @@ def register(app: Flask) -> None:
             count = purge_expired(days)
             db.session.commit()
         click.echo(f"anonymised {count} people (retention {days} days)")
+
+    @app.cli.command("backup")
+    @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+    @click.option("--overwrite", is_flag=True, help="Replace PATH if it exists.")
+    def backup_command(path: Path, overwrite: bool) -> None:
+        """Copy the SQLite database to PATH while the app keeps running (PostgreSQL: use pg_dump)."""
+        from .services.backup import backup_sqlite
+
+        try:
+            result = backup_sqlite(db.engine, path, overwrite=overwrite)
+        except DomainError as exc:
+            raise click.ClickException(exc.message) from exc
+        click.echo(f"backup written to {result.path} ({result.size_bytes} bytes, integrity {result.integrity})")
 
     @app.cli.command("send-mail")
     def send_mail_command() -> None:

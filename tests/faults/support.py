@@ -40,3 +40,18 @@ def scratch_database_url(tmp_path: Path) -> Iterator[str]:
 def app_for(database_url: str, **config) -> Flask:
     return create_app({"TESTING": True, "SECRET_KEY": TEST_SECRET, "SQLALCHEMY_DATABASE_URI": database_url,
                        "MAIL_BACKEND": "null", "PUBLIC_BASE_URL": "http://testserver.local", **config})
+
+
+def migrated_app(database_url: str, **config) -> Flask:
+    """An app on `database_url` with the schema created by the migrations."""
+    from flask_migrate import upgrade
+
+    app = app_for(database_url, **config)
+    with app.app_context():
+        upgrade()
+    return app
+
+
+def signup_body(n: int, prefix: str = "fault") -> dict:
+    return {"name": f"障害 太郎{n}", "furigana": "しょうがい たろう", "email": f"{prefix}{n}@example.com",
+            "consent_privacy": True}
