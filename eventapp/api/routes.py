@@ -57,11 +57,15 @@ def event_payload(event: Event, counts=None) -> dict:
     return payload
 
 
-def registration_payload(registration: Registration, *, staff: bool = False) -> dict:
+def registration_payload(registration: Registration, *, staff: bool = False,
+                         waitlist_position: int | None | bool = False) -> dict:
+    """The API view of a registration; `waitlist_position` when the caller already knows it (sign-up)."""
+    if waitlist_position is False:
+        waitlist_position = registration_service.waitlist_position(registration)
     payload = {
         "id": registration.id,
         "status": registration.status,
-        "waitlist_position": registration_service.waitlist_position(registration),
+        "waitlist_position": waitlist_position,
         "manage_token": registration.manage_token,
         "manage_url": external_url("public.manage", token=registration.manage_token),
         "ticket_code": registration.ticket_code if registration.status == "confirmed" else None,
@@ -142,7 +146,7 @@ def create_registration(data, event_id):
     consent = data.pop("consent_privacy", False) is True
     result = registration_service.register(event_id, data, answers, consent=consent, source="api")
     db.session.commit()
-    return {"registration": registration_payload(result.registration)}
+    return {"registration": registration_payload(result.registration, waitlist_position=result.waitlist_position)}
 
 
 @blp.route("/events/<int:event_id>/registrations", methods=["GET"])

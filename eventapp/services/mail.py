@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import smtplib
 import ssl
+import time
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
@@ -17,6 +18,7 @@ from pathlib import Path
 from flask import current_app, g, render_template
 from flask_babel import force_locale
 from sqlalchemy import inspect, select, update
+from sqlalchemy.orm import joinedload
 
 from ..database import write_intent
 from ..extensions import db
@@ -46,11 +48,20 @@ def queue_registration_mail(kind: str, registration: Registration, **extra) -> O
     if not person or not person.email:
         return None
     context = {"registration": registration, "event": registration.event, "person": person, **extra}
-    attachments = []
+    # Attachments (the calendar invite) are built when the mail is sent, from the outbox row's
+    # registration and kind (see build_email): a sign-up then does not pay for them inside its
+    # locked transaction, and the invite shows the state at sending time.
+    return queue(kind, person.email, kind, context, registration=registration)
+
+
+def registration_attachments(message: OutboxMessage) -> list[dict]:
+    """Attachments of a registration mail: stored ones (rows queued before they were built at send time) or the hook's."""
+    if message.attachments:
+        return list(message.attachments)
     hook = current_app.extensions.get("eventapp_mail_attachments")
-    if hook is not None:  # e.g. the calendar invite, registered by the calendar module
-        attachments = hook(kind, registration)
-    return queue(kind, person.email, kind, context, registration=registration, attachments=attachments)
+    if hook is None or message.registration is None:  # e.g. the calendar invite, registered by the calendar module
+        return []
+    return hook(message.kind, message.registration)
 
 
 def deliver_due(*, now: datetime | None = None, limit: int = 100) -> tuple[int, int]:
@@ -88,6 +99,13 @@ def _deliver_one(message_id: int, now: datetime) -> str:
         db.session.commit()
     if not claimed:
         return "skipped"
+    # One query for what the mail needs (instead of reloading the expired message, then its
+    # registration and event lazily).
+    message = db.session.execute(
+        select(OutboxMessage).where(OutboxMessage.id == message_id)
+        .options(joinedload(OutboxMessage.registration).joinedload(Registration.event))
+        .execution_options(populate_existing=True)
+    ).scalar_one()
     try:
         _send(message)
         error = None
@@ -97,10 +115,11 @@ def _deliver_one(message_id: int, now: datetime) -> str:
     # so the write below starts with BEGIN IMMEDIATE instead of failing with "database is locked".
     db.session.rollback()
     with write_intent():
-        message = db.session.get(OutboxMessage, message_id)
         if error is None:
-            message.status, message.sent_at, message.last_error = "sent", utcnow(), ""
+            db.session.execute(update(OutboxMessage).where(OutboxMessage.id == message_id)
+                               .values(status="sent", sent_at=utcnow(), last_error=""))
         else:
+            message = db.session.get(OutboxMessage, message_id)
             message.last_error = error[:2000]
             if message.attempts >= max_attempts:
                 message.status = "failed"
@@ -123,7 +142,7 @@ def build_email(message: OutboxMessage) -> EmailMessage:
     if organiser:
         email["Reply-To"] = organiser
     email.set_content(message.body, charset="utf-8")
-    for attachment in message.attachments or []:
+    for attachment in registration_attachments(message):
         maintype, _, subtype = attachment["content_type"].partition("/")
         subtype, _, params = subtype.partition(";")
         email.add_attachment(attachment["content"].encode("utf-8"), maintype=maintype, subtype=subtype.strip(),
@@ -152,12 +171,30 @@ def _send(message: OutboxMessage) -> None:
         raise RuntimeError(f"unknown MAIL_BACKEND {backend!r}")
 
 
+_last_catch_up = 0.0
+
+
+def _catch_up_due() -> bool:
+    """Whether this worker should look for other due mail now: at most once per MAIL_CATCHUP_SECONDS.
+
+    In a sign-up burst every worker would otherwise scan and skip the others' fresh messages after
+    each response (about a third of a sign-up's cost); its own messages are always sent at once.
+    """
+    global _last_catch_up
+    now = time.monotonic()
+    if now - _last_catch_up < current_app.config.get("MAIL_CATCHUP_SECONDS", 30):
+        return False
+    _last_catch_up = now
+    return True
+
+
 def deliver_after_response(response):
     """After a request that queued mail has committed, send that mail once the response has gone out.
 
     Only this request's messages are tried first, and a failure stops the run: with the SMTP server
     down, a worker must not spend timeouts on the whole backlog (cron retries it). When they went
-    out, other due messages follow, so development setups without cron still catch up.
+    out, other due messages follow (at most every MAIL_CATCHUP_SECONDS per worker), so development
+    setups without cron still catch up.
     """
     # A committed message keeps its primary key in its identity even when expired; one that was
     # rolled back has none and is skipped.
@@ -172,7 +209,8 @@ def deliver_after_response(response):
                 for message_id in ids:
                     if _deliver_one(message_id, utcnow()) == "failed":
                         return
-                deliver_due(limit=20)
+                if _catch_up_due():
+                    deliver_due(limit=20)
             except Exception:  # never let mail trouble surface to a participant; cron retries
                 app.logger.exception("outbox delivery failed")
 

@@ -86,6 +86,8 @@ def register(event_id: int, person_input: dict, answers_input: dict | None, *, c
     except ValidationFailed as exc:
         errors.update(exc.fields)
     answers, answer_errors = validate_answers(event, answers_input or {})
+    # Labels now: lock_event below refreshes the event, which would load its questions again.
+    labels = {q.id: q.label for q in event.active_questions if q.id in answers}
     errors.update(answer_errors)
     if not consent:
         errors["consent_privacy"] = "個人情報の取扱いに同意してください。"
@@ -124,15 +126,12 @@ def register(event_id: int, person_input: dict, answers_input: dict | None, *, c
     else:
         registration.status, registration.waitlisted_at = "waitlisted", now
     db.session.add(registration)
-    questions = {q.id: q for q in event.questions}
     registration.answers = [
-        Answer(question_id=qid, question_label=questions[qid].label, value=value)
-        for qid, value in answers.items()
+        Answer(question_id=qid, question_label=labels[qid], value=value) for qid, value in answers.items()
     ]
-    db.session.add(registration)
     db.session.flush()
 
-    position = waitlist_position(registration)
+    position = waitlist_position(registration)  # no query for a confirmed seat
     if notify:
         kind = "registration_confirmed" if registration.status == "confirmed" else "registration_waitlisted"
         mail.queue_registration_mail(kind, registration, waitlist_position=position)
