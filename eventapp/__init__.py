@@ -45,6 +45,8 @@ def create_app(overrides: dict | None = None) -> Flask:
     babel.init_app(app, locale_selector=select_locale, default_translation_directories=str(
         PROJECT_ROOT / "translations"))
     login_manager.init_app(app)
+    from . import security
+    security.configure(app)  # production checks; rate-limit storage options before the limiter reads them
     limiter.init_app(app)
     database.configure_engine(app)
 
@@ -55,6 +57,9 @@ def create_app(overrides: dict | None = None) -> Flask:
 
     _register_request_hooks(app)
     _register_blueprints(app)
+    from . import health
+    health.init_app(app)  # GET /healthz; Server-Timing when SERVER_TIMING is on
+    security.init_app(app)  # headers; rate limits wrap the registered views
     _register_error_pages(app)
     from . import errors_db
     errors_db.register(app)  # 503 + Retry-After while the database is unreachable

@@ -21,11 +21,25 @@ def _instance_secret(instance_path: Path) -> str:
     return value
 
 
+def _secret_key(instance_path: Path, production: bool) -> str:
+    if env_secret := os.environ.get("SECRET_KEY"):
+        return env_secret
+    if production:
+        # Never fall back to the generated development secret: sessions and CSRF tokens depend on it.
+        raise RuntimeError(
+            "EVENTAPP_ENV=production requires the SECRET_KEY environment variable "
+            "(e.g. `python -c 'import secrets; print(secrets.token_hex(32))'`). "
+            "本番環境では SECRET_KEY 環境変数を設定してください。")
+    return _instance_secret(instance_path)
+
+
 def load_config(instance_path: Path) -> dict:
     env = os.environ
     default_db = f"sqlite:///{instance_path / 'eventapp.sqlite3'}"
+    production = env.get("EVENTAPP_ENV", "development") == "production"
     return {
-        "SECRET_KEY": env.get("SECRET_KEY") or _instance_secret(instance_path),
+        "EVENTAPP_ENV": "production" if production else "development",
+        "SECRET_KEY": _secret_key(instance_path, production),
         "SQLALCHEMY_DATABASE_URI": normalise_db_url(env.get("DATABASE_URL") or default_db),
         "PORT": int(env.get("PORT", "5000")),
         # Absolute base for links in mails and calendars (requests use their own host).
@@ -46,11 +60,30 @@ def load_config(instance_path: Path) -> dict:
         "WTF_CSRF_TIME_LIMIT": None,  # a sign-up form left open on a phone for hours must still submit
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
-        "SESSION_COOKIE_SECURE": env.get("SESSION_COOKIE_SECURE", "0") == "1",
-        # Login attempts per client IP (Flask-Limiter syntax); storage is shared by all workers only with redis://.
-        "RATELIMIT_STORAGE_URI": env.get("RATELIMIT_STORAGE_URI", "memory://"),
+        # Production: HTTPS only, and the __Host- prefix makes browsers refuse the cookie unless it is
+        # Secure, host-only and for path / (no subdomain or plain-http page can plant or read it).
+        "SESSION_COOKIE_SECURE": production or env.get("SESSION_COOKIE_SECURE", "0") == "1",
+        "SESSION_COOKIE_NAME": "__Host-session" if production else "session",
+        "SESSION_COOKIE_PATH": "/",
+        "REMEMBER_COOKIE_SECURE": production or env.get("SESSION_COOKIE_SECURE", "0") == "1",
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "REMEMBER_COOKIE_SAMESITE": "Lax",
+        "PREFERRED_URL_SCHEME": "https" if production else "http",
+        # Rate limits (Flask-Limiter syntax). database:// keeps the counters in the app's database, shared by
+        # all gunicorn workers; redis://host:6379 also works; memory:// counts per worker process.
+        "RATELIMIT_STORAGE_URI": env.get("RATELIMIT_STORAGE_URI", "database://"),
         "RATELIMIT_HEADERS_ENABLED": True,
-        "LOGIN_RATE_LIMIT": env.get("LOGIN_RATE_LIMIT", "10/minute"),
+        # Server-Timing header with wall and CPU time on every response (benchmarks, profiling).
+        "SERVER_TIMING": env.get("SERVER_TIMING", "0") == "1",
+        # A storage outage lets requests through (logged) rather than turning sign-ups into errors.
+        "RATELIMIT_SWALLOW_ERRORS": env.get("RATELIMIT_SWALLOW_ERRORS", "1") == "1",
+        "LOGIN_RATE_LIMIT": env.get("LOGIN_RATE_LIMIT", "10/minute"),  # per client IP, submitted passwords
+        "SIGNUP_RATE_LIMIT": env.get("SIGNUP_RATE_LIMIT", "20/minute"),  # per IP, sign-up form and API POSTs
+        # Per IP over all secret-token pages (my registration, ticket, cancel, survey, invitations).
+        "TOKEN_RATE_LIMIT": env.get("TOKEN_RATE_LIMIT", "120/minute"),
+        # Personal calendar feeds: calendar services poll from few shared addresses.
+        "FEED_RATE_LIMIT": env.get("FEED_RATE_LIMIT", "600/minute"),
+        "CHECKIN_RATE_LIMIT": env.get("CHECKIN_RATE_LIMIT", "600/minute"),  # per staff user (or API token)
         # Personal data is anonymised this many days after the person's last event ended (purge-expired).
         "RETENTION_DAYS": int(env.get("RETENTION_DAYS", "365")),
         "SQLITE_BUSY_TIMEOUT_S": float(env.get("SQLITE_BUSY_TIMEOUT_S", "30")),

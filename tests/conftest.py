@@ -48,6 +48,14 @@ def app(database_url, mail_dir):
         "PUBLIC_BASE_URL": "http://testserver.local",
         # Many tests log in from 127.0.0.1 within a minute; the limit itself is tested with its own value.
         "LOGIN_RATE_LIMIT": "10000/minute",
+        # In-process tests count in memory: test code often holds a transaction open while it calls the
+        # client, which the database storage (its own connection) would wait for on SQLite. The database
+        # storage is tested on its own and through gunicorn (tests/security/test_rate_limits.py).
+        "RATELIMIT_STORAGE_URI": "memory://",
+        "SIGNUP_RATE_LIMIT": "10000/minute",
+        "TOKEN_RATE_LIMIT": "10000/minute",
+        "FEED_RATE_LIMIT": "10000/minute",
+        "CHECKIN_RATE_LIMIT": "100000/minute",
     })
     with app.app_context():
         if db.engine.dialect.name == "postgresql":

@@ -152,7 +152,9 @@ def test_from_invitation_to_match_in_the_report(scene, client, staff_client):
     assert [(s.round, s.organisation_id) for s in slots] in ([(1, orgs[1].id), (2, orgs[0].id)],
                                                               [(1, orgs[0].id), (2, orgs[1].id)])
     printable = staff_client.get(f"/staff/matching/{session.id}/timetable/print").get_data(as_text=True)
-    assert "さともり株式会社" in printable and "@page" in printable
+    assert "さともり株式会社" in printable and "css/timetable-print.css" in printable
+    # The print layout is a static stylesheet (the CSP allows no inline styles).
+    assert "@page" in staff_client.get("/static/css/timetable-print.css").get_data(as_text=True)
 
     # Staff: record the match; the yearly report counts it.
     year = fiscal_year(utcnow())

@@ -1,0 +1,109 @@
+"""A `limits` storage kept in the application's own database, so every gunicorn worker (and every
+server behind a load balancer) counts against the same windows without running Redis.
+
+Selected with RATELIMIT_STORAGE_URI=database:// (the default); `create_app` passes the database URL.
+Each hit is one short autocommitted upsert on its own connection, outside the request's transaction.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from typing import Any
+
+from limits.storage import Storage
+from sqlalchemy import case, create_engine, delete, event, select, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from .models.ratelimit import RateLimitCounter
+
+_engines: dict[str, Engine] = {}
+_table = RateLimitCounter.__table__
+# About one hit in this many also deletes expired windows, so one-off clients do not pile up.
+PURGE_ONE_IN = 500
+
+
+def _engine(url: str, busy_timeout_s: float) -> Engine:
+    # One pool per database per process, however many apps the process creates (tests create several).
+    engine = _engines.get(url)
+    if engine is None:
+        if url.startswith("sqlite"):
+            engine = create_engine(url, connect_args={"timeout": busy_timeout_s, "check_same_thread": False})
+
+            @event.listens_for(engine, "connect")
+            def _on_connect(dbapi_connection, _record):
+                cursor = dbapi_connection.cursor()
+                cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
+                cursor.close()
+        else:
+            engine = create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=5)
+        _engines[url] = engine
+    return engine
+
+
+class DatabaseStorage(Storage):
+    """Fixed-window counters in the `rate_limit_counter` table (SQLite ≥ 3.35 or PostgreSQL)."""
+
+    STORAGE_SCHEME = ["database"]
+
+    def __init__(self, uri: str | None = None, wrap_exceptions: bool = False, *, url: str = "",
+                 busy_timeout_s: float = 30.0, **options: Any) -> None:
+        super().__init__(uri, wrap_exceptions=wrap_exceptions, **options)
+        if not url:
+            raise ValueError("database:// rate-limit storage needs the database URL (RATELIMIT_STORAGE_OPTIONS url)")
+        self.url = url
+        self.busy_timeout_s = busy_timeout_s
+
+    @property
+    def engine(self) -> Engine:
+        return _engine(self.url, self.busy_timeout_s)
+
+    @property
+    def base_exceptions(self) -> type[Exception]:
+        return SQLAlchemyError
+
+    def incr(self, key: str, expiry: int, amount: int = 1) -> int:
+        now = time.time()
+        insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
+        expired = _table.c.expires_at <= now
+        # One atomic statement: concurrent workers never lose a hit, and an expired window restarts.
+        stmt = insert(_table).values(key=key, count=amount, expires_at=now + expiry)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[_table.c.key],
+            set_={"count": case((expired, amount), else_=_table.c.count + amount),
+                  "expires_at": case((expired, now + expiry), else_=_table.c.expires_at)},
+        ).returning(_table.c.count)
+        with self.engine.begin() as conn:
+            count = conn.execute(stmt).scalar_one()
+            if random.randrange(PURGE_ONE_IN) == 0:
+                conn.execute(delete(_table).where(_table.c.expires_at <= now))
+        return int(count)
+
+    def get(self, key: str) -> int:
+        with self.engine.connect() as conn:
+            count = conn.execute(select(_table.c.count).where(
+                _table.c.key == key, _table.c.expires_at > time.time())).scalar_one_or_none()
+        return int(count or 0)
+
+    def get_expiry(self, key: str) -> float:
+        with self.engine.connect() as conn:
+            expires = conn.execute(select(_table.c.expires_at).where(_table.c.key == key)).scalar_one_or_none()
+        return float(expires) if expires is not None else time.time()
+
+    def check(self) -> bool:
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            return True
+        except SQLAlchemyError:
+            return False
+
+    def reset(self) -> int | None:
+        with self.engine.begin() as conn:
+            return conn.execute(delete(_table)).rowcount
+
+    def clear(self, key: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(delete(_table).where(_table.c.key == key))

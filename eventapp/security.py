@@ -1,0 +1,142 @@
+"""Security wiring in one place: response headers (CSP, HSTS, …), rate limits on the endpoints that
+take sign-ups, secret tokens or check-ins, the shared rate-limit storage and the production checks.
+
+`configure(app)` runs before Flask-Limiter is initialised, `init_app(app)` after the blueprints.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+
+from flask import Flask, Response, current_app, request, session
+from flask_limiter.util import get_remote_address
+
+from .extensions import limiter
+
+# No 'unsafe-inline' anywhere: scripts and styles come from /static only (behaviour is wired in
+# static/js via data- attributes). img data: for QR codes, blob:/mediastream: for the door camera.
+CONTENT_SECURITY_POLICY = "; ".join([
+    "default-src 'self'",
+    "script-src 'self'",
+    "style-src 'self'",
+    "img-src 'self' data: blob:",
+    "media-src 'self' blob: mediastream:",
+    "connect-src 'self'",
+    "worker-src 'self'",
+    "manifest-src 'self'",
+    "font-src 'self'",
+    "object-src 'none'",
+    "base-uri 'self'",
+    "form-action 'self'",
+    "frame-ancestors 'none'",
+])
+HSTS = "max-age=31536000; includeSubDomains"
+MIN_PRODUCTION_SECRET_LENGTH = 32
+
+
+def configure(app: Flask) -> None:
+    """Refuse unsafe production settings; point database:// rate-limit storage at the app's database."""
+    if app.config.get("EVENTAPP_ENV") == "production":
+        _check_production_secret(app)
+    if str(app.config.get("RATELIMIT_STORAGE_URI", "")).startswith("database://"):
+        from . import ratelimit_storage  # noqa: F401  (registers the database:// scheme with `limits`)
+
+        app.config["RATELIMIT_STORAGE_OPTIONS"] = {
+            "url": app.config["SQLALCHEMY_DATABASE_URI"],
+            # Short: a counter is one tiny write; waiting 30 s for it would only hold the worker.
+            "busy_timeout_s": min(5.0, app.config["SQLITE_BUSY_TIMEOUT_S"]),
+        }
+
+
+def _check_production_secret(app: Flask) -> None:
+    secret = str(app.config.get("SECRET_KEY") or "")
+    dev_file = Path(app.instance_path) / "secret_key"
+    dev_secret = dev_file.read_text().strip() if dev_file.exists() else None
+    if not secret or secret == dev_secret:
+        raise RuntimeError("EVENTAPP_ENV=production refuses the development SECRET_KEY: set SECRET_KEY in the "
+                           "environment. 本番環境では開発用の SECRET_KEY は使えません。")
+    if len(secret) < MIN_PRODUCTION_SECRET_LENGTH:
+        raise RuntimeError(f"SECRET_KEY is too short for production (at least {MIN_PRODUCTION_SECRET_LENGTH} "
+                           "characters, e.g. secrets.token_hex(32)).")
+
+
+def init_app(app: Flask) -> None:
+    app.after_request(_security_headers)
+    _apply_rate_limits(app)
+
+
+def _security_headers(response: Response) -> Response:
+    headers = response.headers
+    headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("X-Frame-Options", "DENY")
+    # Token pages set no-referrer themselves; everywhere else the path stays on this site.
+    headers.setdefault("Referrer-Policy", "same-origin")
+    headers.setdefault("Permissions-Policy", "camera=(self), microphone=(), geolocation=()")
+    if request.is_secure or current_app.config.get("PREFERRED_URL_SCHEME") == "https":
+        headers.setdefault("Strict-Transport-Security", HSTS)
+    return response
+
+
+# --- rate limits ---------------------------------------------------------------------------------
+
+def checkin_client_key() -> str:
+    """Check-in is limited per staff member (a door team shares one NAT address).
+
+    Reads the session, not `current_user`: loading the user would open the request's transaction (on
+    SQLite a write lock for POST) before the limiter writes its counter on another connection."""
+    user_id = session.get("_user_id")  # Flask-Login's key
+    if user_id:
+        return f"user:{user_id}"
+    auth = request.headers.get("Authorization", "")
+    if auth:
+        return "bearer:" + hashlib.sha256(auth.encode()).hexdigest()[:32]
+    return "ip:" + get_remote_address()
+
+
+def _config_limit(name: str) -> Callable[[], str]:
+    return lambda: current_app.config[name]
+
+
+# scope → (config key, key function, methods or None for all, endpoints)
+RATE_LIMITED_ENDPOINTS: dict[str, tuple[str, Callable[[], str], list[str] | None, tuple[str, ...]]] = {
+    "signup": ("SIGNUP_RATE_LIMIT", get_remote_address, ["POST"],
+               ("public.signup", "api.create_registration")),
+    "token": ("TOKEN_RATE_LIMIT", get_remote_address, None,
+              ("public.manage", "public.cancel", "public.registration_ics", "public.ticket_pdf", "public.ticket_png",
+               "matching_public.invitation", "matching_public.attendance_code", "matching_public.survey",
+               "api.get_registration", "api.cancel_registration")),
+    "feed": ("FEED_RATE_LIMIT", get_remote_address, None, ("public.person_feed",)),
+    "checkin": ("CHECKIN_RATE_LIMIT", checkin_client_key, None,
+                ("checkin.undo", "checkin_api.create_checkin", "checkin_api.checkin_batch",
+                 "checkin_api.undo_checkin", "checkin_api.create_walkin", "checkin_api.checkin_stats",
+                 "checkin_api.checkin_roster")),
+}
+
+# Flask-Limiter is one global object keyed by view function: wrap each view once per process,
+# and give later apps (tests create several) the same wrapper instead of registering it twice.
+_wrapped: dict[Callable, Callable] = {}
+
+
+def _apply_rate_limits(app: Flask) -> None:
+    for scope, (config_key, key_func, methods, endpoints) in RATE_LIMITED_ENDPOINTS.items():
+        decorator = None
+        for endpoint in endpoints:
+            view = app.view_functions.get(endpoint)
+            if view is None:
+                continue
+            if view in _wrapped.values():
+                continue
+            if view not in _wrapped:
+                decorator = decorator or limiter.shared_limit(
+                    _config_limit(config_key), scope=scope, key_func=key_func, methods=methods)
+                _wrapped[view] = decorator(view)
+            app.view_functions[endpoint] = _wrapped[view]
+
+
+def rate_limited_endpoints() -> dict[str, str]:
+    """endpoint → scope, for tests and the README."""
+    return {endpoint: scope for scope, (_, _, _, endpoints) in RATE_LIMITED_ENDPOINTS.items()
+            for endpoint in endpoints}

@@ -1,0 +1,60 @@
+"""Fixtures for the security tests: the demo data set (every kind of object exists) and its ids."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from eventapp.extensions import db
+from tests.staff_support import make_user
+
+
+@pytest.fixture
+def demo_ids(app) -> dict:
+    """Load the demo data and return real ids and tokens for building every URL of the app."""
+    from eventapp.demo import load_demo_data
+    from eventapp.models import CheckIn, Event, Invitation, Organisation, Registration
+    from eventapp.services import checkin as checkin_service
+
+    with app.app_context():
+        load_demo_data()
+        db.session.commit()
+        fieldwork = db.session.execute(
+            select(Event).join(Registration).where(Event.kind != "matching_session")
+            .order_by(Event.id)).scalars().first()
+        matching = db.session.execute(select(Event).where(Event.kind == "matching_session")
+                                      .order_by(Event.id)).scalars().first()
+        registration = db.session.execute(select(Registration).where(Registration.event_id == fieldwork.id)
+                                          .order_by(Registration.id)).scalars().first()
+        invitation = db.session.execute(select(Invitation).order_by(Invitation.id)).scalars().first()
+        organisation = db.session.execute(select(Organisation).order_by(Organisation.id)).scalars().first()
+        spare = make_user("staff")  # the target of account actions
+        checkin = db.session.execute(select(CheckIn).order_by(CheckIn.id)).scalars().first()
+        if checkin is None:
+            from datetime import timedelta
+            checkin_service.check_in(fieldwork.id, None, "security-test-1", registration_id=registration.id,
+                                     user=make_user("admin"), now=fieldwork.starts_at + timedelta(hours=1))
+            db.session.commit()
+            checkin = db.session.execute(select(CheckIn).order_by(CheckIn.id)).scalars().first()
+        return {
+            "event_id": fieldwork.id, "matching_event_id": matching.id, "slug": fieldwork.slug,
+            "registration_id": registration.id, "person_id": registration.person_id,
+            "token": registration.manage_token, "manage_token": registration.manage_token,
+            "calendar_token": registration.person.calendar_token,
+            "invitation_token": invitation.token if invitation else "no-invitation-in-demo",
+            "organisation_id": organisation.id, "user_id": spare.id, "checkin_id": checkin.id,
+            "year": fieldwork.starts_at.year if fieldwork.starts_at.month >= 4 else fieldwork.starts_at.year - 1,
+            "kind": fieldwork.kind, "filename": "css/app.css",
+        }
+
+
+def url_values(rule, ids: dict) -> dict:
+    """The ids a rule needs, choosing the matching session for matching pages and the right kind of token."""
+    values = dict(ids)
+    if rule.rule.startswith(("/staff/matching", "/staff/attendance")):
+        values["event_id"] = ids["matching_event_id"]
+    if rule.rule.startswith("/invite/"):
+        values["token"] = ids["invitation_token"]
+    if rule.rule.startswith("/feeds/person/"):
+        values["token"] = ids["calendar_token"]
+    return values
