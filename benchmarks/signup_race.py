@@ -3,7 +3,10 @@
 For SQLite and PostgreSQL: a migrated throwaway database, gunicorn with 4 workers, an event with
 50 seats and 500 sign-ups from 32 concurrent clients through `POST /api/v1/events/{id}/registrations`.
 Prints sign-ups per second, p50/p95/p99 latency, confirmed / waitlisted / errors and the oversell
-check (confirmed ≤ capacity in the database, waiting-list places 1..n without gaps).
+check (confirmed ≤ capacity in the database, waiting-list places 1..n without gaps). In the same run
+and with the same clients, the rate of `GET /healthz` (one `SELECT 1`: the server's ceiling for a
+trivial request) and the ratio between the two; the worker CPU per sign-up comes from the
+Server-Timing header (SERVER_TIMING=1), which stays meaningful when the machine is busy.
 
 Run alone from the project root: `.venv/bin/python -m benchmarks.signup_race [--db SQLite]`.
 """
@@ -11,6 +14,8 @@ Run alone from the project root: `.venv/bin/python -m benchmarks.signup_race [--
 from __future__ import annotations
 
 import argparse
+import re
+import statistics
 import threading
 import time
 from collections import Counter
@@ -57,7 +62,7 @@ def _db_counts(app, event_id: int) -> dict[str, int]:
 def run_burst(database: str, url: str, *, signups: int, capacity: int, clients: int, workers: int) -> dict:
     app = bench_app(url)
     event_id = _create_event(app, capacity)
-    server = start_server(url, secret_key=BENCH_SECRET, workers=workers)
+    server = start_server(url, secret_key=BENCH_SECRET, workers=workers, extra_env={"SERVER_TIMING": "1"})
     try:
         endpoint = f"{server.url}/api/v1/events/{event_id}/registrations"
         local = threading.local()
@@ -70,6 +75,8 @@ def run_burst(database: str, url: str, *, signups: int, capacity: int, clients: 
         for _ in range(workers * 2):  # every worker has imported everything and opened a connection
             session().get(f"{server.url}/api/v1/events/{event_id}", timeout=30)
 
+        cpu_ms: list[float] = []
+
         def sign_up(i: int) -> tuple[int, float, dict]:
             body = {"name": f"岩手 太郎{i}", "furigana": "いわて たろう", "email": f"bench{i}@example.com",
                     "consent_privacy": True}
@@ -77,6 +84,7 @@ def run_burst(database: str, url: str, *, signups: int, capacity: int, clients: 
             try:
                 response = session().post(endpoint, json=body, timeout=120)
                 status, payload = response.status_code, response.json() if response.status_code == 201 else {}
+                cpu_ms.extend(server_cpu_ms(response))
             except requests.RequestException:
                 status, payload = 0, {}
             return status, time.perf_counter() - started, payload
@@ -85,6 +93,7 @@ def run_burst(database: str, url: str, *, signups: int, capacity: int, clients: 
         with ThreadPoolExecutor(max_workers=clients) as pool:
             results = list(pool.map(sign_up, range(signups)))
         wall = time.perf_counter() - started
+        trivial_rate, trivial_errors = trivial_requests(server.url, session, clients=clients, requests_n=signups * 2)
     finally:
         server.stop()
 
@@ -106,8 +115,35 @@ def run_burst(database: str, url: str, *, signups: int, capacity: int, clients: 
         "waitlisted": waitlisted,
         "errors": signups - statuses.get(201, 0),
         "5xx": sum(n for status, n in statuses.items() if status >= 500),
+        "CPU ms/sign-up": round(statistics.median(cpu_ms), 1) if cpu_ms else "",
+        "/healthz req/s": round(trivial_rate, 1),
+        "ratio": f"{len(created) / wall / trivial_rate:.2f}" if trivial_rate else "",
+        "healthz errors": trivial_errors,
+        "target (PostgreSQL)": ("≥100/s, p95 ≤ 200 ms: " + (
+            "met" if len(created) / wall >= 100 and percentiles([t for _, t, _ in results])["p95"] <= 200
+            else "not met")) if database == "PostgreSQL" else "-",
         "oversell check": "OK (no oversell, queue 1..n)" if oversell_ok else "FAILED",
     }
+
+
+def server_cpu_ms(response: requests.Response) -> list[float]:
+    """The worker's CPU milliseconds from `Server-Timing: …, cpu;dur=12.3` (none if absent)."""
+    found = re.search(r"cpu;dur=([0-9.]+)", response.headers.get("Server-Timing", ""))
+    return [float(found.group(1))] if found else []
+
+
+def trivial_requests(base_url: str, session, *, clients: int, requests_n: int) -> tuple[float, int]:
+    """Rate of `GET /healthz` from the same clients: what this server manages for a near-empty request."""
+    def one(_: int) -> bool:
+        try:
+            return session().get(f"{base_url}/healthz", timeout=60).status_code == 200
+        except requests.RequestException:
+            return False
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=clients) as pool:
+        ok = list(pool.map(one, range(requests_n)))
+    return sum(ok) / (time.perf_counter() - started), ok.count(False)
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
