@@ -38,14 +38,14 @@ def _outbox() -> list[OutboxMessage]:
 
 def test_signups_succeed_while_smtp_is_down_and_mail_goes_out_later(ctx, database_url, tmp_path):
     event = make_event(capacity=1, title="メール障害試験")
-    server = start_server(database_url, secret_key=TEST_SECRET, workers=2, log_path=tmp_path / "gunicorn.log",
+    server = start_server(database_url, secret_key=TEST_SECRET, workers=1, log_path=tmp_path / "gunicorn.log",
                           extra_env=_smtp_env(closed_port()))
     try:
         responses = [requests.post(f"{server.url}/api/v1/events/{event.id}/registrations",
                                    json=signup_body(n, "smtpdown"), timeout=30) for n in range(2)]
         assert [r.status_code for r in responses] == [201, 201], [r.text for r in responses]
         assert [r.json()["registration"]["status"] for r in responses] == ["confirmed", "waitlisted"]
-        # Each worker tries its own request's mail once after the response; wait for those attempts.
+        # The worker tries each request's own mail once after the response; wait for those attempts.
         for _ in range(100):
             if all(m.attempts >= 1 for m in _outbox()):
                 break
