@@ -73,6 +73,8 @@ def load_config(instance_path: Path) -> dict:
         # all gunicorn workers; redis://host:6379 also works; memory:// counts per worker process.
         "RATELIMIT_STORAGE_URI": env.get("RATELIMIT_STORAGE_URI", "database://"),
         "RATELIMIT_HEADERS_ENABLED": True,
+        # Reverse proxies in front of gunicorn that set X-Forwarded-For/-Proto (0: none, trust nothing).
+        "TRUSTED_PROXY_HOPS": int(env.get("TRUSTED_PROXY_HOPS", "0")),
         # Server-Timing header with wall and CPU time on every response (benchmarks, profiling).
         "SERVER_TIMING": env.get("SERVER_TIMING", "0") == "1",
         # A storage outage lets requests through (logged) rather than turning sign-ups into errors.

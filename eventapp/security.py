@@ -63,6 +63,10 @@ def _check_production_secret(app: Flask) -> None:
 
 
 def init_app(app: Flask) -> None:
+    if hops := app.config.get("TRUSTED_PROXY_HOPS", 0):
+        # The client's address (rate limits) and https (HSTS, secure cookies) as the proxy saw them.
+        from werkzeug.middleware.proxy_fix import ProxyFix
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     app.after_request(_security_headers)
     _apply_rate_limits(app)
 
@@ -109,10 +113,10 @@ RATE_LIMITED_ENDPOINTS: dict[str, tuple[str, Callable[[], str], list[str] | None
                "matching_public.invitation", "matching_public.attendance_code", "matching_public.survey",
                "api.get_registration", "api.cancel_registration")),
     "feed": ("FEED_RATE_LIMIT", get_remote_address, None, ("public.person_feed",)),
-    "checkin": ("CHECKIN_RATE_LIMIT", checkin_client_key, None,
+    # Writes only: the screen polls its counters and roster, and those reads need no budget.
+    "checkin": ("CHECKIN_RATE_LIMIT", checkin_client_key, ["POST", "DELETE"],
                 ("checkin.undo", "checkin_api.create_checkin", "checkin_api.checkin_batch",
-                 "checkin_api.undo_checkin", "checkin_api.create_walkin", "checkin_api.checkin_stats",
-                 "checkin_api.checkin_roster")),
+                 "checkin_api.undo_checkin", "checkin_api.create_walkin")),
 }
 
 # Flask-Limiter is one global object keyed by view function: wrap each view once per process,

@@ -14,6 +14,34 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-quic"]
 ARTIFACTS = Path(__file__).resolve().parent.parent.parent / "test-artifacts"
+# Console messages Chromium prints when the Content-Security-Policy blocks something (inline script or
+# style, a foreign source, a worker): collected from every context any test opens.
+_csp_violations: list[str] = []
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _watch_csp_violations():
+    """Every browser context of the run reports CSP refusals into `_csp_violations`."""
+    from playwright.sync_api import Browser
+
+    original = Browser.new_context
+
+    def new_context(self, *args, **kwargs):
+        context = original(self, *args, **kwargs)
+        context.on("console", lambda message: _csp_violations.append(f"{message.type}: {message.text}")
+                   if "Content Security Policy" in message.text else None)
+        return context
+
+    Browser.new_context = new_context
+    yield
+    Browser.new_context = original
+
+
+@pytest.fixture(autouse=True)
+def _no_csp_violations():
+    _csp_violations.clear()
+    yield
+    assert not _csp_violations, "the Content-Security-Policy blocked something:\n" + "\n".join(_csp_violations)
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ from tests.conftest import make_event, make_registration
 # Templates a browser shows. PDF templates are rendered by WeasyPrint on the server (no CSP there)
 # and mail templates are plain text.
 SERVED_TEMPLATES = [p for p in (PROJECT_ROOT / "templates").rglob("*.html")
-                    if not p.relative_to(PROJECT_ROOT / "templates").parts[0] in ("pdf", "mail")]
+                    if p.relative_to(PROJECT_ROOT / "templates").parts[0] not in ("pdf", "mail")]
 
 
 def directives(policy: str) -> dict[str, list[str]]:
@@ -108,3 +108,14 @@ def test_production_cookies_are_host_only_secure_and_httponly(monkeypatch, datab
     assert attributes["samesite"].strip() == "SameSite=Lax"
     # Production also tells browsers to stay on https.
     assert response.headers["Strict-Transport-Security"].startswith("max-age=")
+
+
+def test_behind_a_proxy_the_client_address_and_https_come_from_the_proxy(monkeypatch, database_url, app):
+    monkeypatch.setenv("TRUSTED_PROXY_HOPS", "1")
+    monkeypatch.setenv("RATELIMIT_STORAGE_URI", "memory://")
+    proxied = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "MAIL_BACKEND": "null", "SECRET_KEY": "x" * 40})
+    response = proxied.test_client().get("/", headers={"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.9"})
+    assert response.headers["Strict-Transport-Security"].startswith("max-age=")
+    # Without the setting the same headers are ignored (a client could forge them).
+    assert "Strict-Transport-Security" not in app.test_client().get(
+        "/", headers={"X-Forwarded-Proto": "https"}).headers
