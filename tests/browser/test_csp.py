@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import contextlib
 
+import pytest
 from playwright.sync_api import Error
 
 from tests.browser import conftest as browser_conftest
+
+pytestmark = [pytest.mark.browser, pytest.mark.server]
 
 
 def test_inline_script_is_refused_and_reported(browser, browser_server):

@@ -141,6 +141,7 @@ def test_database_storage_counts_fixed_windows(app, storage):
     assert storage.reset() >= 1
 
 
+@pytest.mark.server
 def test_gunicorn_workers_share_the_database_counters(app, database_url, tmp_path):
     """Four worker processes, one budget: the counter lives in the database, not in a worker."""
     with app.app_context():
