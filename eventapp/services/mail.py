@@ -80,16 +80,21 @@ def deliver_due(*, now: datetime | None = None, limit: int = 100) -> tuple[int, 
     return sent, failed
 
 
-def _deliver_one(message_id: int, now: datetime) -> str:
+def _deliver_one(message_id: int, now: datetime, *, fresh: bool = False) -> str:
+    """Claim, send and mark one message. `fresh`: queued by this request, so never tried yet (the
+    claim below still skips it if another worker took it first)."""
     max_attempts = current_app.config["MAIL_MAX_ATTEMPTS"]
-    # Look first without SQLite's write lock: in a burst most candidates were just claimed by
-    # another worker, and skipping those must not make sign-ups queue behind mail delivery.
-    message = db.session.get(OutboxMessage, message_id)
-    if message is None or message.status != "pending" or message.next_attempt_at > now:
-        db.session.rollback()
-        return "skipped"
-    seen = message.attempts
-    db.session.rollback()  # end the read so the claim below begins with BEGIN IMMEDIATE
+    if fresh:
+        seen = 0
+    else:
+        # Look first without SQLite's write lock: in a burst most candidates were just claimed by
+        # another worker, and skipping those must not make sign-ups queue behind mail delivery.
+        message = db.session.get(OutboxMessage, message_id)
+        if message is None or message.status != "pending" or message.next_attempt_at > now:
+            db.session.rollback()
+            return "skipped"
+        seen = message.attempts
+        db.session.rollback()  # end the read so the claim below begins with BEGIN IMMEDIATE
     with write_intent():
         claimed = db.session.execute(
             update(OutboxMessage).where(OutboxMessage.id == message_id, OutboxMessage.attempts == seen,
@@ -207,7 +212,7 @@ def deliver_after_response(response):
         with app.app_context():
             try:
                 for message_id in ids:
-                    if _deliver_one(message_id, utcnow()) == "failed":
+                    if _deliver_one(message_id, utcnow(), fresh=True) == "failed":
                         return
                 if _catch_up_due():
                     deliver_due(limit=20)

@@ -94,6 +94,7 @@ def register(event_id: int, person_input: dict, answers_input: dict | None, *, c
     if errors:
         raise ValidationFailed(errors)
 
+    notice = current_notice()  # read before the lock: it does not depend on seats, and the lock is the bottleneck
     event = lock_event(event_id)
     # The clock is read after the lock: waitlisted_at then follows the order in which sign-ups
     # took the lock, so the place a person is told never changes because a slower request
@@ -110,12 +111,12 @@ def register(event_id: int, person_input: dict, answers_input: dict | None, *, c
         check_eligibility(event, person_data.email, now)
 
     person = find_or_create_person(person_data)
+    new_person = person.id is None  # a person created just now has no registration to duplicate
     db.session.flush()
-    if _active_registration(event.id, person.id) is not None:
+    if not new_person and _active_registration(event.id, person.id) is not None:
         raise DomainError("duplicate", "このメールアドレスでは既にお申し込みいただいています。"
                           "お申し込み内容はメールでお送りした確認用リンクからご確認ください。")
 
-    notice = current_notice()
     registration = Registration(
         event=event, person=person, manage_token=make_manage_token(),
         ticket_code=make_ticket_code(event.id), consent_version=notice.version, consent_at=now,
