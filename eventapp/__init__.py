@@ -80,7 +80,8 @@ def _register_request_hooks(app: Flask) -> None:
     def _remember_language(response):
         lang = request.args.get("lang")
         if lang in ("ja", "en"):
-            response.set_cookie("lang", lang, max_age=365 * 24 * 3600, samesite="Lax", httponly=True)
+            response.set_cookie("lang", lang, max_age=365 * 24 * 3600, samesite="Lax", httponly=True,
+                                secure=app.config["SESSION_COOKIE_SECURE"])
         return response
 
     app.after_request(mail.deliver_after_response)

@@ -108,6 +108,9 @@ def test_production_cookies_are_host_only_secure_and_httponly(monkeypatch, datab
     assert attributes["samesite"].strip() == "SameSite=Lax"
     # Production also tells browsers to stay on https.
     assert response.headers["Strict-Transport-Security"].startswith("max-age=")
+    cookies = client.get("/?lang=en", base_url="https://events.example.jp").headers.getlist("Set-Cookie")
+    lang = next(c for c in cookies if c.startswith("lang="))
+    assert lang.startswith("lang=en;") and "Secure" in lang and "HttpOnly" in lang
 
 
 def test_behind_a_proxy_the_client_address_and_https_come_from_the_proxy(monkeypatch, database_url, app):
