@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import itertools
+import os
 import threading
 import time
 from collections import Counter
@@ -139,7 +140,8 @@ def soak(database: str, url: str, *, seconds: float, rate: float, clients: int, 
 
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=120.0)
+    parser.add_argument("--seconds", type=float, default=float(os.environ.get("BENCH_SOAK_SECONDS", "120")),
+                        help="soak duration per database (default 120, or $BENCH_SOAK_SECONDS)")
     parser.add_argument("--rate", type=float, default=20.0, help="requests per second offered")
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--workers", type=int, default=4)
