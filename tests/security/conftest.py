@@ -27,6 +27,10 @@ def demo_ids(app) -> dict:
         registration = db.session.execute(select(Registration).where(Registration.event_id == fieldwork.id)
                                           .order_by(Registration.id)).scalars().first()
         invitation = db.session.execute(select(Invitation).order_by(Invitation.id)).scalars().first()
+        if invitation is None:
+            from eventapp.services.matching import grant_override
+            invitation = grant_override(matching.id, registration.person.email)
+            db.session.commit()
         organisation = db.session.execute(select(Organisation).order_by(Organisation.id)).scalars().first()
         spare = make_user("staff")  # the target of account actions
         checkin = db.session.execute(select(CheckIn).order_by(CheckIn.id)).scalars().first()
@@ -41,7 +45,7 @@ def demo_ids(app) -> dict:
             "registration_id": registration.id, "person_id": registration.person_id,
             "token": registration.manage_token, "manage_token": registration.manage_token,
             "calendar_token": registration.person.calendar_token,
-            "invitation_token": invitation.token if invitation else "no-invitation-in-demo",
+            "invitation_token": invitation.token,
             "organisation_id": organisation.id, "user_id": spare.id, "checkin_id": checkin.id,
             "year": fieldwork.starts_at.year if fieldwork.starts_at.month >= 4 else fieldwork.starts_at.year - 1,
             "kind": fieldwork.kind, "filename": "css/app.css",
