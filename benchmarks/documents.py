@@ -55,6 +55,7 @@ def build_fixture(participants: int):
     data["status"] = "published"
     event = create_event(data)
     questions = {q.key: q for q in event.questions}
+    room = questions.get("lodging") or questions["room"]  # the demo's room question (renamed "lodging")
     now = datetime.now().astimezone()
     people = []
     for i in range(participants):
@@ -70,8 +71,7 @@ def build_fixture(participants: int):
         reg.answers = [
             Answer(question_id=questions["bus"].id, question_label=questions["bus"].label,
                    value="yes" if i % 4 else "no"),
-            Answer(question_id=questions["room"].id, question_label=questions["room"].label,
-                   value=questions["room"].choices[i % 2]),
+            Answer(question_id=room.id, question_label=room.label, value=room.choices[i % 2]),
             Answer(question_id=questions["dietary"].id, question_label=questions["dietary"].label,
                    value="えび・かに" if i % 7 == 0 else ""),
         ]
