@@ -3,7 +3,8 @@
 A benchmark's `main(argv: list[str] | None = None)` prints its own progress and returns a list of
 result rows (dicts: column → value), one per measured setting; they become a table under the
 module's title (its `TITLE`, or the first line of its docstring). `make bench` runs this file;
-`.venv/bin/python benchmarks/run_all.py signup_race checkin` runs only the named modules.
+`.venv/bin/python benchmarks/run_all.py signup_race checkin` runs only the named modules and keeps the
+other modules' tables already in RESULTS.md (each marked with the run it came from).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
 import importlib  # noqa: E402
 import os  # noqa: E402
 import platform  # noqa: E402
+import re  # noqa: E402
 import time  # noqa: E402
 import traceback  # noqa: E402
 from datetime import UTC, datetime  # noqa: E402
@@ -54,14 +56,30 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def previous_sections() -> dict[str, str]:
+    """Sections of the current RESULTS.md by module name (from their `benchmarks/<name>.py` line)."""
+    if not RESULTS.exists():
+        return {}
+    found = {}
+    for chunk in RESULTS.read_text(encoding="utf-8").split("\n## ")[1:]:
+        match = re.search(r"`benchmarks/(\w+)\.py`", chunk)
+        if match:
+            found[match.group(1)] = "## " + chunk.rstrip("\n") + "\n"
+    return found
+
+
 def main(only: list[str] | None = None) -> int:
     """Run the benchmarks (all, or the modules named in `only`) and write RESULTS.md."""
     sys.path.insert(0, str(PROJECT_ROOT))
     os.chdir(PROJECT_ROOT)
     sections, failed = [], []
+    kept = previous_sections() if only else {}
+    stamp = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
     load_at_start = " / ".join(f"{x:.1f}" for x in os.getloadavg())
     for name in discover():
         if only and name not in only:
+            if name in kept:
+                sections.append(kept[name])
             continue
         try:
             module = importlib.import_module(f"benchmarks.{name}")
@@ -83,11 +101,12 @@ def main(only: list[str] | None = None) -> int:
             failed.append(name)
             body = "FAILED:\n\n```\n" + traceback.format_exc(limit=5) + "```"
         took = time.perf_counter() - started
-        sections.append(f"## {title}\n\n`benchmarks/{name}.py` ({took:.0f} s)\n\n{body}\n")
+        sections.append(f"## {title}\n\n`benchmarks/{name}.py` ({took:.0f} s, run {stamp})\n\n{body}\n")
 
     header = (
         "# Benchmark results\n\n"
-        f"Written by `make bench` (benchmarks/run_all.py) on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC.\n\n"
+        f"Written by `make bench` (benchmarks/run_all.py) on {stamp}"
+        + (f" (only {', '.join(only)}; other tables kept from earlier runs)" if only else "") + ".\n\n"
         f"- nproc: {len(os.sched_getaffinity(0))}  ({cpu_model()})\n"
         f"- Python {platform.python_version()} on {platform.system()} {platform.release()}\n"
         f"- load average when the run started: {load_at_start}\n"
