@@ -18,6 +18,11 @@ from eventapp.extensions import db
 from eventapp.formatting import JST
 
 TEST_SECRET = "test-secret-key-not-for-production"
+# Flask-Limiter is one object per process: any app a test creates re-initialises its storage. In-process
+# tests count in memory (test code shares its session with the requests it makes, and a counter written
+# on another connection in between would break that session's SQLite snapshot); real servers started by
+# tests/live_server.py use the database storage.
+os.environ.setdefault("RATELIMIT_STORAGE_URI", "memory://")
 
 
 def _database_url(tmp_path_factory) -> str:
@@ -48,10 +53,7 @@ def app(database_url, mail_dir):
         "PUBLIC_BASE_URL": "http://testserver.local",
         # Many tests log in from 127.0.0.1 within a minute; the limit itself is tested with its own value.
         "LOGIN_RATE_LIMIT": "10000/minute",
-        # In-process tests count in memory: test code often holds a transaction open while it calls the
-        # client, which the database storage (its own connection) would wait for on SQLite. The database
-        # storage is tested on its own and through gunicorn (tests/security/test_rate_limits.py).
-        "RATELIMIT_STORAGE_URI": "memory://",
+        "RATELIMIT_STORAGE_URI": "memory://",  # see above; the database storage: tests/security/test_rate_limits.py
         "SIGNUP_RATE_LIMIT": "10000/minute",
         "TOKEN_RATE_LIMIT": "10000/minute",
         "FEED_RATE_LIMIT": "10000/minute",

@@ -82,6 +82,7 @@ def start_server(database_url: str, *, secret_key: str, workers: int = 4, extra_
         # Load tests and benchmarks send everything from 127.0.0.1: limits stay on (their storage is
         # exercised) but high enough never to throttle a run.
         **{f"{name}_RATE_LIMIT": "1000000/minute" for name in ("LOGIN", "SIGNUP", "TOKEN", "FEED", "CHECKIN")},
+        "RATELIMIT_STORAGE_URI": "database://",  # as in production (tests/conftest.py sets memory:// in-process)
         **(extra_env or {}),
     }
     env.pop("TEST_DATABASE_URL", None)
