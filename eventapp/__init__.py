@@ -6,6 +6,7 @@ from pathlib import Path
 
 from flask import Flask, g, has_request_context, render_template, request
 from flask_wtf.csrf import CSRFError
+from werkzeug.routing import IntegerConverter
 
 from . import database
 from .config import load_config, normalise_db_url
@@ -22,6 +23,14 @@ def select_locale() -> str:
     return chosen if chosen in ("ja", "en") else "ja"
 
 
+class BoundedIntConverter(IntegerConverter):
+    """<int:…> up to the database's 64-bit ids: a longer number in a URL is a 404, not an overflow in the driver."""
+
+    def __init__(self, map, *args, **kwargs) -> None:
+        kwargs.setdefault("max", 2**63 - 1)
+        super().__init__(map, *args, **kwargs)
+
+
 def create_app(overrides: dict | None = None) -> Flask:
     app = Flask(
         __name__,
@@ -29,6 +38,7 @@ def create_app(overrides: dict | None = None) -> Flask:
         template_folder=str(PROJECT_ROOT / "templates"),
         static_folder=str(PROJECT_ROOT / "static"),
     )
+    app.url_map.converters["int"] = BoundedIntConverter
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     app.config.update(load_config(Path(app.instance_path)))
     app.json.ensure_ascii = False

@@ -32,6 +32,9 @@ def _aware(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=JST) if value.tzinfo is None else value
 
 
+MAX_EVENT_SPAN = timedelta(days=92)
+
+
 def default_days(starts_at: datetime, ends_at: datetime) -> list[EventDay]:
     """One day per JST calendar date the event spans."""
     start, end = starts_at.astimezone(JST), ends_at.astimezone(JST)
@@ -92,6 +95,12 @@ def apply_event_fields(event: Event, data: dict, *, creating: bool) -> None:
     if starts and ends:
         if ends <= starts:
             errors["ends_at"] = "終了日時は開始日時より後にしてください。"
+        elif ends - starts > MAX_EVENT_SPAN:
+            # default_days makes one row per date: a span of centuries would loop for minutes.
+            errors["ends_at"] = "イベントの期間は92日以内にしてください。"
+        for field, value in (("starts_at", starts), ("ends_at", ends)):
+            if not 2000 <= value.year <= 2100:  # far dates overflow date arithmetic (9999-12-31 + 1 day)
+                errors[field] = "日時は2000年から2100年の間で入力してください。"
         closes, opens = merged.get("registration_closes_at"), merged.get("registration_opens_at")
         if closes and closes > ends:
             errors["registration_closes_at"] = "申込締切はイベント終了より前にしてください。"
