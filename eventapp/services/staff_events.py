@@ -45,15 +45,20 @@ def duplicate_event(event_id: int, *, slug: str, title: str | None = None, shift
             new_start = new_start.replace(tzinfo=JST)
         shift = new_start - source.starts_at
     elif shift_days is not None:
+        if abs(shift_days) > 36_600:  # a century either way; more overflows date arithmetic
+            raise ValidationFailed({"shift": "ずらす日数が大きすぎます。"})
         shift = timedelta(days=shift_days)
     else:
         raise ValidationFailed({"shift": "ずらす日数か新しい開始日を入力してください。"})
 
     copy = Event(status="draft", sequence=0)
     data = {field: getattr(source, field) for field in COPIED_FIELDS}
-    for field in TIME_FIELDS:
-        value = getattr(source, field)
-        data[field] = value + shift if value is not None else None
+    try:
+        for field in TIME_FIELDS:
+            value = getattr(source, field)
+            data[field] = value + shift if value is not None else None
+    except OverflowError as exc:  # a new start near year 1 or 9999
+        raise ValidationFailed({"new_start": "新しい開始日時を確認してください。"}) from exc
     data.update(slug=slug, title=clean_text(title) or source.title, status="draft")
     apply_event_fields(copy, data, creating=True)
     copy.days = [
