@@ -99,7 +99,13 @@ def _register_request_hooks(app: Flask) -> None:
     @app.context_processor
     def _template_globals() -> dict:
         from flask_babel import get_locale
-        return {"current_locale": str(get_locale() or "ja")}
+        return {"current_locale": str(get_locale() or "ja"), "lang_url": _lang_url}
+
+    def _lang_url(lang: str) -> str:
+        # The language switch keeps the page's other query parameters (?kind=fieldwork&lang=en).
+        from urllib.parse import urlencode
+        args = [(k, v) for k, v in request.args.items(multi=True) if k != "lang"] + [("lang", lang)]
+        return "?" + urlencode(args)
 
     @app.teardown_request
     def _reset_write_intent(_exc) -> None:
@@ -128,6 +134,8 @@ def _register_blueprints(app: Flask) -> None:
 
 
 def _register_error_pages(app: Flask) -> None:
+    from flask_babel import gettext as _  # called in each handler: the request's language
+
     def page(status: int, title: str, message: str):
         if request.path.startswith("/api/"):
             from .api.errors import error_response
@@ -136,29 +144,29 @@ def _register_error_pages(app: Flask) -> None:
 
     @app.errorhandler(CSRFError)
     def _csrf(_exc):
-        return page(400, "ページの有効期限が切れました",
-                    "お手数ですが、ページを再読み込みしてからもう一度送信してください。")
+        return page(400, _("ページの有効期限が切れました"),
+                    _("お手数ですが、ページを再読み込みしてからもう一度送信してください。"))
 
     @app.errorhandler(403)
     def _forbidden(_exc):
-        return page(403, "この画面を開く権限がありません",
-                    "必要な権限がない場合は、管理者(admin)に依頼してください。")
+        return page(403, _("この画面を開く権限がありません"),
+                    _("必要な権限がない場合は、管理者(admin)に依頼してください。"))
 
     @app.errorhandler(429)
     def _too_many(_exc):
-        return page(429, "しばらくお待ちください",
-                    "短時間に何度も試行されたため、一時的に受け付けを止めています。1分ほど待ってからもう一度お試しください。")
+        return page(429, _("しばらくお待ちください"),
+                    _("短時間に何度も試行されたため、一時的に受け付けを止めています。1分ほど待ってからもう一度お試しください。"))
 
     @app.errorhandler(404)
     def _not_found(_exc):
-        return page(404, "ページが見つかりません", "URLをご確認ください。")
+        return page(404, _("ページが見つかりません"), _("URLをご確認ください。"))
 
     @app.errorhandler(405)
     def _method(_exc):
-        return page(405, "この操作はできません", "ページを再読み込みしてからやり直してください。")
+        return page(405, _("この操作はできません"), _("ページを再読み込みしてからやり直してください。"))
 
     @app.errorhandler(500)
     def _server_error(_exc):
         db.session.rollback()
-        return page(500, "エラーが発生しました",
-                    "申し訳ありません。時間をおいてもう一度お試しください。解決しない場合は事務局までご連絡ください。")
+        return page(500, _("エラーが発生しました"),
+                    _("申し訳ありません。時間をおいてもう一度お試しください。解決しない場合は事務局までご連絡ください。"))

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from flask_babel import gettext as _
 from sqlalchemy import func, select
 
 from ..extensions import db
@@ -42,7 +43,7 @@ def lock_event(event_id: int) -> Event:
             .execution_options(populate_existing=True))
     event = db.session.execute(stmt).scalar_one_or_none()
     if event is None:
-        raise NotFound("event_not_found", "イベントが見つかりません。")
+        raise NotFound("event_not_found", _("イベントが見つかりません。"))
     return event
 
 

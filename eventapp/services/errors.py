@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from flask_babel import LazyString
+from flask_babel import gettext as _
+
 
 class DomainError(Exception):
     status = 409
 
-    def __init__(self, code: str, message: str, *, status: int | None = None,
+    def __init__(self, code: str, message: str | LazyString, *, status: int | None = None,
                  fields: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.code = code
-        self.message = str(message)
+        self.message = str(message)  # a lazy message is translated here, in the request's language
         self.fields = {k: str(v) for k, v in (fields or {}).items()}
         if status is not None:
             self.status = status
@@ -22,11 +25,11 @@ class ValidationFailed(DomainError):
     status = 422
 
     def __init__(self, fields: dict[str, str], message: str | None = None) -> None:
-        super().__init__("invalid", message or "入力内容を確認してください。", fields=fields)
+        super().__init__("invalid", message or _("入力内容を確認してください。"), fields=fields)
 
 
 class NotFound(DomainError):
     status = 404
 
-    def __init__(self, code: str = "not_found", message: str = "見つかりません。") -> None:
-        super().__init__(code, message)
+    def __init__(self, code: str = "not_found", message: str | None = None) -> None:
+        super().__init__(code, message or _("見つかりません。"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, time, timedelta
 
+from flask_babel import gettext as _
 from sqlalchemy import select
 
 from ..extensions import db
@@ -67,56 +68,56 @@ def apply_event_fields(event: Event, data: dict, *, creating: bool) -> None:
     merged.update(values)
 
     if not merged.get("title"):
-        errors["title"] = "タイトルを入力してください。"
+        errors["title"] = _("タイトルを入力してください。")
     elif len(merged["title"]) > 300:
-        errors["title"] = "タイトルは300文字以内で入力してください。"
+        errors["title"] = _("タイトルは300文字以内で入力してください。")
     if merged.get("kind") not in EVENT_KINDS:
-        errors["kind"] = "種類を選んでください。"
+        errors["kind"] = _("種類を選んでください。")
     if merged.get("status") not in EVENT_STATUSES:
-        errors["status"] = "状態が正しくありません。"
+        errors["status"] = _("状態が正しくありません。")
     slug = merged.get("slug")
     if not slug or not SLUG_RE.match(slug) or len(slug) > 120:
-        errors["slug"] = "URL名は半角英小文字・数字・ハイフンで入力してください(例: hanamaki-grape-2025)。"
+        errors["slug"] = _("URL名は半角英小文字・数字・ハイフンで入力してください(例: hanamaki-grape-2025)。")
     elif db.session.execute(select(Event.id).where(Event.slug == slug, Event.id != event.id)).first():
-        errors["slug"] = "このURL名は既に使われています。"
+        errors["slug"] = _("このURL名は既に使われています。")
     capacity = merged.get("capacity")
     if capacity is None or not isinstance(capacity, int) or capacity < 0:
-        errors["capacity"] = "定員は0以上の整数で入力してください。"
+        errors["capacity"] = _("定員は0以上の整数で入力してください。")
     elif capacity > 100000:
-        errors["capacity"] = "定員が大きすぎます。"
+        errors["capacity"] = _("定員が大きすぎます。")
     fee = merged.get("fee_yen")
     if fee is not None and (not isinstance(fee, int) or fee < 0 or fee > 10_000_000):
-        errors["fee_yen"] = "参加費は0以上の整数(円)で入力してください。"
+        errors["fee_yen"] = _("参加費は0以上の整数(円)で入力してください。")
     starts, ends = merged.get("starts_at"), merged.get("ends_at")
     if starts is None:
-        errors["starts_at"] = "開始日時を入力してください。"
+        errors["starts_at"] = _("開始日時を入力してください。")
     if ends is None:
-        errors["ends_at"] = "終了日時を入力してください。"
+        errors["ends_at"] = _("終了日時を入力してください。")
     if starts and ends:
         if ends <= starts:
-            errors["ends_at"] = "終了日時は開始日時より後にしてください。"
+            errors["ends_at"] = _("終了日時は開始日時より後にしてください。")
         elif ends - starts > MAX_EVENT_SPAN:
             # default_days makes one row per date: a span of centuries would loop for minutes.
-            errors["ends_at"] = "イベントの期間は92日以内にしてください。"
+            errors["ends_at"] = _("イベントの期間は92日以内にしてください。")
         for field, value in (("starts_at", starts), ("ends_at", ends)):
             if not 2000 <= value.year <= 2100:  # far dates overflow date arithmetic (9999-12-31 + 1 day)
-                errors[field] = "日時は2000年から2100年の間で入力してください。"
+                errors[field] = _("日時は2000年から2100年の間で入力してください。")
         closes, opens = merged.get("registration_closes_at"), merged.get("registration_opens_at")
         if closes and closes > ends:
-            errors["registration_closes_at"] = "申込締切はイベント終了より前にしてください。"
+            errors["registration_closes_at"] = _("申込締切はイベント終了より前にしてください。")
         if opens and closes and opens >= closes:
-            errors["registration_opens_at"] = "受付開始は申込締切より前にしてください。"
+            errors["registration_opens_at"] = _("受付開始は申込締切より前にしてください。")
         deadline = merged.get("cancellation_deadline")
         if deadline and deadline > ends:
-            errors["cancellation_deadline"] = "キャンセル期限はイベント終了より前にしてください。"
+            errors["cancellation_deadline"] = _("キャンセル期限はイベント終了より前にしてください。")
     for field in ("latitude", "longitude"):
         value = values.get(field)
         limit = 90 if field == "latitude" else 180
         if value is not None and not -limit <= value <= limit:
-            errors[field] = "座標が正しくありません。"
+            errors[field] = _("座標が正しくありません。")
     for field in TEXT_FIELDS:
         if len(values.get(field, "")) > (20000 if field in MULTILINE else 1000):
-            errors[field] = "長すぎます。"
+            errors[field] = _("長すぎます。")
     if errors:
         raise ValidationFailed(errors)
 
@@ -146,8 +147,8 @@ def update_event(event_id: int, data: dict) -> Event:
     event = lock_event(event_id)
     counts = counts_for(event.id)
     if "capacity" in data and isinstance(data["capacity"], int) and data["capacity"] < counts.confirmed:
-        raise ValidationFailed({"capacity": f"定員を参加確定者数({counts.confirmed}名)より少なくはできません。"
-                                            "先に参加者をキャンセルしてください。"})
+        raise ValidationFailed({"capacity": _("定員を参加確定者数(%(confirmed)s名)より少なくはできません。先に参加者をキャンセルしてください。",
+                                              confirmed=counts.confirmed)})
     before = calendar.snapshot(event)
     old_start, old_end = event.starts_at, event.ends_at
     apply_event_fields(event, data, creating=False)
@@ -181,13 +182,13 @@ def build_days(days: list[dict]) -> list[EventDay]:
     for index, raw in enumerate(days):
         starts, ends = _aware(raw.get("starts_at")), _aware(raw.get("ends_at"))
         if not starts or not ends or ends <= starts:
-            errors[f"days.{index}"] = "日程の開始・終了時刻を確認してください。"
+            errors[f"days.{index}"] = _("日程の開始・終了時刻を確認してください。")
             continue
         day = EventDay(starts_at=starts, ends_at=ends, title=clean_text(raw.get("title", "")))
         for position, item in enumerate(raw.get("items") or []):
             title = clean_text(item.get("title"))
             if not title or not isinstance(item.get("starts_at"), time):
-                errors[f"days.{index}.items.{position}"] = "プログラムの時刻とタイトルを入力してください。"
+                errors[f"days.{index}.items.{position}"] = _("プログラムの時刻とタイトルを入力してください。")
                 continue
             day.items.append(ProgrammeItem(starts_at=item["starts_at"], ends_at=item.get("ends_at"),
                                            title=title, place=clean_text(item.get("place", "")),
@@ -206,7 +207,7 @@ def build_questions(questions: list[dict]) -> list[Question]:
         label = clean_text(raw.get("label"))
         choices = [clean_text(c) for c in raw.get("choices") or [] if clean_text(c)]
         if kind not in QUESTION_KINDS or not label or key in keys or (kind == "choice" and not choices):
-            errors[f"questions.{position}"] = "設問の種類・文言・選択肢を確認してください。"
+            errors[f"questions.{position}"] = _("設問の種類・文言・選択肢を確認してください。")
             continue
         keys.add(key)
         result.append(Question(key=key, kind=kind, label=label, help_text=clean_text(raw.get("help_text", "")),

@@ -7,6 +7,7 @@ import unicodedata
 from dataclasses import dataclass
 
 from email_validator import EmailNotValidError, validate_email
+from flask_babel import gettext as _
 from sqlalchemy import select
 
 from ..extensions import db
@@ -77,47 +78,47 @@ def validate_person(raw: dict) -> PersonData:
     name = clean_text(raw.get("name"))
     name = re.sub(r"\s+", " ", name)
     if not name:
-        errors["name"] = "氏名を入力してください。"
+        errors["name"] = _("氏名を入力してください。")
     elif len(name) > MAX_NAME:
-        errors["name"] = f"氏名は{MAX_NAME}文字以内で入力してください。"
+        errors["name"] = _("氏名は%(max)s文字以内で入力してください。", max=MAX_NAME)
 
     furigana = normalise_furigana(clean_text(raw.get("furigana")))
     if not furigana:
-        errors["furigana"] = "ふりがなを入力してください。"
+        errors["furigana"] = _("ふりがなを入力してください。")
     elif not _FURIGANA_RE.match(furigana):
-        errors["furigana"] = "ふりがなは、ひらがなまたはカタカナで入力してください。"
+        errors["furigana"] = _("ふりがなは、ひらがなまたはカタカナで入力してください。")
     elif len(furigana) > MAX_NAME:
-        errors["furigana"] = f"ふりがなは{MAX_NAME}文字以内で入力してください。"
+        errors["furigana"] = _("ふりがなは%(max)s文字以内で入力してください。", max=MAX_NAME)
 
     email = ""
     raw_email = clean_text(raw.get("email"))
     if not raw_email:
-        errors["email"] = "メールアドレスを入力してください。"
+        errors["email"] = _("メールアドレスを入力してください。")
     else:
         try:
             email = normalise_email(raw_email)
         except EmailNotValidError:
-            errors["email"] = "メールアドレスの形式が正しくありません。"
+            errors["email"] = _("メールアドレスの形式が正しくありません。")
         if len(raw_email) > 254:
-            errors["email"] = "メールアドレスが長すぎます。"
+            errors["email"] = _("メールアドレスが長すぎます。")
 
     phone = normalise_phone(clean_text(raw.get("phone")))
     if phone and not _PHONE_RE.match(phone):
-        errors["phone"] = "電話番号は数字とハイフンで入力してください(例: 090-1234-5678)。"
+        errors["phone"] = _("電話番号は数字とハイフンで入力してください(例: 090-1234-5678)。")
 
     prefecture = clean_text(raw.get("prefecture"))
     if prefecture and prefecture not in PREFECTURES:
-        errors["prefecture"] = "お住まいの都道府県を一覧から選んでください。"
+        errors["prefecture"] = _("お住まいの都道府県を一覧から選んでください。")
 
     relation = clean_text(raw.get("iwate_relation")) or "none"
     if relation not in IWATE_RELATIONS:
-        errors["iwate_relation"] = "岩手とのご関係を一覧から選んでください。"
+        errors["iwate_relation"] = _("岩手とのご関係を一覧から選んでください。")
 
     occupation = clean_text(raw.get("occupation"), multiline=True)
     skills = clean_text(raw.get("skills"), multiline=True)
     for field, value in (("occupation", occupation), ("skills", skills)):
         if len(value) > MAX_TEXT:
-            errors[field] = f"{MAX_TEXT}文字以内で入力してください。"
+            errors[field] = _("%(max)s文字以内で入力してください。", max=MAX_TEXT)
 
     if errors:
         raise ValidationFailed(errors)

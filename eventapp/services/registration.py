@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext
 from sqlalchemy import and_, func, or_, select
 
 from ..extensions import db
@@ -26,10 +28,10 @@ YES_VALUES = {"yes", "true", "1", "はい"}
 NO_VALUES = {"no", "false", "0", "いいえ"}
 
 CLOSED_MESSAGES = {
-    "cancelled": ("event_cancelled", "このイベントは中止になりました。"),
-    "draft": ("registration_closed", "このイベントは現在申し込みを受け付けていません。"),
-    "not_yet_open": ("registration_not_open", "申し込み受付はまだ始まっていません。"),
-    "closed": ("registration_closed", "申し込み受付は終了しました。"),
+    "cancelled": ("event_cancelled", lazy_gettext("このイベントは中止になりました。")),
+    "draft": ("registration_closed", lazy_gettext("このイベントは現在申し込みを受け付けていません。")),
+    "not_yet_open": ("registration_not_open", lazy_gettext("申し込み受付はまだ始まっていません。")),
+    "closed": ("registration_closed", lazy_gettext("申し込み受付は終了しました。")),
 }
 
 
@@ -52,7 +54,7 @@ def validate_answers(event: Event, raw: dict) -> tuple[dict[int, str], dict[str,
         text = clean_text(given if given is not None else "", multiline=question.kind == "text")
         if not text:
             if question.required:
-                errors[field] = f"「{question.label}」に回答してください。"
+                errors[field] = _("「%(label)s」に回答してください。", label=question.label)
             continue
         if question.kind == "yesno":
             if text.lower() in YES_VALUES:
@@ -60,13 +62,13 @@ def validate_answers(event: Event, raw: dict) -> tuple[dict[int, str], dict[str,
             elif text.lower() in NO_VALUES:
                 text = "no"
             else:
-                errors[field] = f"「{question.label}」は「はい」か「いいえ」で回答してください。"
+                errors[field] = _("「%(label)s」は「はい」か「いいえ」で回答してください。", label=question.label)
                 continue
         elif question.kind == "choice" and text not in question.choices:
-            errors[field] = f"「{question.label}」は選択肢から選んでください。"
+            errors[field] = _("「%(label)s」は選択肢から選んでください。", label=question.label)
             continue
         elif len(text) > MAX_ANSWER:
-            errors[field] = f"「{question.label}」は{MAX_ANSWER}文字以内で回答してください。"
+            errors[field] = _("「%(label)s」は%(max)s文字以内で回答してください。", label=question.label, max=MAX_ANSWER)
             continue
         values[question.id] = text
     return values, errors
@@ -78,7 +80,7 @@ def register(event_id: int, person_input: dict, answers_input: dict | None, *, c
     """Sign a person up: confirmed while seats are left, otherwise waitlisted (FIFO)."""
     event = db.session.get(Event, event_id)
     if event is None or (event.status == "draft" and not staff_override):
-        raise NotFound("event_not_found", "イベントが見つかりません。")
+        raise NotFound("event_not_found", _("イベントが見つかりません。"))
 
     errors: dict[str, str] = {}
     try:
@@ -90,7 +92,7 @@ def register(event_id: int, person_input: dict, answers_input: dict | None, *, c
     labels = {q.id: q.label for q in event.active_questions if q.id in answers}
     errors.update(answer_errors)
     if not consent:
-        errors["consent_privacy"] = "個人情報の取扱いに同意してください。"
+        errors["consent_privacy"] = _("個人情報の取扱いに同意してください。")
     if errors:
         raise ValidationFailed(errors)
 
@@ -114,8 +116,8 @@ def register(event_id: int, person_input: dict, answers_input: dict | None, *, c
     new_person = person.id is None  # a person created just now has no registration to duplicate
     db.session.flush()
     if not new_person and _active_registration(event.id, person.id) is not None:
-        raise DomainError("duplicate", "このメールアドレスでは既にお申し込みいただいています。"
-                          "お申し込み内容はメールでお送りした確認用リンクからご確認ください。")
+        raise DomainError("duplicate", _("このメールアドレスでは既にお申し込みいただいています。"
+                                           "お申し込み内容はメールでお送りした確認用リンクからご確認ください。"))
 
     registration = Registration(
         event=event, person=person, manage_token=make_manage_token(),
@@ -144,16 +146,16 @@ def cancel(registration_id: int, *, by: str = "self", now: datetime | None = Non
     now = now or utcnow()
     registration = db.session.get(Registration, registration_id)
     if registration is None:
-        raise NotFound("registration_not_found", "お申し込みが見つかりません。")
+        raise NotFound("registration_not_found", _("お申し込みが見つかりません。"))
     event = lock_event(registration.event_id)
     db.session.refresh(registration)
     if registration.status == "cancelled":
-        raise DomainError("already_cancelled", "このお申し込みは既にキャンセルされています。")
+        raise DomainError("already_cancelled", _("このお申し込みは既にキャンセルされています。"))
     if by == "self":
         deadline = event.cancellation_deadline or event.starts_at
         if now >= deadline:
-            raise DomainError("cancellation_closed", "キャンセルの受付期限を過ぎています。"
-                              "事務局へ直接ご連絡ください。")
+            raise DomainError("cancellation_closed", _("キャンセルの受付期限を過ぎています。"
+                                                         "事務局へ直接ご連絡ください。"))
     was_confirmed = registration.status == "confirmed"
     registration.status = "cancelled"
     registration.cancelled_at = now
@@ -211,7 +213,7 @@ def get_by_manage_token(token: str) -> Registration:
             select(Registration).where(Registration.manage_token == token)
         ).scalar_one_or_none()
     if registration is None:
-        raise NotFound("registration_not_found", "お申し込みが見つかりません。リンクをご確認ください。")
+        raise NotFound("registration_not_found", _("お申し込みが見つかりません。リンクをご確認ください。"))
     return registration
 
 
