@@ -6,6 +6,7 @@ from pathlib import Path
 
 from flask import Flask, g, has_request_context, render_template, request
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import DataError
 from werkzeug.routing import IntegerConverter
 
 from . import database
@@ -24,10 +25,11 @@ def select_locale() -> str:
 
 
 class BoundedIntConverter(IntegerConverter):
-    """<int:…> up to the database's 64-bit ids: a longer number in a URL is a 404, not an overflow in the driver."""
+    """<int:…> up to the ids' column type (PostgreSQL INTEGER): a larger number in a URL is a 404, not a
+    driver error."""
 
     def __init__(self, map, *args, **kwargs) -> None:
-        kwargs.setdefault("max", 2**63 - 1)
+        kwargs.setdefault("max", 2**31 - 1)
         super().__init__(map, *args, **kwargs)
 
 
@@ -146,6 +148,13 @@ def _register_error_pages(app: Flask) -> None:
     def _csrf(_exc):
         return page(400, _("ページの有効期限が切れました"),
                     _("お手数ですが、ページを再読み込みしてからもう一度送信してください。"))
+
+    @app.errorhandler(DataError)
+    def _value_refused(_exc):
+        # A value the database refuses (NUL in text, a number beyond its integer range) is bad input, not a crash.
+        db.session.rollback()
+        return page(400, _("入力内容を確認してください"),
+                    _("使用できない文字、または範囲外の数値が含まれています。入力内容を確認してください。"))
 
     @app.errorhandler(403)
     def _forbidden(_exc):
