@@ -290,13 +290,25 @@ def sync_batch(event_id: int, scans: list[dict], *, user: User | None = None, de
     for index, scan in ordered:
         entry = {"nonce": scan.get("nonce")}
         try:
-            with db.session.begin_nested():
-                outcome = _sync_one(event_id, scan, user=user, device_id=device_id, now=now)
-            entry.update(outcome)
+            entry.update(_sync_one_settled(event_id, scan, user=user, device_id=device_id, now=now))
         except DomainError as exc:
             entry.update(result="error", error={"code": exc.code, "message": exc.message, "fields": exc.fields})
         results[index] = entry
     return [r for r in results if r is not None]
+
+
+def _sync_one_settled(event_id: int, scan: dict, *, user: User | None, device_id: str, now: datetime) -> dict:
+    """One scan in its own savepoint. If a concurrent upload of the same queue (a retry that crossed
+    the first request) inserted the same nonce first, the unique index refuses ours; the scan is then
+    applied again, and the nonce lookup answers with what the other request recorded."""
+    for attempt in range(2):
+        try:
+            with db.session.begin_nested():
+                return _sync_one(event_id, scan, user=user, device_id=device_id, now=now)
+        except IntegrityError:
+            if attempt:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _sync_one(event_id: int, scan: dict, *, user: User | None, device_id: str, now: datetime) -> dict:

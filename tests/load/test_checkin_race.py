@@ -63,3 +63,35 @@ def test_twenty_simultaneous_scans_of_one_ticket_make_one_checkin(ctx, live_serv
     db.session.rollback()
     assert db.session.execute(select(func.count()).select_from(CheckIn)).scalar_one() == 2
     assert server_errors(live_server) == []
+
+
+def test_an_offline_queue_uploaded_twice_at_once_is_applied_once(ctx, live_server):
+    """A device whose first batch upload is still running sends it again: the earlier offline scan
+    wins over another device's check-in exactly once, and no request fails on the nonce."""
+    from datetime import timedelta
+
+    from eventapp.models.base import utcnow
+
+    create_user("race-sync@example.jp", "checkin", password="race-password-123", name="受付")
+    token = create_token("race-sync@example.jp")
+    db.session.commit()
+    event = make_event()
+    code = make_registration(event).ticket_code
+    headers = {"Authorization": f"Bearer {token}"}
+    base = f"{live_server.url}/api/v1/events/{event.id}/checkins"
+    db.session.rollback()
+    later = requests.post(base, json={"code": code, "nonce": uuid.uuid4().hex}, headers=headers, timeout=60)
+    assert later.status_code == 200 and later.json()["result"] == "checked_in"
+
+    scan = {"code": code, "nonce": uuid.uuid4().hex, "scanned_at": (utcnow() - timedelta(minutes=5)).isoformat()}
+    uploads = _concurrently([lambda: requests.post(f"{base}/batch", json={"scans": [scan], "device_id": "d0"},
+                                                   headers=headers, timeout=60)] * 8)
+    assert [u.status_code for u in uploads] == [200] * 8, [u.text for u in uploads if u.status_code != 200]
+    winners = {u.json()["results"][0]["checkin_id"] for u in uploads}
+    assert len(winners) == 1 and winners != {later.json()["checkin_id"]}
+
+    db.session.rollback()
+    rows = db.session.execute(select(CheckIn)).scalars().all()
+    assert len(rows) == 2
+    assert [r.nonce for r in rows if r.duplicate_of_id is None] == [scan["nonce"]]
+    assert server_errors(live_server) == []
