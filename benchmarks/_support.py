@@ -71,3 +71,23 @@ def bench_app(database_url: str):
 
     return create_app({"SECRET_KEY": BENCH_SECRET, "SQLALCHEMY_DATABASE_URI": database_url,
                        "MAIL_BACKEND": "null"})
+
+
+def run_per_database(selected: str, run, *, failure_column: str) -> list[dict]:
+    """Call `run(name, url)` for each database `selected` ("all" or one name) and print its row.
+
+    A database that cannot be started (e.g. no PostgreSQL binaries) gives a row saying so in
+    `failure_column`, and the other database's result is kept.
+    """
+    rows = []
+    for name, database in DATABASES.items():
+        if selected not in ("all", name):
+            continue
+        try:
+            with database() as url:
+                row = run(name, url)
+        except Exception as exc:
+            row = {"database": name, failure_column: f"not run: {exc}"}
+        print(f"{name:10} " + "  ".join(f"{k}={v}" for k, v in row.items() if k != "database"), flush=True)
+        rows.append(row)
+    return rows

@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 import requests
 from sqlalchemy import func, select
 
-from benchmarks._support import BENCH_SECRET, DATABASES, bench_app, percentiles
+from benchmarks._support import BENCH_SECRET, DATABASES, bench_app, percentiles, run_per_database
 from tests.live_server import start_server
 
 TITLE = "Sign-up burst (gunicorn, real database)"
@@ -154,19 +154,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--db", choices=[*DATABASES, "all"], default="all")
     args = parser.parse_args(argv if argv is not None else [])
-    rows = []
-    for name, database in DATABASES.items():
-        if args.db not in ("all", name):
-            continue
-        try:
-            with database() as url:
-                row = run_burst(name, url, signups=args.signups, capacity=args.capacity, clients=args.clients,
-                                workers=args.workers)
-        except Exception as exc:  # e.g. no PostgreSQL binaries: report it, keep the other result
-            row = {"database": name, "oversell check": f"not run: {exc}"}
-        print(f"{name:10} " + "  ".join(f"{k}={v}" for k, v in row.items() if k != "database"), flush=True)
-        rows.append(row)
-    return rows
+    return run_per_database(args.db, lambda name, url: run_burst(
+        name, url, signups=args.signups, capacity=args.capacity, clients=args.clients, workers=args.workers),
+        failure_column="oversell check")
 
 
 if __name__ == "__main__":

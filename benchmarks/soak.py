@@ -22,7 +22,7 @@ from pathlib import Path
 
 import requests
 
-from benchmarks._support import BENCH_SECRET, DATABASES, bench_app, percentiles
+from benchmarks._support import BENCH_SECRET, DATABASES, bench_app, percentiles, run_per_database
 from benchmarks.signup_race import _create_event, _db_counts
 from tests.live_server import start_server
 
@@ -147,19 +147,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--db", choices=[*DATABASES, "all"], default="all")
     args = parser.parse_args(argv if argv is not None else [])
-    rows = []
-    for name, database in DATABASES.items():
-        if args.db not in ("all", name):
-            continue
-        try:
-            with database() as url:
-                row = soak(name, url, seconds=args.seconds, rate=args.rate, clients=args.clients,
-                           workers=args.workers)
-        except Exception as exc:  # e.g. no PostgreSQL binaries: report it, keep the other result
-            row = {"database": name, "memory": f"not run: {exc}"}
-        print(f"{name:10} " + "  ".join(f"{k}={v}" for k, v in row.items() if k != "database"), flush=True)
-        rows.append(row)
-    return rows
+    return run_per_database(args.db, lambda name, url: soak(
+        name, url, seconds=args.seconds, rate=args.rate, clients=args.clients, workers=args.workers),
+        failure_column="memory")
 
 
 if __name__ == "__main__":
