@@ -153,7 +153,7 @@ def update_event(event_id: int, data: dict) -> Event:
     old_start, old_end = event.starts_at, event.ends_at
     apply_event_fields(event, data, creating=False)
     if "days" in data and data["days"] is not None:
-        event.days = build_days(data["days"])
+        replace_days_in_place(event, build_days(data["days"]))
     else:
         _move_days_with_event(event, old_start, old_end)
     db.session.flush()
@@ -175,6 +175,35 @@ def _move_days_with_event(event: Event, old_start: datetime, old_end: datetime) 
     if shift:
         for day in event.days:
             day.starts_at, day.ends_at = day.starts_at + shift, day.ends_at + shift
+
+
+def days_with_checkins(day_ids: list[int]) -> set[int]:
+    """Days that have check-ins recorded: removing them would delete attendance (ON DELETE CASCADE)."""
+    from ..models import CheckIn
+
+    if not day_ids:
+        return set()
+    return set(db.session.execute(
+        select(CheckIn.event_day_id).where(CheckIn.event_day_id.in_(day_ids)).distinct()).scalars())
+
+
+def replace_days_in_place(event: Event, new_days: list[EventDay]) -> None:
+    """Give the event `new_days`, keeping the existing day rows (in order) so check-ins stay attached.
+
+    Surplus days are removed only when nobody was checked in on them.
+    """
+    current = list(event.days)
+    surplus = current[len(new_days):]
+    blocked = days_with_checkins([d.id for d in surplus if d.id is not None])
+    if blocked:
+        raise ValidationFailed({"days": "受付(チェックイン)記録がある日程は削除できません。"})
+    for day, new in zip(current, new_days, strict=False):
+        day.starts_at, day.ends_at, day.title = new.starts_at, new.ends_at, new.title
+        day.items = list(new.items)
+    for day in surplus:
+        event.days.remove(day)
+    for new in new_days[len(current):]:
+        event.days.append(new)
 
 
 def build_days(days: list[dict]) -> list[EventDay]:

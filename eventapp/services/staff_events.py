@@ -18,7 +18,7 @@ from ..models.base import utcnow
 from . import audit, calendar, mail
 from .capacity import counts_for, lock_event
 from .errors import DomainError, NotFound, ValidationFailed
-from .events import TEXT_FIELDS, TIME_FIELDS, apply_event_fields
+from .events import TEXT_FIELDS, TIME_FIELDS, apply_event_fields, days_with_checkins
 from .people import clean_text
 from .registration import fill_free_seats
 
@@ -135,7 +135,9 @@ def update_days(event_id: int, rows: list[dict]) -> Event:
             errors[f"days.{index}"] = "この日程は見つかりません。ページを再読み込みしてください。"
             continue
         if row.get("remove"):
-            if day is not None:
+            if day is not None and days_with_checkins([day.id]):
+                errors[f"days.{index}"] = "受付(チェックイン)記録がある日程は削除できません。"
+            elif day is not None:
                 event.days.remove(day)
             continue
         starts, ends = row.get("starts_at"), row.get("ends_at")

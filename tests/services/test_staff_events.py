@@ -184,3 +184,38 @@ def test_moving_the_event_moves_its_days(ctx):
     assert [(d.starts_at, d.ends_at) for d in one_day.days] == [(jst(2030, 10, 11, 10), jst(2030, 10, 11, 17))]
     assert [(d.starts_at, d.ends_at) for d in two_days.days] == [
         (jst(2030, 11, 15, 13), jst(2030, 11, 15, 21)), (jst(2030, 11, 16, 8), jst(2030, 11, 16, 12))]
+
+
+def test_replacing_days_keeps_check_ins_and_refuses_to_drop_an_attended_day(ctx):
+    import uuid
+
+    from eventapp.models import CheckIn
+    from eventapp.services.checkin import check_in
+    from eventapp.services.events import update_event
+
+    event = make_event(starts_at=future(days=5, hour=9), ends_at=future(days=6, hour=17),
+                       days=[{"starts_at": future(days=5, hour=9), "ends_at": future(days=5, hour=20)},
+                             {"starts_at": future(days=6, hour=8), "ends_at": future(days=6, hour=17)}])
+    registration = make_registration(event)
+    first, second = event.days
+    check_in(event.id, registration.ticket_code, uuid.uuid4().hex, day_id=second.id)
+    db.session.commit()
+
+    # New hours for both days (as the API's PATCH sends them): the rows, and so the check-in, stay.
+    update_event(event.id, {"days": [
+        {"starts_at": first.starts_at, "ends_at": first.ends_at - timedelta(hours=1), "title": "1日目"},
+        {"starts_at": second.starts_at, "ends_at": second.ends_at - timedelta(hours=1), "title": "2日目"}]})
+    db.session.commit()
+    assert [d.id for d in event.days] == [first.id, second.id]
+    assert db.session.query(CheckIn).filter_by(event_day_id=second.id).count() == 1
+
+    with pytest.raises(ValidationFailed) as exc:
+        update_event(event.id, {"days": [{"starts_at": first.starts_at, "ends_at": first.ends_at}]})
+    assert "チェックイン" in exc.value.fields["days"]
+    db.session.rollback()
+    with pytest.raises(ValidationFailed):
+        staff_events.update_days(event.id, [{"id": first.id, "starts_at": first.starts_at,
+                                             "ends_at": first.ends_at, "items": []},
+                                            {"id": second.id, "remove": True}])
+    db.session.rollback()
+    assert db.session.query(CheckIn).count() == 1
