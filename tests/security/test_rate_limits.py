@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+import threading
 import time
 
 import pytest
@@ -139,6 +140,27 @@ def test_database_storage_counts_fixed_windows(app, storage):
     assert storage.get(key) == 0
     assert storage.check() is True
     assert storage.reset() >= 1
+
+
+def test_reads_right_after_a_hit_answer_from_that_hit(app, storage):
+    """The X-RateLimit headers after a hit need no further round trips, and say what the database says."""
+    key = parse("5/minute").key_for("ip", "headers")
+    assert storage.incr(key, 60) == 1
+    with app.app_context():
+        stored_expiry = db.session.execute(
+            select(RateLimitCounter.expires_at).where(RateLimitCounter.key == key)).scalar_one()
+        # Another worker hits the same window meanwhile: this worker's own hit still answers its headers.
+        db.session.execute(update(RateLimitCounter).where(RateLimitCounter.key == key).values(count=4))
+        db.session.commit()
+    assert (storage.get(key), storage.get_expiry(key)) == (1, pytest.approx(stored_expiry))
+    # A thread that has not hit reads the database.
+    seen = []
+    worker = threading.Thread(target=lambda: seen.append(storage.get(key)))
+    worker.start()
+    worker.join()
+    assert seen == [4]
+    # The next hit continues from the database's count, not the remembered one.
+    assert storage.incr(key, 60) == 5 and storage.get(key) == 5
 
 
 @pytest.mark.server
