@@ -84,9 +84,24 @@ def register(app: Flask) -> None:
         click.echo(f"backup written to {result.path} ({result.size_bytes} bytes, integrity {result.integrity})")
 
     @app.cli.command("send-mail")
-    def send_mail_command() -> None:
-        """Send queued mail that is due (run from cron every minute)."""
+    @click.option("--watch", is_flag=True, help="Keep running and send new mail within --interval seconds "
+                  "(the sender process for MAIL_DELIVERY=sender).")
+    @click.option("--interval", default=1.0, show_default=True, type=click.FloatRange(0.05, 3600))
+    def send_mail_command(watch: bool, interval: float) -> None:
+        """Send queued mail that is due (from cron every minute, or --watch as a service)."""
         from .services.mail import deliver_due
+        from .services.mail import watch as watch_outbox
 
-        sent, failed = deliver_due(limit=1000)
-        click.echo(f"sent {sent}, failed {failed}")
+        if not watch:
+            sent, failed = deliver_due(limit=1000)
+            click.echo(f"sent {sent}, failed {failed}")
+            return
+        import signal
+        import threading
+
+        stop = threading.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stop.set())
+        click.echo(f"send-mail: watching the outbox every {interval:g} s (SIGTERM to stop)")
+        sent = watch_outbox(interval_s=interval, stop=stop)
+        click.echo(f"send-mail: stopped after sending {sent}")

@@ -66,4 +66,12 @@ def _configure_sqlite(engine: Engine, busy_timeout_s: float) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if _write_intent.get() else "BEGIN")
+        immediate = _write_intent.get()
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        conn.info["write_locked"] = immediate  # read by capacity.lock_event
+
+
+def holds_sqlite_write_lock() -> bool:
+    """Whether the session's transaction began with BEGIN IMMEDIATE: everything it reads is current
+    and no other connection can write until it ends."""
+    return is_sqlite() and bool(db.session.connection().info.get("write_locked"))

@@ -14,6 +14,7 @@ from datetime import datetime
 from flask_babel import gettext as _
 from sqlalchemy import func, select
 
+from ..database import holds_sqlite_write_lock
 from ..extensions import db
 from ..models import Event, Registration
 from ..models.base import utcnow
@@ -39,6 +40,13 @@ class Availability:
 
 
 def lock_event(event_id: int) -> Event:
+    if holds_sqlite_write_lock():
+        # The transaction has held the database's write lock since BEGIN: the event as loaded (or
+        # loaded now) is current and stays so; no second SELECT needed.
+        event = db.session.get(Event, event_id)
+        if event is None:
+            raise NotFound("event_not_found", _("イベントが見つかりません。"))
+        return event
     stmt = (select(Event).where(Event.id == event_id).with_for_update()
             .execution_options(populate_existing=True))
     event = db.session.execute(stmt).scalar_one_or_none()

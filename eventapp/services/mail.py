@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import smtplib
 import ssl
+import threading
 import time
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -78,6 +79,26 @@ def deliver_due(*, now: datetime | None = None, limit: int = 100) -> tuple[int, 
         sent += outcome == "sent"
         failed += outcome == "failed"
     return sent, failed
+
+
+def watch(*, interval_s: float = 1.0, batch: int = 100, stop: threading.Event | None = None) -> int:
+    """Keep sending due mail until `stop` is set (or SIGTERM ends the process): the sender process
+    of MAIL_DELIVERY=sender. Polls every `interval_s` when idle; returns how many were sent."""
+    stop = stop or threading.Event()
+    total = 0
+    while not stop.is_set():
+        try:
+            sent, failed = deliver_due(limit=batch)
+        except Exception:  # the database may be restarting: wait and try again, never exit
+            current_app.logger.exception("send-mail --watch: delivery round failed")
+            db.session.rollback()
+            sent = failed = 0
+        finally:
+            db.session.remove()
+        total += sent
+        if sent + failed < batch:  # caught up: wait for more (a full batch goes straight on)
+            stop.wait(interval_s)
+    return total
 
 
 def _deliver_one(message_id: int, now: datetime, *, fresh: bool = False) -> str:
@@ -201,6 +222,8 @@ def deliver_after_response(response):
     out, other due messages follow (at most every MAIL_CATCHUP_SECONDS per worker), so development
     setups without cron still catch up.
     """
+    if current_app.config.get("MAIL_DELIVERY") == "sender":
+        return response  # a separate `send-mail --watch` process picks it up within a second
     # A committed message keeps its primary key in its identity even when expired; one that was
     # rolled back has none and is skipped.
     ids = [state.identity[0] for state in map(inspect, g.get("outbox_queued") or []) if state.identity]

@@ -134,7 +134,8 @@ def register(event_id: int, person_input: dict, answers_input: dict | None, *, c
     ]
     db.session.flush()
 
-    position = waitlist_position(registration)  # no query for a confirmed seat
+    # Under the lock, and with waitlisted_at read after it, the new registration is last in the queue.
+    position = counts.waitlisted + 1 if registration.status == "waitlisted" else None
     if notify:
         kind = "registration_confirmed" if registration.status == "confirmed" else "registration_waitlisted"
         mail.queue_registration_mail(kind, registration, waitlist_position=position)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 import socket
+import threading
+import time
 from datetime import timedelta
 from email import message_from_bytes, policy
 
@@ -195,6 +197,41 @@ def test_after_response_delivery_tries_only_its_own_mail_while_smtp_is_down(app,
     # its own mail and the due backlog went out; the failed one waits for its backoff
     assert status.pop("down@example.com") == "pending"
     assert set(status.values()) == {"sent"} and len(sent_mail()) == 4
+
+
+def test_sender_mode_leaves_mail_to_the_watching_sender_process(app, client, mail_config, sent_mail):
+    """MAIL_DELIVERY=sender: the web request only queues; `send-mail --watch` sends it moments later."""
+    with app.app_context():
+        slug = make_event(title="送信プロセス").slug
+    mail_config.update(MAIL_DELIVERY="sender")
+    _sign_up_through_the_page(client, slug, "sender@example.com")
+    with app.app_context():
+        assert [m.status for m in outbox()] == ["pending"]
+    assert sent_mail() == []
+
+    stop = threading.Event()
+    sent: list[int] = []
+
+    def sender() -> None:
+        with app.app_context():
+            sent.append(mail.watch(interval_s=0.05, stop=stop))
+
+    thread = threading.Thread(target=sender)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not sent_mail() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        _sign_up_through_the_page(client, slug, "second@example.com")  # queued while it watches
+        while len(sent_mail()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    assert sent == [2]
+    assert sorted(str(m["To"]) for m in sent_mail()) == ["second@example.com", "sender@example.com"]
+    with app.app_context():
+        assert {m.status for m in outbox()} == {"sent"}
 
 
 def test_message_is_marked_failed_after_max_attempts(app, ctx, mail_config):
