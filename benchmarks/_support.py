@@ -91,3 +91,61 @@ def run_per_database(selected: str, run, *, failure_column: str) -> list[dict]:
         print(f"{name:10} " + "  ".join(f"{k}={v}" for k, v in row.items() if k != "database"), flush=True)
         rows.append(row)
     return rows
+
+
+def post_json(base_url: str, path: str, body: dict, *, timeout: float = 120.0,
+              headers: dict | None = None) -> tuple[int, dict, dict]:
+    """One POST on a fresh connection with http.client: (status, JSON body, headers).
+
+    The load generator shares the 2 cores with the server, so it is kept lean (`requests` costs the
+    client several times more CPU per request). gunicorn's sync workers close every connection
+    after one response anyway, so keep-alive would not be used.
+    """
+    import http.client
+    import json
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(base_url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    try:
+        connection.request("POST", path, body=json.dumps(body).encode(),
+                           headers={"Content-Type": "application/json", **(headers or {})})
+        response = connection.getresponse()
+        raw = response.read()
+        payload = json.loads(raw) if raw and response.getheader("Content-Type", "").startswith("application/json") else {}
+        return response.status, payload, dict(response.getheaders())
+    finally:
+        connection.close()
+
+
+def get_status(base_url: str, path: str, *, timeout: float = 60.0) -> int:
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(base_url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        response.read()
+        return response.status
+    finally:
+        connection.close()
+
+
+@contextlib.contextmanager
+def mail_sender(server_env: dict) -> Iterator[subprocess.Popen]:
+    """`flask send-mail --watch` next to the server (MAIL_DELIVERY=sender), at lower CPU priority:
+    in a rush the sign-ups go first and the mail follows within seconds."""
+    process = subprocess.Popen(["nice", "-n", "10", str(FLASK), "--app", "eventapp", "send-mail", "--watch",
+                                "--interval", "0.5"], cwd=PROJECT_ROOT, env=server_env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)

@@ -46,8 +46,10 @@ def _engine(url: str, busy_timeout_s: float) -> Engine:
                 cursor.execute("PRAGMA synchronous=NORMAL")
                 cursor.close()
         else:
-            # Same reasoning: the hit's commit does not wait for the WAL flush.
-            engine = create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=5,
+            # Same reasoning: the hit's commit does not wait for the WAL flush. No pre-ping (a round
+            # trip per hit): after a PostgreSQL restart one hit fails, is swallowed
+            # (RATELIMIT_SWALLOW_ERRORS) and the pool replaces its dead connections.
+            engine = create_engine(url, pool_size=2, max_overflow=5,
                                    connect_args={"options": "-c synchronous_commit=off"})
         _engines[url] = engine
     return engine

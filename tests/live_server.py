@@ -64,8 +64,8 @@ def _control_socket_args() -> tuple[str, ...]:
 
 
 def start_server(database_url: str, *, secret_key: str, workers: int = 4, extra_env: dict | None = None,
-                 log_path: Path | None = None) -> LiveServer:
-    """Start gunicorn on a free local port and wait until it answers."""
+                 log_path: Path | None = None, extra_args: tuple[str, ...] = ()) -> LiveServer:
+    """Start gunicorn on a free local port and wait until it answers (`extra_args`: more gunicorn options)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     if log_path is None:
@@ -89,7 +89,7 @@ def start_server(database_url: str, *, secret_key: str, workers: int = 4, extra_
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             [str(GUNICORN), "-w", str(workers), "--bind", f"127.0.0.1:{port}", "--timeout", "120",
-             "--graceful-timeout", "10", "--error-logfile", "-", *_control_socket_args(), "wsgi:app"],
+             "--graceful-timeout", "10", "--error-logfile", "-", *_control_socket_args(), *extra_args, "wsgi:app"],
             cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
     server = LiveServer(url=url, process=process, log_path=log_path, env=env)

@@ -8,6 +8,7 @@ import hashlib
 from flask import g, request
 from flask_login import current_user
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 
 from ..extensions import db
 from ..models import ApiToken, User
@@ -28,7 +29,7 @@ def authenticated_user() -> User | None:
         raise DomainError("unauthorized", "Authorization ヘッダーは 'Bearer <token>' の形式で指定してください。",
                           status=401)
     row = db.session.execute(
-        select(ApiToken).where(ApiToken.token_hash == hash_token(token.strip()))
+        select(ApiToken).where(ApiToken.token_hash == hash_token(token.strip())).options(joinedload(ApiToken.user))
     ).scalar_one_or_none()
     if row is None or not row.user.active:
         raise DomainError("unauthorized", "APIトークンが無効です。", status=401)

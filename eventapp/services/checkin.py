@@ -17,6 +17,7 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload, selectinload
 
+from ..database import holds_sqlite_write_lock
 from ..extensions import db
 from ..formatting import JST, format_time, kana_sort_key
 from ..models import CheckIn, Event, EventDay, Registration, User
@@ -106,9 +107,11 @@ def find_registration(event_id: int, code: str | None = None, registration_id: i
     else:
         code = (code or "").strip().upper()
         signed_event = verify_ticket_code(code)  # forged or altered → invalid_signature
+        # Person and answers (the notes shown at the door) in the same query.
         registration = db.session.execute(
-            select(Registration).where(Registration.ticket_code == code).options(joinedload(Registration.person))
-        ).scalar_one_or_none()
+            select(Registration).where(Registration.ticket_code == code)
+            .options(joinedload(Registration.person), joinedload(Registration.answers))
+        ).unique().scalar_one_or_none()
         if registration is None:
             if signed_event != event_id:
                 raise DomainError("wrong_event", "別のイベントの受付コードです。")
@@ -198,22 +201,33 @@ def record_check_in(plan: ScanPlan, registration: Registration, day: EventDay, *
     row = CheckIn(registration_id=plan.registration_id, event_day_id=plan.day_id, checked_in_at=plan.scanned_at,
                   recorded_at=now, by_user_id=user.id if user else None, device_id=(device_id or "")[:64],
                   nonce=plan.nonce, source=source)
-    try:
-        with db.session.begin_nested():
-            db.session.add(row)
-    except IntegrityError:
-        # Another request won the race: either the same nonce (a retry) or another device.
-        replay = _by_nonce(plan.nonce)
-        if replay is not None:
-            return _replay(replay, registration)
-        existing = active_checkin(plan.registration_id, plan.day_id)
-        if existing is None:
-            raise
-        return CheckInResult(RESULT_ALREADY, registration, existing, day)
+    if holds_sqlite_write_lock():
+        # No other connection can have written since the query above: the insert cannot collide,
+        # so no savepoint (two statements) is needed.
+        db.session.add(row)
+        db.session.flush()
+    else:
+        try:
+            with db.session.begin_nested():
+                db.session.add(row)
+        except IntegrityError as error:
+            return _settle_race(plan, registration, day, error)
     if user is not None:
         row.by_user = user  # already loaded: no query for the "who" in the answer
     _audit("checkin", row, user, label=plan.label)
     return CheckInResult(RESULT_CHECKED_IN, registration, row, day)
+
+
+def _settle_race(plan: ScanPlan, registration: Registration, day: EventDay, error: IntegrityError) -> CheckInResult:
+    """The insert lost to a concurrent request, either a retry with the same nonce or another
+    device: answer from the row that won."""
+    replay = _by_nonce(plan.nonce)
+    if replay is not None:
+        return _replay(replay, registration)
+    existing = active_checkin(plan.registration_id, plan.day_id)
+    if existing is None:
+        raise error
+    return CheckInResult(RESULT_ALREADY, registration, existing, day)
 
 
 def check_in(event_id: int, code: str | None, nonce: str, *, day_id: int | None = None,

@@ -33,6 +33,14 @@ def current_notice() -> PrivacyNotice:
     return notice or DEFAULT_NOTICE
 
 
+def current_notice_version() -> str:
+    """Just the version of `current_notice()` (what a sign-up records), without loading the texts."""
+    version = db.session.execute(
+        select(PrivacyNotice.version).order_by(PrivacyNotice.published_at.desc(), PrivacyNotice.id.desc()).limit(1)
+    ).scalar_one_or_none()
+    return version or DEFAULT_NOTICE.version
+
+
 ANONYMOUS_NAME = "匿名"
 ANONYMOUS_FURIGANA = "とくめい"
 

@@ -20,7 +20,7 @@ from . import mail
 from .capacity import availability, counts_for, lock_event, roster_frozen
 from .errors import DomainError, NotFound, ValidationFailed
 from .people import clean_text, find_or_create_person, validate_person
-from .privacy import current_notice
+from .privacy import current_notice_version
 from .tickets import make_manage_token, make_ticket_code
 
 MAX_ANSWER = 2000
@@ -96,7 +96,7 @@ def register(event_id: int, person_input: dict, answers_input: dict | None, *, c
     if errors:
         raise ValidationFailed(errors)
 
-    notice = current_notice()  # read before the lock: it does not depend on seats, and the lock is the bottleneck
+    notice_version = current_notice_version()  # read before the lock: it does not depend on seats, and the lock is the bottleneck
     event = lock_event(event_id)
     # The clock is read after the lock: waitlisted_at then follows the order in which sign-ups
     # took the lock, so the place a person is told never changes because a slower request
@@ -121,7 +121,7 @@ def register(event_id: int, person_input: dict, answers_input: dict | None, *, c
 
     registration = Registration(
         event=event, person=person, manage_token=make_manage_token(),
-        ticket_code=make_ticket_code(event.id), consent_version=notice.version, consent_at=now,
+        ticket_code=make_ticket_code(event.id), consent_version=notice_version, consent_at=now,
         source=source, created_at=now,
     )
     if counts.confirmed < event.capacity:
