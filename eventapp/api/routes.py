@@ -144,10 +144,10 @@ def patch_event(data, event_id):
 @documents_errors(400, 404, 409, 422)
 def create_registration(data, event_id):
     """Sign up: confirmed while seats are left, otherwise waitlisted."""
-    event = _published_event(event_id)  # kept: the session's identity map only holds it while referenced
     answers = data.pop("answers", {}) or {}
     consent = data.pop("consent_privacy", False) is True
-    result = registration_service.register(event.id, data, answers, consent=consent, source="api")
+    # register() answers 404 for an unknown or draft event itself.
+    result = registration_service.register(event_id, data, answers, consent=consent, source="api")
     # Built before the commit, which expires every loaded object: saves reloading the registration,
     # its event and answers (a third of a sign-up's queries).
     payload = registration_payload(result.registration, waitlist_position=result.waitlist_position)

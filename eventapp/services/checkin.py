@@ -274,7 +274,8 @@ def walk_in(event_id: int, person_input: dict, answers_input: dict | None, *, no
     if replay is not None:
         return _replay(replay, None)
     result = registration_service.register(event_id, person_input, answers_input, consent=True,
-                                           source="walkin", staff_override=True, notify=False, now=now)
+                                           source="walkin", staff_override=True, notify=False,
+                                           email_required=False, now=now)
     registration = result.registration
     event = lock_event(event_id)  # already held by register(); re-read for the capacity check
     over_capacity = registration.status == "waitlisted"

@@ -135,7 +135,7 @@ def resend_confirmation(registration_id: int) -> None:
     """Send the mail that matches the current status again (lost mail, changed address)."""
     registration = get_registration(registration_id)
     if not registration.person.email:
-        raise DomainError("no_email", "この方にはメールアドレスがありません(匿名化済みの可能性があります)。")
+        raise DomainError("no_email", "この方にはメールアドレスの登録がありません(当日参加で未記入、または匿名化済み)。")
     kind = {"confirmed": "registration_confirmed", "waitlisted": "registration_waitlisted",
             "cancelled": "registration_cancelled"}[registration.status]
     mail.queue_registration_mail(kind, registration, waitlist_position=waitlist_position(registration))

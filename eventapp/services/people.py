@@ -72,8 +72,10 @@ def normalise_phone(value: str) -> str:
     return re.sub(r"[\s()ー−‐]", "-", text).replace("--", "-")
 
 
-def validate_person(raw: dict) -> PersonData:
-    """Check raw input (form or JSON) and return normalised data, or raise ValidationFailed."""
+def validate_person(raw: dict, *, email_required: bool = True) -> PersonData:
+    """Check raw input (form or JSON) and return normalised data, or raise ValidationFailed.
+
+    `email_required=False` (a walk-in at the door): an empty address is allowed and gives `email=""`."""
     errors: dict[str, str] = {}
     name = clean_text(raw.get("name"))
     name = re.sub(r"\s+", " ", name)
@@ -93,7 +95,8 @@ def validate_person(raw: dict) -> PersonData:
     email = ""
     raw_email = clean_text(raw.get("email"))
     if not raw_email:
-        errors["email"] = _("メールアドレスを入力してください。")
+        if email_required:
+            errors["email"] = _("メールアドレスを入力してください。")
     else:
         try:
             email = normalise_email(raw_email)
@@ -128,9 +131,12 @@ def validate_person(raw: dict) -> PersonData:
 
 def find_or_create_person(data: PersonData) -> Person:
     """The person with this email, updated with the newest details, or a new one."""
-    person = db.session.execute(select(Person).where(Person.email == data.email)).scalar_one_or_none()
+    # Without an address (a walk-in who gave none) there is nobody to match: always a new person.
+    person = None
+    if data.email:
+        person = db.session.execute(select(Person).where(Person.email == data.email)).scalar_one_or_none()
     if person is None:
-        person = Person(email=data.email)
+        person = Person(email=data.email or None)
         db.session.add(person)
     person.name = data.name
     person.furigana = data.furigana

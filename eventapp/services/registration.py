@@ -12,6 +12,7 @@ from datetime import datetime
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext
 from sqlalchemy import and_, func, or_, select
+from sqlalchemy.orm import joinedload
 
 from ..extensions import db
 from ..models import Answer, Event, Registration
@@ -76,15 +77,18 @@ def validate_answers(event: Event, raw: dict) -> tuple[dict[int, str], dict[str,
 
 def register(event_id: int, person_input: dict, answers_input: dict | None, *, consent: bool,
              source: str = "web", staff_override: bool = False, notify: bool = True,
-             now: datetime | None = None) -> SignupResult:
-    """Sign a person up: confirmed while seats are left, otherwise waitlisted (FIFO)."""
-    event = db.session.get(Event, event_id)
+             email_required: bool = True, now: datetime | None = None) -> SignupResult:
+    """Sign a person up: confirmed while seats are left, otherwise waitlisted (FIFO).
+
+    `email_required=False` only for staff-entered walk-ins: the person gets no mail then."""
+    # Questions in the same query: the answers are validated against them below.
+    event = db.session.get(Event, event_id, options=[joinedload(Event.questions)])
     if event is None or (event.status == "draft" and not staff_override):
         raise NotFound("event_not_found", _("イベントが見つかりません。"))
 
     errors: dict[str, str] = {}
     try:
-        person_data = validate_person(person_input)
+        person_data = validate_person(person_input, email_required=email_required)
     except ValidationFailed as exc:
         errors.update(exc.fields)
     answers, answer_errors = validate_answers(event, answers_input or {})

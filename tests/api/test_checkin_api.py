@@ -169,6 +169,11 @@ def test_walk_in(app, client, token):
         "name": "", "furigana": "abc", "email": "x", "nonce": "walkin-api-2"}, headers=auth(token))
     assert invalid.status_code == 422
     assert {"name", "furigana", "email"} <= set(invalid.get_json()["error"]["fields"])
+    # At the door an address is optional (the person simply gets no confirmation mail).
+    no_email = client.post(f"/api/v1/events/{event_id}/walkins", json={
+        "name": "当日 次郎", "furigana": "とうじつ じろう", "nonce": "walkin-api-3"}, headers=auth(token))
+    assert no_email.status_code == 200, no_email.get_json()
+    assert no_email.get_json()["result"] == "checked_in"
 
 
 def test_openapi_lists_checkin_paths(client):

@@ -8,11 +8,12 @@ import pytest
 from sqlalchemy import func, select
 
 from eventapp.extensions import db
-from eventapp.models import CheckIn, Registration
+from eventapp.models import CheckIn, OutboxMessage, Registration
 from eventapp.models.base import utcnow
 from eventapp.services import checkin as service
+from eventapp.services import registration as registration_service
 from eventapp.services.accounts import create_user
-from eventapp.services.errors import DomainError, NotFound
+from eventapp.services.errors import DomainError, NotFound, ValidationFailed
 from tests.factories import make_event, make_registration, person_input
 
 
@@ -184,6 +185,25 @@ def test_walk_in_past_capacity_is_confirmed_and_checked_in(ctx):
     assert again.checkin.id == res.checkin.id
     assert db.session.execute(select(func.count()).select_from(Registration)
                               .where(Registration.event_id == event.id)).scalar_one() == 2
+
+
+def test_walk_in_without_an_email_address_is_a_new_person_and_gets_no_mail(ctx):
+    event, desk = make_event(), _user()
+    before = db.session.execute(select(func.count()).select_from(OutboxMessage)).scalar_one()
+    first = service.walk_in(event.id, {"name": "当日 一郎", "furigana": "とうじつ いちろう", "email": ""}, {},
+                            nonce="walkin-noemail-1", user=desk)
+    # A namesake without an address is another person, never merged into the first.
+    second = service.walk_in(event.id, {"name": "当日 一郎", "furigana": "とうじつ いちろう"}, {},
+                             nonce="walkin-noemail-2", user=desk)
+    db.session.commit()
+    assert first.result == second.result == "checked_in"
+    assert first.registration.person.email is None and second.registration.person.email is None
+    assert first.registration.person_id != second.registration.person_id
+    assert db.session.execute(select(func.count()).select_from(OutboxMessage)).scalar_one() == before
+    # The public sign-up still requires an address.
+    with pytest.raises(ValidationFailed) as error:
+        registration_service.register(event.id, {"name": "岩手 花子", "furigana": "いわて はなこ"}, {}, consent=True)
+    assert "email" in error.value.fields
 
 
 def test_batch_sync_first_scan_wins_and_duplicates_are_listed(ctx):
