@@ -307,6 +307,7 @@ class RosterData:
     tick_days: list[str]
     rows: list[list[str]]
     note: str
+    tab_px: int = 4  # tab pitch of the merged 9 pt columns (see _snap_to_tabs)
 
 
 def roster_data(event: Event, preset: str = "reception", sort: str = "kana") -> RosterData:
@@ -344,10 +345,11 @@ def roster_data(event: Event, preset: str = "reception", sort: str = "kana") -> 
     text_mm = ROSTER_WIDTH_MM - NO_MM - TICK_MM * len(tick_days)
     widths = [{"label": c.header, "width": round(text_mm * w / sum(weights), 1),
                "css": "m" if c.header in ("備考", "事務局メモ") else ""} for c, w in zip(columns, weights, strict=True)]
+    tab_px = _snap_to_tabs(widths)
     rows = [[printable(_clip(c.value(r), NOTE_LIMIT if c.header == "備考" else CELL_LIMIT)) for c in columns]
             for r in registrations]
     return RosterData(event=event, title=title, sort=sort, columns=widths, tick_days=tick_days, rows=rows,
-                      note=note)
+                      note=note, tab_px=tab_px)
 
 
 # Roster geometry (mm), shared with roster.css through the template: fixed-pitch rows under a header.
@@ -358,10 +360,35 @@ TICK_MM = 11
 NO_MM = 9
 PT = 0.3528  # mm per point
 CELL_PAD_MM = 1.2
-# A 4.4 mm box centred in an 11 × 7.8 mm cell (viewBox in tenths of a millimetre).
-TICK_SVG = base64.b64encode(
-    b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 110 78" width="11mm" height="7.8mm">'
-    b'<rect x="33" y="17" width="44" height="44" fill="none" stroke="#111" stroke-width="3"/></svg>').decode()
+RULE_MM = 0.25
+BORDER = "#555"
+
+
+def _svg_uri(width: float, height: float, shapes: str) -> str:
+    """A data: URI for an SVG drawn in millimetres (user units = mm)."""
+    svg = (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width:g} {height:g}" '
+           f'width="{width:g}mm" height="{height:g}mm">{shapes}</svg>')
+    return "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
+
+
+def _grid(heads: list[tuple[str, float, float, str]], ticks: list[float]) -> dict[str, str]:
+    """Background images for the table: the header's column rules, and one row (column rules,
+    bottom rule, tick boxes) that the body repeats downwards.
+
+    Rules and tick boxes as one repeated image cost WeasyPrint one pattern a page; as boxes,
+    borders or a repeating gradient they cost it a box, a border or a gradient stop per row.
+    """
+    inner = ROSTER_WIDTH_MM - 2 * RULE_MM  # the body's padding box, where the columns are placed
+    rules = "".join(f'<rect x="{x:g}" y="0" width="{RULE_MM}" height="{{h}}" fill="{BORDER}"/>' for _, x, _, _ in heads[1:])
+    boxes = "".join(f'<rect x="{x + 3.3:g}" y="1.7" width="4.4" height="4.4" fill="none" stroke="#111" '
+                    f'stroke-width="0.3"/>' for x in ticks)
+    row = (f'<rect x="0" y="{ROW_MM - RULE_MM:g}" width="{inner:g}" height="{RULE_MM}" fill="#888"/>'
+           + rules.replace("{h}", f"{ROW_MM:g}") + boxes)
+    return {"head": _svg_uri(inner, HEAD_MM, rules.replace("{h}", f"{HEAD_MM:g}")),
+            "row": _svg_uri(inner, ROW_MM, row), "inner": f"{inner:g}"}
+
+
+HEAD_MM = 8  # the table header's height
 
 
 def text_width_mm(text: str, size_pt: float) -> float:
@@ -412,7 +439,8 @@ class RosterBlock:
     lines: list[str]
 
 
-def _blocks(x: float, width: float, css: str, size_pt: float, max_lines: int, values: list[str]) -> list[RosterBlock]:
+def _blocks(x: float, width: float, css: str, size_pt: float, max_lines: int, values: list[str],
+            top: float = 0.0) -> list[RosterBlock]:
     """Blocks for one column: each run of consecutive rows wrapped to the same number of lines is
     one block with that many lines a row, so every entry is centred in its row."""
     wrapped = [[line or "\u00a0" for line in wrap(v, width - 2 * CELL_PAD_MM, size_pt, max_lines)] for v in values]
@@ -421,9 +449,100 @@ def _blocks(x: float, width: float, css: str, size_pt: float, max_lines: int, va
     for end in range(1, len(wrapped) + 1):
         if end == len(wrapped) or len(wrapped[end]) != len(wrapped[start]):
             k = len(wrapped[start])
-            blocks.append(RosterBlock(x, start * ROW_MM, width, (end - start) * ROW_MM, css, ROW_MM / k,
+            blocks.append(RosterBlock(x, top + start * ROW_MM, width, (end - start) * ROW_MM, css, ROW_MM / k,
                                       [line for w in wrapped[start:end] for line in w]))
             start = end
+    return blocks
+
+
+# Adjacent 9 pt columns share one line a row, their entries placed by tab stops: a line costs
+# WeasyPrint far more than a tab, and one line instead of three makes a page much cheaper. Tab stops
+# are evenly spaced (WeasyPrint's tab-size), so those columns' widths are made whole multiples of
+# one pitch, the widest that moves no column edge by more than TAB_SLACK_PX (0.8 mm).
+MAIN_PT = 9
+PX_MM = 25.4 / 96
+TAB_SLACK_PX = 3
+MIN_TAB_PX = 4
+
+
+def _runs(columns: list[dict]) -> list[list[dict]]:
+    runs: list[list[dict]] = [[]]
+    for meta in columns:
+        if meta["css"] == "":
+            runs[-1].append(meta)
+        elif runs[-1]:
+            runs.append([])
+    return [run for run in runs if len(run) > 1]
+
+
+def _snap_to_tabs(columns: list[dict]) -> int:
+    """Choose the tab pitch (whole px) and round the widths of each run of adjacent 9 pt columns to
+    multiples of it (the run's last column takes up the difference); return the pitch."""
+    runs = _runs(columns)
+    snapped = [m["width"] / PX_MM for run in runs for m in run[:-1]]
+    if not snapped:
+        return MIN_TAB_PX
+    pitch = MIN_TAB_PX
+    for candidate in range(int(min(snapped)), MIN_TAB_PX, -1):
+        if all(abs(w - max(1, round(w / candidate)) * candidate) <= TAB_SLACK_PX for w in snapped):
+            pitch = candidate
+            break
+    for run in runs:
+        total = sum(m["width"] for m in run)
+        for m in run[:-1]:
+            m["width"] = max(1, round(m["width"] / PX_MM / pitch)) * pitch * PX_MM
+        run[-1]["width"] = total - sum(m["width"] for m in run[:-1])
+    return pitch
+
+
+def _tab_line(cells: list[str], offsets: list[float], pitch: int) -> str:
+    """One line of several columns: each entry after the first is reached with tabs (stops every
+    `pitch` px from the block's content edge); `offsets` are the entries' starts in pitches."""
+    advances = _font_advances()
+    px_per_em = MAIN_PT / 72 * 96
+    line, used = "", 0.0  # used: width so far, in tab pitches
+    for text, offset in zip(cells, offsets, strict=True):
+        if offset:
+            # A tab goes to the next stop strictly after the pen: from inside pitch k to stop k + 1.
+            line += "\t" * (round(offset) - int(used))
+            used = float(round(offset))
+        line += text
+        used += sum(advances.get(ord(ch), 1.0) for ch in text) * px_per_em / pitch
+    return line
+
+
+def _column_groups(columns: list[dict]) -> list[list[int]]:
+    """Column indexes grouped into runs of adjacent 9 pt columns (merged) and single others."""
+    groups: list[list[int]] = []
+    for index, meta in enumerate(columns):
+        if meta["css"] == "" and groups and len(groups[-1]) and columns[groups[-1][-1]]["css"] == "":
+            groups[-1].append(index)
+        else:
+            groups.append([index])
+    return groups
+
+
+def _group_blocks(data: RosterData, group: list[int], xs: list[float], rows: list[list[str]]) -> list[RosterBlock]:
+    """Blocks for a run of 9 pt columns: runs of rows whose entries all fit on one line become one
+    tab-aligned block; rows with a wrapped entry keep a block per column."""
+    metas = [data.columns[i] for i in group]
+    fits = [all(len(wrap(row[i], m["width"] - 2 * CELL_PAD_MM, MAIN_PT, 2)) == 1 for i, m in zip(group, metas, strict=True))
+            for row in rows]
+    offsets = [(x - xs[0]) / (data.tab_px * PX_MM) for x in xs]
+    width = sum(m["width"] for m in metas)
+    blocks: list[RosterBlock] = []
+    start = 0
+    for end in range(1, len(rows) + 1):
+        if end < len(rows) and fits[end] == fits[start]:
+            continue
+        top = start * ROW_MM
+        if fits[start]:
+            lines = [_tab_line([row[i] for i in group], offsets, data.tab_px) or "\u00a0" for row in rows[start:end]]
+            blocks.append(RosterBlock(xs[0], top, width, (end - start) * ROW_MM, "", ROW_MM, lines))
+        else:
+            for i, m, x in zip(group, metas, xs, strict=True):
+                blocks += _blocks(x, m["width"], "", MAIN_PT, 2, [row[i] for row in rows[start:end]], top)
+        start = end
     return blocks
 
 
@@ -432,38 +551,52 @@ def paginate(data: RosterData) -> list[dict]:
 
     WeasyPrint spends its time per box and per line (a 1,000-row table took minutes as one table
     and ~0.5 s a page as one table per page here), so the roster is drawn as columns of
-    pre-wrapped lines with no table cells; tick boxes and rules are backgrounds and borders.
+    pre-wrapped lines with no table cells, adjacent columns sharing lines where they can (see
+    _snap_to_tabs); tick boxes and rules are background images.
     Page numbers are known before rendering, which lets big rosters render in parallel chunks.
     """
+    xs, x = [], NO_MM
+    for meta in data.columns:
+        xs.append(x)
+        x += meta["width"]
+    heads = [("No", 0.0, NO_MM, "")] + [(m["label"], mx, m["width"], "") for m, mx in zip(data.columns, xs, strict=True)]
+    ticks = []
+    for label in data.tick_days:
+        heads.append((label, x, TICK_MM, "t"))
+        ticks.append(x)
+        x += TICK_MM
+    groups = _column_groups(data.columns)
     pages = []
     for start in range(0, max(len(data.rows), 1), ROWS_PER_PAGE):
         rows = data.rows[start:start + ROWS_PER_PAGE]
-        heads = [("No", 0.0, NO_MM, "")]
         blocks = [RosterBlock(0, 0, NO_MM, len(rows) * ROW_MM, "n", ROW_MM,
                               [str(start + i + 1) for i in range(len(rows))])]
-        x = NO_MM
-        for index, meta in enumerate(data.columns):
+        for group in groups:
+            if len(group) > 1:
+                blocks += _group_blocks(data, group, [xs[i] for i in group], rows)
+                continue
+            meta = data.columns[group[0]]
             small = meta["css"] == "m"
-            heads.append((meta["label"], x, meta["width"], ""))
-            blocks += _blocks(x, meta["width"], meta["css"], 6.5 if small else 9, 3 if small else 2,
-                              [row[index] for row in rows])
-            x += meta["width"]
-        ticks = []
-        for label in data.tick_days:
-            heads.append((label, x, TICK_MM, "t"))
-            ticks.append(x)
-            x += TICK_MM
-        pages.append({"heads": heads, "blocks": blocks, "rows": len(rows), "ticks": ticks,
-                      "rules": [h[1] for h in heads[1:]]})
+            blocks += _blocks(xs[group[0]], meta["width"], meta["css"], 6.5 if small else MAIN_PT,
+                              3 if small else 2, [row[group[0]] for row in rows])
+        pages.append({"heads": heads, "blocks": blocks, "rows": len(rows), "ticks": ticks})
     return pages
 
 
 def _roster_html(data: RosterData, printed_at: str, pages: list, *, page_offset: int = 0,
                  total_pages: int | None = None) -> str:
+    first = pages[0]
+    order = f"{SORTS[data.sort]}・{len(data.rows)}名" + (f"({data.note})" if data.note else "")
+    printed = f"印刷日時 {printed_at}"
+    # The header's side parts get their printed width (measured here) so that WeasyPrint places
+    # them without a flex or shrink-to-fit layout on every page.
+    head = {"doc_mm": round(text_width_mm(data.title, 13) + 0.6, 1),
+            "printed_mm": round(max(text_width_mm(order, 8.5), text_width_mm(printed, 8.5)) + 0.6, 1),
+            "order": order, "printed": printed}
     with force_locale("ja"):
-        return render_template("pdf/roster.html", data=data, event=data.event, pages=pages,
-                               printed_at=printed_at, page_offset=page_offset, total_pages=total_pages,
-                               row_mm=ROW_MM, width_mm=ROSTER_WIDTH_MM, tick_mm=TICK_MM, tick_svg=TICK_SVG)
+        return render_template("pdf/roster.html", data=data, event=data.event, pages=pages, head=head,
+                               grid=_grid(first["heads"], first["ticks"]), page_offset=page_offset,
+                               total_pages=total_pages, row_mm=ROW_MM, width_mm=ROSTER_WIDTH_MM, head_mm=HEAD_MM)
 
 
 def roster_pdf(event: Event, preset: str = "reception", sort: str = "kana", *,
