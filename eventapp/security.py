@@ -69,6 +69,18 @@ def init_app(app: Flask) -> None:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     app.after_request(_security_headers)
     _apply_rate_limits(app)
+    _drop_global_limit_check(app)
+
+
+def _drop_global_limit_check(app: Flask) -> None:
+    """Every limit here is a decorator on its view, checked when the view runs; Flask-Limiter's
+    before_request hook would only look for default or blueprint limits, of which there are none,
+    on every request of the app. Kept if such limits are ever configured."""
+    manager = limiter.limit_manager
+    if manager.default_limits or manager.application_limits or manager._blueprint_limits:
+        return
+    hooks = app.before_request_funcs.get(None, [])
+    app.before_request_funcs[None] = [hook for hook in hooks if hook != limiter._check_request_limit]
 
 
 def _security_headers(response: Response) -> Response:
