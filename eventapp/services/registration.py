@@ -118,7 +118,6 @@ def register(event_id: int, person_input: dict, answers_input: dict | None, *, c
 
     person = find_or_create_person(person_data)
     new_person = person.id is None  # a person created just now has no registration to duplicate
-    db.session.flush()
     if not new_person and _active_registration(event.id, person.id) is not None:
         raise DomainError("duplicate", _("このメールアドレスでは既にお申し込みいただいています。"
                                            "お申し込み内容はメールでお送りした確認用リンクからご確認ください。"))
@@ -136,13 +135,15 @@ def register(event_id: int, person_input: dict, answers_input: dict | None, *, c
     registration.answers = [
         Answer(question_id=qid, question_label=labels[qid], value=value) for qid, value in answers.items()
     ]
-    db.session.flush()
 
     # Under the lock, and with waitlisted_at read after it, the new registration is last in the queue.
     position = counts.waitlisted + 1 if registration.status == "waitlisted" else None
     if notify:
         kind = "registration_confirmed" if registration.status == "confirmed" else "registration_waitlisted"
         mail.queue_registration_mail(kind, registration, waitlist_position=position)
+    # One flush for person, registration, answers and mail: the caller gets ids (and the database's
+    # constraints have had their say) before it commits.
+    db.session.flush()
     return SignupResult(registration, position)
 
 
