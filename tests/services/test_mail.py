@@ -40,8 +40,10 @@ class Recorder:
 
     def __init__(self) -> None:
         self.messages: list = []
+        self.peers: list = []  # the client address of each message's connection
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's hook name)
+        self.peers.append(session.peer)
         self.messages.append((envelope.mail_from, list(envelope.rcpt_tos),
                               message_from_bytes(envelope.original_content, policy=policy.default)))
         return "250 OK"
@@ -136,6 +138,20 @@ def test_mail_is_japanese_even_when_queued_from_an_english_page(app, sent_mail):
         mail.deliver_due()
     body = sent_mail()[0].get_body(("plain",)).get_content()
     assert "日時: 2031年11月8日(土) 13:00 〜 11月9日(日) 12:00" in body
+
+
+def test_a_backlog_goes_out_over_one_smtp_connection(app, ctx, mail_config, smtp_server):
+    port, recorder = smtp_server
+    mail_config.update(MAIL_BACKEND="smtp", MAIL_SERVER="127.0.0.1", MAIL_PORT=port, MAIL_USE_TLS=False,
+                       MAIL_USERNAME="")
+    event = make_event(title="まとめて送信")
+    emails = [make_registration(event, email=f"batch{i}@example.com").person.email for i in range(5)]
+    assert mail.deliver_due() == (5, 0)
+    assert sorted(to for _, [to], _ in recorder.messages) == sorted(emails)
+    assert len(set(recorder.peers)) == 1, "one connection for the whole batch"
+    db.session.expire_all()
+    assert {(m.status, m.attempts) for m in outbox()} == {("sent", 1)}
+    assert mail.deliver_due() == (0, 0)
 
 
 def test_failed_smtp_send_keeps_registration_and_retries_later(app, ctx, mail_config, smtp_server):
