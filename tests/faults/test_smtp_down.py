@@ -84,3 +84,45 @@ def test_signups_succeed_while_smtp_is_down_and_mail_goes_out_later(ctx, databas
     assert received["smtpdown0@example.com"]["Subject"] == "【参加確定】メール障害試験"
     manage_token = responses[0].json()["registration"]["manage_token"]
     assert manage_token in received["smtpdown0@example.com"].get_body(("plain",)).get_content()
+
+
+def test_sender_process_sends_what_web_workers_queue_and_stops_on_sigterm(ctx, database_url, tmp_path):
+    """MAIL_DELIVERY=sender: gunicorn only queues; `flask send-mail --watch` (its own process, as a
+    service would run it) delivers within moments and exits cleanly on SIGTERM."""
+    event = make_event(title="送信プロセス試験")
+    recorder = Recorder()
+    controller = Controller(recorder, hostname="127.0.0.1", port=closed_port())
+    controller.start()
+    env_extra = {**_smtp_env(controller.port), "MAIL_DELIVERY": "sender"}
+    server = start_server(database_url, secret_key=TEST_SECRET, workers=1, log_path=tmp_path / "gunicorn.log",
+                          extra_env=env_extra)
+    sender = None
+    try:
+        response = requests.post(f"{server.url}/api/v1/events/{event.id}/registrations",
+                                 json=signup_body(0, "sender"), timeout=30)
+        assert response.status_code == 201, response.text
+        time.sleep(0.5)
+        assert [m.status for m in _outbox()] == ["pending"], "the web worker does not send in sender mode"
+        assert recorder.messages == []
+
+        sender = subprocess.Popen([str(Path(sys.executable).parent / "flask"), "--app", "eventapp", "send-mail",
+                                   "--watch", "--interval", "0.2"], cwd=PROJECT_ROOT, env=server.env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        second = requests.post(f"{server.url}/api/v1/events/{event.id}/registrations",
+                               json=signup_body(1, "sender"), timeout=30)
+        assert second.status_code == 201, second.text
+        deadline = time.monotonic() + 30
+        while len(recorder.messages) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        sender.terminate()  # SIGTERM, as systemd stops a service
+        out, err = sender.communicate(timeout=30)
+    finally:
+        if sender is not None and sender.poll() is None:
+            sender.kill()
+        server.stop()
+        controller.stop()
+    assert sender.returncode == 0, err
+    assert "stopped after sending 2" in out
+    assert sorted(recipients[0] for _, recipients, _ in recorder.messages) == [
+        "sender0@example.com", "sender1@example.com"]
+    assert [m.status for m in _outbox()] == ["sent", "sent"]
