@@ -6,6 +6,7 @@ to test-artifacts/pdf/ (git-ignored) so anyone can look at what was printed.
 
 from __future__ import annotations
 
+import html
 import re
 import subprocess
 import tempfile
@@ -22,6 +23,14 @@ def pdf_text(pdf: bytes, page: int | None = None) -> str:
     if page is not None:
         args += ["-f", str(page), "-l", str(page)]
     return subprocess.run([*args, "-", "-"], input=pdf, capture_output=True, check=True).stdout.decode("utf-8")
+
+
+def pdf_words(pdf: bytes, page: int = 1) -> list[tuple[str, float, float]]:
+    """(word, left x, top y) in points of every word pdftotext finds on a page."""
+    out = subprocess.run(["pdftotext", "-bbox", "-f", str(page), "-l", str(page), "-", "-"], input=pdf,
+                         capture_output=True, check=True).stdout.decode("utf-8")
+    return [(html.unescape(word), float(x), float(y))
+            for x, y, word in re.findall(r'<word xMin="([\d.]+)" yMin="([\d.]+)"[^>]*>([^<]*)</word>', out)]
 
 
 def flat(text: str) -> str:

@@ -307,7 +307,6 @@ class RosterData:
     tick_days: list[str]
     rows: list[list[str]]
     note: str
-    tab_px: int = 4  # tab pitch of the merged 9 pt columns (see _snap_to_tabs)
 
 
 def roster_data(event: Event, preset: str = "reception", sort: str = "kana") -> RosterData:
@@ -315,10 +314,12 @@ def roster_data(event: Event, preset: str = "reception", sort: str = "kana") -> 
     if sort not in SORTS:
         raise ValidationFailed({"sort": "並び順を選んでください。"}, "並び順が正しくありません。")
     title, columns, tick = _print_columns(event, preset)
+    answers = selectinload(Registration.answers)
+    if preset != "reception":  # reception's 備考 reads the answers' own labels; the others look up questions
+        answers = answers.selectinload(Answer.question)
     registrations = list(db.session.execute(
         select(Registration).where(Registration.event_id == event.id, Registration.status == "confirmed")
-        .options(selectinload(Registration.person),
-                 selectinload(Registration.answers).selectinload(Answer.question))
+        .options(selectinload(Registration.person), answers)
     ).scalars().all())
     note = ""
     if preset == "bus" and any(q.key == "bus" for q in event.questions):
@@ -345,11 +346,11 @@ def roster_data(event: Event, preset: str = "reception", sort: str = "kana") -> 
     text_mm = ROSTER_WIDTH_MM - NO_MM - TICK_MM * len(tick_days)
     widths = [{"label": c.header, "width": round(text_mm * w / sum(weights), 1),
                "css": "m" if c.header in ("備考", "事務局メモ") else ""} for c, w in zip(columns, weights, strict=True)]
-    tab_px = _snap_to_tabs(widths)
+    _snap_to_px(widths)
     rows = [[printable(_clip(c.value(r), NOTE_LIMIT if c.header == "備考" else CELL_LIMIT)) for c in columns]
             for r in registrations]
     return RosterData(event=event, title=title, sort=sort, columns=widths, tick_days=tick_days, rows=rows,
-                      note=note, tab_px=tab_px)
+                      note=note)
 
 
 # Roster geometry (mm), shared with roster.css through the template: fixed-pitch rows under a header.
@@ -379,12 +380,15 @@ def _grid(heads: list[tuple[str, float, float, str]], ticks: list[float]) -> dic
     borders or a repeating gradient they cost it a box, a border or a gradient stop per row.
     """
     inner = ROSTER_WIDTH_MM - 2 * RULE_MM  # the body's padding box, where the columns are placed
-    rules = "".join(f'<rect x="{x:g}" y="0" width="{RULE_MM}" height="{{h}}" fill="{BORDER}"/>' for _, x, _, _ in heads[1:])
-    boxes = "".join(f'<rect x="{x + 3.3:g}" y="1.7" width="4.4" height="4.4" fill="none" stroke="#111" '
-                    f'stroke-width="0.3"/>' for x in ticks)
-    row = (f'<rect x="0" y="{ROW_MM - RULE_MM:g}" width="{inner:g}" height="{RULE_MM}" fill="#888"/>'
-           + rules.replace("{h}", f"{ROW_MM:g}") + boxes)
-    return {"head": _svg_uri(inner, HEAD_MM, rules.replace("{h}", f"{HEAD_MM:g}")),
+
+    def rules(height: float) -> str:  # one path per colour: each SVG element costs a little per page
+        return "".join(f"M{x:g} 0h{RULE_MM}v{height:g}h-{RULE_MM}z" for _, x, _, _ in heads[1:])
+
+    boxes = "".join(f"M{x + 3.3:g} 1.7h4.4v4.4h-4.4z" for x in ticks)
+    row = (f'<path d="M0 {ROW_MM - RULE_MM:g}h{inner:g}v{RULE_MM}h-{inner:g}z" fill="#888"/>'
+           f'<path d="{rules(ROW_MM)}" fill="{BORDER}"/>'
+           + (f'<path d="{boxes}" fill="none" stroke="#111" stroke-width="0.3"/>' if boxes else ""))
+    return {"head": _svg_uri(inner, HEAD_MM, f'<path d="{rules(HEAD_MM)}" fill="{BORDER}"/>'),
             "row": _svg_uri(inner, ROW_MM, row), "inner": f"{inner:g}"}
 
 
@@ -455,59 +459,53 @@ def _blocks(x: float, width: float, css: str, size_pt: float, max_lines: int, va
     return blocks
 
 
-# Adjacent 9 pt columns share one line a row, their entries placed by tab stops: a line costs
-# WeasyPrint far more than a tab, and one line instead of three makes a page much cheaper. Tab stops
-# are evenly spaced (WeasyPrint's tab-size), so those columns' widths are made whole multiples of
-# one pitch, the widest that moves no column edge by more than TAB_SLACK_PX (0.8 mm).
+# Adjacent 9 pt columns share one line a row: a line costs WeasyPrint far more than a few extra
+# glyphs, and one line instead of three makes a page much cheaper. Each entry after the first is
+# reached with blank glyphs of known widths (U+3000, U+2002, U+0020) to just short of its column,
+# then tabs to the exact pixel (`tab-size: 1px`). Tabs come last and span at most a few pixels
+# because WeasyPrint draws a tab's advance 2.4 % wider than Pango laid it out (1024 vs 1000
+# units): across a whole column that would drift by up to 2 px, across 4 px by 0.1 px.
+# The columns' edges are whole pixels apart so that every entry starts on a tab stop.
 MAIN_PT = 9
 PX_MM = 25.4 / 96
-TAB_SLACK_PX = 3
-MIN_TAB_PX = 4
+TAB_PX = 1
+_PADS = [("\u3000", 1.0), ("\u2002", 0.5), (" ", None)]  # None: the font's own space width
 
 
-def _runs(columns: list[dict]) -> list[list[dict]]:
-    runs: list[list[dict]] = [[]]
-    for meta in columns:
+def _snap_to_px(columns: list[dict]) -> None:
+    """Make the widths of each run of adjacent 9 pt columns whole pixels (but the run's last, which
+    takes up the difference) so that their entries start on tab stops (moves an edge < 0.14 mm)."""
+    run: list[dict] = []
+    for meta in [*columns, {"css": "end"}]:
         if meta["css"] == "":
-            runs[-1].append(meta)
-        elif runs[-1]:
-            runs.append([])
-    return [run for run in runs if len(run) > 1]
+            run.append(meta)
+            continue
+        if len(run) > 1:
+            total = sum(m["width"] for m in run)
+            for m in run[:-1]:
+                m["width"] = round(m["width"] / PX_MM) * PX_MM
+            run[-1]["width"] = total - sum(m["width"] for m in run[:-1])
+        run = []
 
 
-def _snap_to_tabs(columns: list[dict]) -> int:
-    """Choose the tab pitch (whole px) and round the widths of each run of adjacent 9 pt columns to
-    multiples of it (the run's last column takes up the difference); return the pitch."""
-    runs = _runs(columns)
-    snapped = [m["width"] / PX_MM for run in runs for m in run[:-1]]
-    if not snapped:
-        return MIN_TAB_PX
-    pitch = MIN_TAB_PX
-    for candidate in range(int(min(snapped)), MIN_TAB_PX, -1):
-        if all(abs(w - max(1, round(w / candidate)) * candidate) <= TAB_SLACK_PX for w in snapped):
-            pitch = candidate
-            break
-    for run in runs:
-        total = sum(m["width"] for m in run)
-        for m in run[:-1]:
-            m["width"] = max(1, round(m["width"] / PX_MM / pitch)) * pitch * PX_MM
-        run[-1]["width"] = total - sum(m["width"] for m in run[:-1])
-    return pitch
-
-
-def _tab_line(cells: list[str], offsets: list[float], pitch: int) -> str:
-    """One line of several columns: each entry after the first is reached with tabs (stops every
-    `pitch` px from the block's content edge); `offsets` are the entries' starts in pitches."""
+def _tab_line(cells: list[str], offsets: list[int]) -> str:
+    """One line of several columns; `offsets` are the entries' starts in px from the first one."""
     advances = _font_advances()
-    px_per_em = MAIN_PT / 72 * 96
-    line, used = "", 0.0  # used: width so far, in tab pitches
+    em_px = MAIN_PT / 72 * 96
+    pads = [(ch, (width or advances.get(ord(ch), 0.27)) * em_px) for ch, width in _PADS]
+    line, pen = "", 0.0
     for text, offset in zip(cells, offsets, strict=True):
         if offset:
-            # A tab goes to the next stop strictly after the pen: from inside pitch k to stop k + 1.
-            line += "\t" * (round(offset) - int(used))
-            used = float(round(offset))
+            for ch, width in pads:  # blanks, widest first, leaving 1 to 4.3 px
+                count = max(0, int((offset - pen - 1) // width))
+                line += ch * count
+                pen += count * width
+            # A tab moves the pen to the next whole pixel after it (Pango skips a stop closer
+            # than one of its units, 1/1024 px).
+            line += "\t" * (offset - int(pen + 2 / 1024))
+            pen = float(offset)
         line += text
-        used += sum(advances.get(ord(ch), 1.0) for ch in text) * px_per_em / pitch
+        pen += sum(advances.get(ord(ch), 1.0) for ch in text) * em_px
     return line
 
 
@@ -528,7 +526,7 @@ def _group_blocks(data: RosterData, group: list[int], xs: list[float], rows: lis
     metas = [data.columns[i] for i in group]
     fits = [all(len(wrap(row[i], m["width"] - 2 * CELL_PAD_MM, MAIN_PT, 2)) == 1 for i, m in zip(group, metas, strict=True))
             for row in rows]
-    offsets = [(x - xs[0]) / (data.tab_px * PX_MM) for x in xs]
+    offsets = [round((x - xs[0]) / PX_MM) for x in xs]
     width = sum(m["width"] for m in metas)
     blocks: list[RosterBlock] = []
     start = 0
@@ -537,7 +535,7 @@ def _group_blocks(data: RosterData, group: list[int], xs: list[float], rows: lis
             continue
         top = start * ROW_MM
         if fits[start]:
-            lines = [_tab_line([row[i] for i in group], offsets, data.tab_px) or "\u00a0" for row in rows[start:end]]
+            lines = [_tab_line([row[i] for i in group], offsets) or "\u00a0" for row in rows[start:end]]
             blocks.append(RosterBlock(xs[0], top, width, (end - start) * ROW_MM, "", ROW_MM, lines))
         else:
             for i, m, x in zip(group, metas, xs, strict=True):
@@ -552,7 +550,7 @@ def paginate(data: RosterData) -> list[dict]:
     WeasyPrint spends its time per box and per line (a 1,000-row table took minutes as one table
     and ~0.5 s a page as one table per page here), so the roster is drawn as columns of
     pre-wrapped lines with no table cells, adjacent columns sharing lines where they can (see
-    _snap_to_tabs); tick boxes and rules are background images.
+    _tab_line); tick boxes and rules are background images.
     Page numbers are known before rendering, which lets big rosters render in parallel chunks.
     """
     xs, x = [], NO_MM
@@ -596,7 +594,8 @@ def _roster_html(data: RosterData, printed_at: str, pages: list, *, page_offset:
     with force_locale("ja"):
         return render_template("pdf/roster.html", data=data, event=data.event, pages=pages, head=head,
                                grid=_grid(first["heads"], first["ticks"]), page_offset=page_offset,
-                               total_pages=total_pages, row_mm=ROW_MM, width_mm=ROSTER_WIDTH_MM, head_mm=HEAD_MM)
+                               total_pages=total_pages, row_mm=ROW_MM, width_mm=ROSTER_WIDTH_MM, head_mm=HEAD_MM,
+                               tab_px=TAB_PX)
 
 
 def roster_pdf(event: Event, preset: str = "reception", sort: str = "kana", *,
@@ -614,7 +613,7 @@ def roster_pdf(event: Event, preset: str = "reception", sort: str = "kana", *,
 
 def _roster_parallel(data: RosterData, printed_at: str, pages: list) -> RenderResult:
     """Big rosters: the second half of the pages on a worker process while this process renders
-    the first half, then both joined with pypdf.
+    the first half, then both joined (join_pdfs).
 
     One worker rather than a pool of two keeps memory down (each WeasyPrint process holds about
     140 MB) while both cores work. Each half is told its page offset and the total so the `n / N`
@@ -622,14 +621,14 @@ def _roster_parallel(data: RosterData, printed_at: str, pages: list) -> RenderRe
     worker fails, the roster is rendered again in one process.
     """
     total = len(pages)
-    split = total * 9 // 20  # this process also joins the halves, so it takes a little less
-    halves = [(pages[:split], 0), (pages[split:], split)]
-    html = [_roster_html(data, printed_at, part, page_offset=offset, total_pages=total) for part, offset in halves]
+    split = total * 9 // 20  # this process also loaded the data and joins the halves: it takes a little less
     static = Path(current_app.static_folder or PROJECT_ROOT / "static")
     prefix = current_app.config["PUBLIC_BASE_URL"].rstrip("/") + "/static/"
     try:
-        future = _pool().submit(_render_chunk, (html[1], str(static), prefix))
-        first = render_html(html[0], "roster")
+        # The worker's half first, so that it starts as early as possible.
+        second_html = _roster_html(data, printed_at, pages[split:], page_offset=split, total_pages=total)
+        future = _pool().submit(_render_chunk, (second_html, str(static), prefix))
+        first = render_html(_roster_html(data, printed_at, pages[:split], total_pages=total), "roster")
         second_pdf, second_pages = future.result()
     except (BrokenProcessPool, OSError):
         # The worker died (or processes cannot be started here): drop it, render in this process.

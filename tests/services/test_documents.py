@@ -13,7 +13,7 @@ from eventapp.extensions import db
 from eventapp.services import documents
 from eventapp.services.errors import ValidationFailed
 from tests.conftest import future, make_event, make_registration
-from tests.pdf_support import decode_qr_codes, flat, page_count, pdf_fonts, pdf_text, save_artifact
+from tests.pdf_support import decode_qr_codes, flat, page_count, pdf_fonts, pdf_text, pdf_words, save_artifact
 
 EVIL_DESCRIPTION = ('<img src="http://example.com/x.png"> <img src="file:///etc/passwd">\n'
                     '<link rel="stylesheet" href="http://example.com/evil.css"><b>太字</b>')
@@ -153,6 +153,28 @@ def test_reception_roster_in_gojuon_order_with_header_footer_and_day_columns(ctx
         assert expected in compact, expected
     assert "1/1" in compact  # the page counter
     assert_japanese_font(result.pdf)
+
+
+def test_roster_columns_line_up_under_their_headers_whatever_the_name_length(ctx):
+    """氏名・ふりがな・居住地 share one printed line per row (blanks and tabs place the entries):
+    each entry must start exactly under its column header, row after row, also next to a name
+    long enough to wrap (that row keeps a block per column)."""
+    event = fieldwork()
+    people = [("林 一", "はやし はじめ"), ("長谷川 由紀子", "はせがわ ゆきこ"), ("佐藤 花子", "さとう はなこ"),
+              ("勅使河原 三郎兵衛左衛門之助", "てしがわら さぶろうべえさえもんのすけ"), ("Li Wei", "りー うぇい")]
+    roster_people(event, people)
+    result = documents.roster_pdf(event, "reception", "kana")
+    save_artifact(result.pdf, "roster-alignment", dpi=100)
+    words = pdf_words(result.pdf)
+    long_name = [y for word, x, y in words if word.startswith(("勅使河原", "三郎", "門之助", "衛門"))]
+    assert len(set(long_name)) == 2  # the long name wraps onto a second line
+    header = {word: x for word, x, y in words if word in ("氏名", "ふりがな", "居住地")}
+    surname = [x for word, x, y in words if word in ("林", "長谷川", "佐藤", "勅使河原", "Li")]
+    kana = [x for word, x, y in words if word in ("はやし", "はせがわ", "さとう", "てしがわら", "りー")]
+    prefecture = [x for word, x, y in words if word in ("東京都", "岩手県")]
+    assert len(surname) == len(kana) == len(prefecture) == len(people)
+    for xs, column in ((surname, "氏名"), (kana, "ふりがな"), (prefecture, "居住地")):
+        assert max(abs(x - header[column]) for x in xs) < 0.3, (column, header[column], xs)  # points
 
 
 def test_signup_order_follows_registration_order(ctx):
