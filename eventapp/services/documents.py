@@ -358,7 +358,8 @@ ROSTER_WIDTH_MM = 190
 ROW_MM = 7.8  # two 3.9 mm lines
 ROWS_PER_PAGE = 30
 TICK_MM = 11
-NO_MM = 9
+PX_MM = 25.4 / 96  # mm per CSS px
+NO_MM = 34 * PX_MM  # 9 mm, as whole px: the columns' text starts are tab stops (see _tab_line)
 PT = 0.3528  # mm per point
 CELL_PAD_MM = 1.2
 RULE_MM = 0.25
@@ -467,31 +468,26 @@ def _blocks(x: float, width: float, css: str, size_pt: float, max_lines: int, va
 # units): across a whole column that would drift by up to 2 px, across 4 px by 0.1 px.
 # The columns' edges are whole pixels apart so that every entry starts on a tab stop.
 MAIN_PT = 9
-PX_MM = 25.4 / 96
+HEAD_PT = 7.5
 TAB_PX = 1
 _PADS = [("\u3000", 1.0), ("\u2002", 0.5), (" ", None)]  # None: the font's own space width
 
 
 def _snap_to_px(columns: list[dict]) -> None:
-    """Make the widths of each run of adjacent 9 pt columns whole pixels (but the run's last, which
-    takes up the difference) so that their entries start on tab stops (moves an edge < 0.14 mm)."""
-    run: list[dict] = []
-    for meta in [*columns, {"css": "end"}]:
-        if meta["css"] == "":
-            run.append(meta)
-            continue
-        if len(run) > 1:
-            total = sum(m["width"] for m in run)
-            for m in run[:-1]:
-                m["width"] = round(m["width"] / PX_MM) * PX_MM
-            run[-1]["width"] = total - sum(m["width"] for m in run[:-1])
-        run = []
+    """Make the text columns' widths whole pixels (but the last one's, which takes up the
+    difference) so that their entries and headings start on tab stops (moves an edge < 0.14 mm)."""
+    if len(columns) < 2:
+        return
+    total = sum(m["width"] for m in columns)
+    for m in columns[:-1]:
+        m["width"] = round(m["width"] / PX_MM) * PX_MM
+    columns[-1]["width"] = total - sum(m["width"] for m in columns[:-1])
 
 
-def _tab_line(cells: list[str], offsets: list[int]) -> str:
+def _tab_line(cells: list[str], offsets: list[int], size_pt: float = MAIN_PT) -> str:
     """One line of several columns; `offsets` are the entries' starts in px from the first one."""
     advances = _font_advances()
-    em_px = MAIN_PT / 72 * 96
+    em_px = size_pt / 72 * 96
     pads = [(ch, (width or advances.get(ord(ch), 0.27)) * em_px) for ch, width in _PADS]
     line, pen = "", 0.0
     for text, offset in zip(cells, offsets, strict=True):
@@ -558,6 +554,12 @@ def paginate(data: RosterData) -> list[dict]:
         xs.append(x)
         x += meta["width"]
     heads = [("No", 0.0, NO_MM, "")] + [(m["label"], mx, m["width"], "") for m, mx in zip(data.columns, xs, strict=True)]
+    # The text columns' headings as one tab-aligned line when each fits its column (they always do
+    # for the presets), else one box each.
+    if all(len(wrap(label, width - 2 * CELL_PAD_MM, HEAD_PT, 2)) == 1 for label, _, width, _ in heads):
+        head_line = _tab_line([h[0] for h in heads], [round(h[1] / PX_MM) for h in heads], HEAD_PT)
+    else:
+        head_line = None
     ticks = []
     for label in data.tick_days:
         heads.append((label, x, TICK_MM, "t"))
@@ -577,7 +579,8 @@ def paginate(data: RosterData) -> list[dict]:
             small = meta["css"] == "m"
             blocks += _blocks(xs[group[0]], meta["width"], meta["css"], 6.5 if small else MAIN_PT,
                               3 if small else 2, [row[group[0]] for row in rows])
-        pages.append({"heads": heads, "blocks": blocks, "rows": len(rows), "ticks": ticks})
+        pages.append({"heads": heads, "head_line": head_line, "blocks": blocks, "rows": len(rows),
+                      "ticks": ticks})
     return pages
 
 
