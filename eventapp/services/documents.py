@@ -12,6 +12,7 @@ is refused and the render carries on without it.
 from __future__ import annotations
 
 import base64
+import gc
 import logging
 import mimetypes
 import os
@@ -23,6 +24,7 @@ import threading
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
@@ -33,7 +35,7 @@ from urllib.parse import unquote, urlsplit
 from flask import current_app, render_template
 from flask_babel import force_locale
 from sqlalchemy import select
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, selectinload
 
 from ..extensions import db
 from ..formatting import format_datetime, kana_sort_key, to_jst
@@ -204,11 +206,25 @@ def render_html(html: str, doc: str, *, fetcher: RestrictedFetcher | None = None
     from weasyprint import HTML
 
     fetcher = fetcher or make_fetcher()
-    with _render_lock:
+    with _render_lock, _gc_paused():
         document = HTML(string=printable(html), base_url=str(PDF_TEMPLATE_DIR) + "/",
                         url_fetcher=fetcher).render(stylesheets=_stylesheets(doc, fetcher), font_config=_font_config())
         pdf = document.write_pdf()
     return RenderResult(pdf=pdf, refused=list(fetcher.refused), pages=len(document.pages))
+
+
+@contextmanager
+def _gc_paused():
+    """No cyclic garbage collection during a render: WeasyPrint allocates hundreds of thousands of
+    objects, and each collection then walks everything the process holds (a web worker's app,
+    the roster's ORM objects). The cycles left behind are collected when it is switched back on."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def render_document(template: str, *, fetcher: RestrictedFetcher | None = None, **context) -> RenderResult:
@@ -314,13 +330,14 @@ def roster_data(event: Event, preset: str = "reception", sort: str = "kana") -> 
     if sort not in SORTS:
         raise ValidationFailed({"sort": "並び順を選んでください。"}, "並び順が正しくありません。")
     title, columns, tick = _print_columns(event, preset)
-    answers = selectinload(Registration.answers)
+    # One joined query (about half the time of selectin loads for 1,000 people).
+    answers = joinedload(Registration.answers)
     if preset != "reception":  # reception's 備考 reads the answers' own labels; the others look up questions
-        answers = answers.selectinload(Answer.question)
+        answers = answers.joinedload(Answer.question)
     registrations = list(db.session.execute(
         select(Registration).where(Registration.event_id == event.id, Registration.status == "confirmed")
-        .options(selectinload(Registration.person), answers)
-    ).scalars().all())
+        .options(joinedload(Registration.person), answers)
+    ).unique().scalars().all())
     note = ""
     if preset == "bus" and any(q.key == "bus" for q in event.questions):
         # The bus company needs the riders only.
