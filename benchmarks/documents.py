@@ -5,7 +5,8 @@ everything before it) against a throw-away SQLite database filled with a fieldwo
 N confirmed registrations. The first render in a process pays WeasyPrint's import and font
 set-up; we report the second, warm render, which is what a long-running web worker sees, and
 the cold one next to it. "CPU s" adds the roster worker processes' CPU time: on a busy
-machine it is the steadier figure.
+machine it is the steadier figure. Each document is also written to test-artifacts/pdf/bench-*.pdf
+with a PNG of its first page.
 
     .venv/bin/python benchmarks/documents.py            # all documents
     .venv/bin/python benchmarks/documents.py roster 1000
@@ -25,6 +26,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts" / "pdf"
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
@@ -121,6 +123,14 @@ def _timed(kind: str, event) -> tuple[object, float, float]:
     return result, wall, cpu
 
 
+def save_artifact(pdf: bytes, name: str) -> None:
+    """The PDF and a PNG of its first page under test-artifacts/pdf/ (as the tests do), to look at."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / f"{name}.pdf").write_bytes(pdf)
+    subprocess.run(["pdftoppm", "-png", "-r", "60", "-f", "1", "-l", "1", "-singlefile", str(ARTIFACTS / f"{name}.pdf"),
+                    str(ARTIFACTS / f"{name}-1")], capture_output=True, check=False)
+
+
 def measure(kind: str, participants: int) -> dict:
     """Run in this process: build data, render twice (cold, warm), report time and peak memory."""
     from eventapp import create_app
@@ -137,6 +147,7 @@ def measure(kind: str, participants: int) -> dict:
             result, cold, _cpu = _timed(kind, event)
             db.session.expire_all()
             result, warm, cpu = _timed(kind, event)
+    save_artifact(result.pdf, f"bench-{kind}-{participants}")
     # Peak resident memory of this process plus the roster worker processes, if any ran.
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 + sum(
         _proc_peak_mb(pid) for pid in documents.pool_pids())
