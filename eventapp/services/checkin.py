@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, func, or_, select
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload, selectinload
 
@@ -199,26 +198,15 @@ def record_check_in(plan: ScanPlan, registration: Registration, day: EventDay, *
     if found:
         return CheckInResult(RESULT_ALREADY, registration, found[0], day)
 
-    values = {"registration_id": plan.registration_id, "event_day_id": plan.day_id,
-              "checked_in_at": plan.scanned_at, "recorded_at": now, "by_user_id": user.id if user else None,
-              "device_id": (device_id or "")[:64], "nonce": plan.nonce, "source": source}
+    row = CheckIn(registration_id=plan.registration_id, event_day_id=plan.day_id, checked_in_at=plan.scanned_at,
+                  recorded_at=now, by_user_id=user.id if user else None, device_id=(device_id or "")[:64],
+                  nonce=plan.nonce, source=source)
     if holds_sqlite_write_lock():
         # No other connection can have written since the query above: the insert cannot collide,
         # so no savepoint (two statements) is needed.
-        row = CheckIn(**values)
         db.session.add(row)
         db.session.flush()
-    elif db.session.get_bind().dialect.name == "postgresql":
-        # Lock-free: the unique indexes (nonce; one active check-in per registration and day) settle
-        # a race with another device. ON CONFLICT DO NOTHING answers it in the same statement,
-        # without a savepoint around the insert.
-        row = db.session.scalars(
-            postgresql.insert(CheckIn).values(**values).on_conflict_do_nothing().returning(CheckIn)
-        ).one_or_none()
-        if row is None:
-            return _settle_race(plan, registration, day, None)
     else:
-        row = CheckIn(**values)
         try:
             with db.session.begin_nested():
                 db.session.add(row)
@@ -230,16 +218,15 @@ def record_check_in(plan: ScanPlan, registration: Registration, day: EventDay, *
     return CheckInResult(RESULT_CHECKED_IN, registration, row, day)
 
 
-def _settle_race(plan: ScanPlan, registration: Registration, day: EventDay,
-                 error: IntegrityError | None) -> CheckInResult:
+def _settle_race(plan: ScanPlan, registration: Registration, day: EventDay, error: IntegrityError) -> CheckInResult:
     """The insert lost to a concurrent request, either a retry with the same nonce or another
     device: answer from the row that won."""
     replay = _by_nonce(plan.nonce)
     if replay is not None:
         return _replay(replay, registration)
     existing = active_checkin(plan.registration_id, plan.day_id)
-    if existing is None:  # the conflict was with something else: not a race this can answer
-        raise error or DomainError("conflict", "受付を記録できませんでした。もう一度お試しください。")
+    if existing is None:
+        raise error
     return CheckInResult(RESULT_ALREADY, registration, existing, day)
 
 
