@@ -1,12 +1,16 @@
-"""Sign-up burst: many participants press 申し込む at once for a popular event.
+"""Sign-up: a rush for a popular event, then a steady 100 sign-ups per second.
 
-For SQLite and PostgreSQL: a migrated throwaway database, gunicorn with 4 workers, an event with
-50 seats and 500 sign-ups from 32 concurrent clients through `POST /api/v1/events/{id}/registrations`.
-Prints sign-ups per second, p50/p95/p99 latency, confirmed / waitlisted / errors and the oversell
-check (confirmed ≤ capacity in the database, waiting-list places 1..n without gaps). In the same run
-and with the same clients, the rate of `GET /healthz` (one `SELECT 1`: the server's ceiling for a
-trivial request) and the ratio between the two; the worker CPU per sign-up comes from the
-Server-Timing header (SERVER_TIMING=1), which stays meaningful when the machine is busy.
+For SQLite and PostgreSQL: a migrated throwaway database, gunicorn with 2 workers (one per core) in
+MAIL_DELIVERY=sender mode with a `send-mail --watch` process at nice 10, as in production.
+1. Rush: 500 sign-ups for 50 seats from 32 concurrent clients through
+   `POST /api/v1/events/{id}/registrations`: sign-ups per second, p50/p95/p99, confirmed / waitlisted,
+   the oversell check (confirmed = capacity, waiting-list places 1..n without gaps) and how long after
+   the rush the last mail went out.
+2. Paced: sign-ups offered at a fixed rate (100/s for 5 s), open loop: each request is due at its
+   time and its latency counts from then. The target (≥ 100/s at p95 ≤ 200 ms on PostgreSQL) is judged
+   here; in the rush, latency is mostly waiting in line behind the other clients.
+Also the rate of `GET /healthz` (one `SELECT 1`) from the same clients and the ratio between the two,
+and the worker CPU per sign-up from the Server-Timing header (SERVER_TIMING=1).
 
 Run alone from the project root: `.venv/bin/python -m benchmarks.signup_race [--db SQLite]`.
 """
@@ -211,7 +215,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--signups", type=int, default=500)
     parser.add_argument("--capacity", type=int, default=50)
     parser.add_argument("--clients", type=int, default=32)
-    parser.add_argument("--workers", type=int, default=4)
+    # One worker per core: a sign-up is CPU-bound Python; more workers only time-slice each other.
+    parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--paced-rate", type=float, default=100.0)
     parser.add_argument("--paced-seconds", type=float, default=5.0)
     parser.add_argument("--db", choices=[*DATABASES, "all"], default="all")
