@@ -25,12 +25,12 @@ def pdf_text(pdf: bytes, page: int | None = None) -> str:
     return subprocess.run([*args, "-", "-"], input=pdf, capture_output=True, check=True).stdout.decode("utf-8")
 
 
-def pdf_words(pdf: bytes, page: int = 1) -> list[tuple[str, float, float]]:
-    """(word, left x, top y) in points of every word pdftotext finds on a page."""
+def pdf_words(pdf: bytes, page: int = 1) -> list[tuple[str, float, float, float]]:
+    """(word, left x, top y, right x) in points of every word pdftotext finds on a page."""
     out = subprocess.run(["pdftotext", "-bbox", "-f", str(page), "-l", str(page), "-", "-"], input=pdf,
                          capture_output=True, check=True).stdout.decode("utf-8")
-    return [(html.unescape(word), float(x), float(y))
-            for x, y, word in re.findall(r'<word xMin="([\d.]+)" yMin="([\d.]+)"[^>]*>([^<]*)</word>', out)]
+    pattern = r'<word xMin="([\d.]+)" yMin="([\d.]+)" xMax="([\d.]+)"[^>]*>([^<]*)</word>'
+    return [(html.unescape(word), float(x), float(y), float(right)) for x, y, right, word in re.findall(pattern, out)]
 
 
 def flat(text: str) -> str:

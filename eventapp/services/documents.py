@@ -533,24 +533,44 @@ def _column_groups(columns: list[dict]) -> list[list[int]]:
     return groups
 
 
-def _group_blocks(data: RosterData, group: list[int], xs: list[float], rows: list[list[str]]) -> list[RosterBlock]:
-    """Blocks for a run of 9 pt columns: runs of rows whose entries all fit on one line become one
-    tab-aligned block; rows with a wrapped entry keep a block per column."""
+def _group_blocks(data: RosterData, group: list[int], xs: list[float], rows: list[list[str]],
+                  first_number: int | None = None) -> list[RosterBlock]:
+    """Blocks for a run of 9 pt columns (led by the row number when `first_number` is given):
+    runs of rows whose entries all fit on one line become one tab-aligned block; rows with a
+    wrapped entry keep a block per column."""
     metas = [data.columns[i] for i in group]
     fits = [all(len(wrap(row[i], m["width"] - 2 * CELL_PAD_MM, MAIN_PT, 2)) == 1 for i, m in zip(group, metas, strict=True))
             for row in rows]
+    numbers = [] if first_number is None else [str(first_number + i) for i in range(len(rows))]
+    # Runs of rows alike: fitting or not, and (numbered) with as many digits.
+    keys = [(fit, len(numbers[i]) if numbers else 0) for i, fit in enumerate(fits)]
     offsets = [round((x - xs[0]) / PX_MM) for x in xs]
-    width = sum(m["width"] for m in metas)
+    right = xs[-1] + metas[-1]["width"]
+    pad_px = CELL_PAD_MM / PX_MM
     blocks: list[RosterBlock] = []
     start = 0
     for end in range(1, len(rows) + 1):
-        if end < len(rows) and fits[end] == fits[start]:
+        if end < len(rows) and keys[end] == keys[start]:
             continue
         top = start * ROW_MM
-        if fits[start]:
-            lines = [_tab_line([row[i] for i in group], offsets) or "\u00a0" for row in rows[start:end]]
-            blocks.append(RosterBlock(xs[0], top, width, (end - start) * ROW_MM, "", ROW_MM, lines))
+        cells = [[row[i] for i in group] for row in rows[start:end]]
+        if fits[start] and numbers:
+            # The numbers are right-aligned in their column: the block starts where this run's
+            # numbers (same digits, same width: IPAex digits are tabular) begin, give or take
+            # 0.5 px so that the first column is a whole number of px (a tab stop) further on.
+            number_px = text_width_mm(numbers[start], MAIN_PT) / PX_MM
+            first_px = xs[0] / PX_MM + pad_px
+            lead = round(first_px - (NO_MM / PX_MM - pad_px - number_px))
+            left = (first_px - lead - pad_px) * PX_MM
+            lines = [_tab_line([number, *row], [0] + [lead + o for o in offsets])
+                     for number, row in zip(numbers[start:end], cells, strict=True)]
+            blocks.append(RosterBlock(left, top, right - left, (end - start) * ROW_MM, "", ROW_MM, lines))
+        elif fits[start]:
+            lines = [_tab_line(row, offsets) or "\u00a0" for row in cells]
+            blocks.append(RosterBlock(xs[0], top, right - xs[0], (end - start) * ROW_MM, "", ROW_MM, lines))
         else:
+            if numbers:
+                blocks.append(RosterBlock(0, top, NO_MM, (end - start) * ROW_MM, "n", ROW_MM, numbers[start:end]))
             for i, m, x in zip(group, metas, xs, strict=True):
                 blocks += _blocks(x, m["width"], "", MAIN_PT, 2, [row[i] for row in rows[start:end]], top)
         start = end
@@ -586,11 +606,14 @@ def paginate(data: RosterData) -> list[dict]:
     pages = []
     for start in range(0, max(len(data.rows), 1), ROWS_PER_PAGE):
         rows = data.rows[start:start + ROWS_PER_PAGE]
-        blocks = [RosterBlock(0, 0, NO_MM, len(rows) * ROW_MM, "n", ROW_MM,
-                              [str(start + i + 1) for i in range(len(rows))])]
+        # The row numbers share the first column's lines when that is a 9 pt column.
+        numbered = bool(data.columns) and data.columns[0]["css"] == ""
+        blocks = [] if numbered else [RosterBlock(0, 0, NO_MM, len(rows) * ROW_MM, "n", ROW_MM,
+                                                  [str(start + i + 1) for i in range(len(rows))])]
         for group in groups:
-            if len(group) > 1:
-                blocks += _group_blocks(data, group, [xs[i] for i in group], rows)
+            if len(group) > 1 or (numbered and group[0] == 0):
+                blocks += _group_blocks(data, group, [xs[i] for i in group], rows,
+                                        start + 1 if numbered and group[0] == 0 else None)
                 continue
             meta = data.columns[group[0]]
             small = meta["css"] == "m"

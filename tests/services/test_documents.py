@@ -166,12 +166,12 @@ def test_roster_columns_line_up_under_their_headers_whatever_the_name_length(ctx
     result = documents.roster_pdf(event, "reception", "kana")
     save_artifact(result.pdf, "roster-alignment", dpi=100)
     words = pdf_words(result.pdf)
-    long_name = [y for word, x, y in words if word.startswith(("勅使河原", "三郎", "門之助", "衛門"))]
+    long_name = [y for word, x, y, _ in words if word.startswith(("勅使河原", "三郎", "門之助", "衛門"))]
     assert len(set(long_name)) == 2  # the long name wraps onto a second line
-    header = {word: x for word, x, y in words if word in ("氏名", "ふりがな", "居住地")}
-    surname = [x for word, x, y in words if word in ("林", "長谷川", "佐藤", "勅使河原", "Li")]
-    kana = [x for word, x, y in words if word in ("はやし", "はせがわ", "さとう", "てしがわら", "りー")]
-    prefecture = [x for word, x, y in words if word in ("東京都", "岩手県")]
+    header = {word: x for word, x, _, _ in words if word in ("氏名", "ふりがな", "居住地")}
+    surname = [x for word, x, _, _ in words if word in ("林", "長谷川", "佐藤", "勅使河原", "Li")]
+    kana = [x for word, x, _, _ in words if word in ("はやし", "はせがわ", "さとう", "てしがわら", "りー")]
+    prefecture = [x for word, x, _, _ in words if word in ("東京都", "岩手県")]
     assert len(surname) == len(kana) == len(prefecture) == len(people)
     for xs, column in ((surname, "氏名"), (kana, "ふりがな"), (prefecture, "居住地")):
         assert max(abs(x - header[column]) for x in xs) < 0.3, (column, header[column], xs)  # points
@@ -236,6 +236,10 @@ def test_long_roster_repeats_the_table_header_and_numbers_pages(ctx):
         assert f"{page}/{pages}" in flat(text)
     everything = flat(pdf_text(result.pdf))
     assert all(f"参加者{i:03d}" in everything for i in range(70))
+    # Row numbers share the name's line but stay right-aligned (1–9 and 10–30 on the first page).
+    numbers = [(word, right) for word, x, _, right in pdf_words(result.pdf, 1) if word.isdigit() and x < 60]
+    assert [word for word, _ in numbers] == [str(i) for i in range(1, 31)]
+    assert max(r for _, r in numbers) - min(r for _, r in numbers) < 0.6  # points
 
 
 def test_parallel_halves_give_the_same_roster_with_continuous_page_numbers(ctx):
