@@ -334,10 +334,11 @@ def roster_data(event: Event, preset: str = "reception", sort: str = "kana") -> 
     answers = joinedload(Registration.answers)
     if preset != "reception":  # reception's 備考 reads the answers' own labels; the others look up questions
         answers = answers.joinedload(Answer.question)
-    registrations = list(db.session.execute(
-        select(Registration).where(Registration.event_id == event.id, Registration.status == "confirmed")
-        .options(joinedload(Registration.person), answers)
-    ).unique().scalars().all())
+    with _gc_paused():  # thousands of ORM objects at once (see _gc_paused)
+        registrations = list(db.session.execute(
+            select(Registration).where(Registration.event_id == event.id, Registration.status == "confirmed")
+            .options(joinedload(Registration.person), answers)
+        ).unique().scalars().all())
     note = ""
     if preset == "bus" and any(q.key == "bus" for q in event.questions):
         # The bus company needs the riders only.
