@@ -578,6 +578,27 @@ def _group_blocks(data: RosterData, group: list[int], xs: list[float], rows: lis
     return blocks
 
 
+def _head_lines(heads: list[tuple[str, float, float, str]]) -> tuple[str, list]:
+    """The column headings as two tab-aligned lines (text columns' headings on the first, tick
+    columns' day and date centred over their boxes) when each fits its column, as they do for
+    the presets; else (no lines, a box per heading)."""
+    lines: list[tuple[list[str], list[int]]] = [([], []), ([], [])]
+    for label, x, width, css in heads:
+        if css == "t":  # "1日目 1/5" prints as two centred lines
+            parts = label.split(" ")
+            if len(parts) > 2 or any(text_width_mm(p, HEAD_PT) > width - 0.6 for p in parts):
+                return "", heads
+            for line, part in zip(lines, parts, strict=False):
+                line[0].append(part)
+                line[1].append(round((x + (width - text_width_mm(part, HEAD_PT)) / 2 - CELL_PAD_MM) / PX_MM))
+        elif len(wrap(label, width - 2 * CELL_PAD_MM, HEAD_PT, 2)) == 1:
+            lines[0][0].append(label)
+            lines[0][1].append(round(x / PX_MM))
+        else:
+            return "", heads
+    return "\n".join(_tab_line(cells, offsets, HEAD_PT) for cells, offsets in lines if cells), []
+
+
 def paginate(data: RosterData) -> list[dict]:
     """Lay the roster out into pages of ROWS_PER_PAGE fixed-height rows drawn as text blocks.
 
@@ -592,17 +613,12 @@ def paginate(data: RosterData) -> list[dict]:
         xs.append(x)
         x += meta["width"]
     heads = [("No", 0.0, NO_MM, "")] + [(m["label"], mx, m["width"], "") for m, mx in zip(data.columns, xs, strict=True)]
-    # The text columns' headings as one tab-aligned line when each fits its column (they always do
-    # for the presets), else one box each.
-    if all(len(wrap(label, width - 2 * CELL_PAD_MM, HEAD_PT, 2)) == 1 for label, _, width, _ in heads):
-        head_line = _tab_line([h[0] for h in heads], [round(h[1] / PX_MM) for h in heads], HEAD_PT)
-    else:
-        head_line = None
     ticks = []
     for label in data.tick_days:
         heads.append((label, x, TICK_MM, "t"))
         ticks.append(x)
         x += TICK_MM
+    head_lines, head_boxes = _head_lines(heads)
     groups = _column_groups(data.columns)
     pages = []
     for start in range(0, max(len(data.rows), 1), ROWS_PER_PAGE):
@@ -620,8 +636,8 @@ def paginate(data: RosterData) -> list[dict]:
             small = meta["css"] == "m"
             blocks += _blocks(xs[group[0]], meta["width"], meta["css"], 6.5 if small else MAIN_PT,
                               3 if small else 2, [row[group[0]] for row in rows])
-        pages.append({"heads": heads, "head_line": head_line, "blocks": blocks, "rows": len(rows),
-                      "ticks": ticks})
+        pages.append({"heads": heads, "head_lines": head_lines, "head_boxes": head_boxes, "blocks": blocks,
+                      "rows": len(rows), "ticks": ticks})
     return pages
 
 
