@@ -7,7 +7,7 @@ import hashlib
 
 from flask import g, request
 from flask_login import current_user
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import joinedload
 
 from ..extensions import db
@@ -19,6 +19,11 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
+# Built once: every check-in scan runs it.
+_TOKEN = (select(ApiToken).where(ApiToken.token_hash == bindparam("token_hash"))
+          .options(joinedload(ApiToken.user)))
+
+
 def authenticated_user() -> User | None:
     """The user of a valid bearer token; `None` if the header is absent."""
     header = request.headers.get("Authorization", "")
@@ -28,9 +33,7 @@ def authenticated_user() -> User | None:
     if scheme.lower() != "bearer" or not token.strip():
         raise DomainError("unauthorized", "Authorization ヘッダーは 'Bearer <token>' の形式で指定してください。",
                           status=401)
-    row = db.session.execute(
-        select(ApiToken).where(ApiToken.token_hash == hash_token(token.strip())).options(joinedload(ApiToken.user))
-    ).scalar_one_or_none()
+    row = db.session.execute(_TOKEN, {"token_hash": hash_token(token.strip())}).scalar_one_or_none()
     if row is None or not row.user.active:
         raise DomainError("unauthorized", "APIトークンが無効です。", status=401)
     return row.user

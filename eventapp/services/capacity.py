@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from flask_babel import gettext as _
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 
 from ..database import holds_sqlite_write_lock
 from ..extensions import db
@@ -39,6 +39,14 @@ class Availability:
         return self.state in ("open", "waitlist")
 
 
+# Hot-path statements are built once: constructing a select() costs about as much Python as
+# executing it (measured), and sign-ups and check-ins run these on every request.
+_LOCK_EVENT = (select(Event).where(Event.id == bindparam("event_id")).with_for_update()
+               .execution_options(populate_existing=True))
+_COUNTS = (select(Registration.status, func.count()).where(Registration.event_id == bindparam("event_id"))
+           .group_by(Registration.status))
+
+
 def lock_event(event_id: int) -> Event:
     if holds_sqlite_write_lock():
         # The transaction has held the database's write lock since BEGIN: the event as loaded (or
@@ -47,20 +55,14 @@ def lock_event(event_id: int) -> Event:
         if event is None:
             raise NotFound("event_not_found", _("イベントが見つかりません。"))
         return event
-    stmt = (select(Event).where(Event.id == event_id).with_for_update()
-            .execution_options(populate_existing=True))
-    event = db.session.execute(stmt).scalar_one_or_none()
+    event = db.session.execute(_LOCK_EVENT, {"event_id": event_id}).scalar_one_or_none()
     if event is None:
         raise NotFound("event_not_found", _("イベントが見つかりません。"))
     return event
 
 
 def counts_for(event_id: int) -> Counts:
-    rows = db.session.execute(
-        select(Registration.status, func.count()).where(Registration.event_id == event_id)
-        .group_by(Registration.status)
-    ).all()
-    by_status = dict(rows)
+    by_status = dict(db.session.execute(_COUNTS, {"event_id": event_id}).all())
     return Counts(confirmed=by_status.get("confirmed", 0), waitlisted=by_status.get("waitlisted", 0))
 
 

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, bindparam, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload, selectinload
 
@@ -98,6 +98,18 @@ def _check_nonce(nonce: str) -> str:
     return nonce
 
 
+# The scan's statements are built once (constructing a select() costs about as much Python as
+# running it, and the door runs these on every scan).
+# Person and answers (the notes shown at the door) in the same query.
+_BY_TICKET = (select(Registration).where(Registration.ticket_code == bindparam("code"))
+              .options(joinedload(Registration.person), joinedload(Registration.answers)))
+_DAYS = select(EventDay).where(EventDay.event_id == bindparam("event_id")).order_by(EventDay.starts_at)
+_NONCE_OR_ACTIVE = select(CheckIn).where(or_(
+    CheckIn.nonce == bindparam("nonce"),
+    and_(CheckIn.registration_id == bindparam("registration_id"), CheckIn.event_day_id == bindparam("day_id"),
+         CheckIn.undone_at.is_(None), CheckIn.duplicate_of_id.is_(None))))
+
+
 def find_registration(event_id: int, code: str | None = None, registration_id: int | None = None) -> Registration:
     """The registration a scanned code (or a roster entry) names; signature first, then the lookup."""
     if registration_id is not None:
@@ -107,11 +119,7 @@ def find_registration(event_id: int, code: str | None = None, registration_id: i
     else:
         code = (code or "").strip().upper()
         signed_event = verify_ticket_code(code)  # forged or altered → invalid_signature
-        # Person and answers (the notes shown at the door) in the same query.
-        registration = db.session.execute(
-            select(Registration).where(Registration.ticket_code == code)
-            .options(joinedload(Registration.person), joinedload(Registration.answers))
-        ).unique().scalar_one_or_none()
+        registration = db.session.execute(_BY_TICKET, {"code": code}).unique().scalar_one_or_none()
         if registration is None:
             if signed_event != event_id:
                 raise DomainError("wrong_event", "別のイベントの受付コードです。")
@@ -167,8 +175,7 @@ def prepare_check_in(event_id: int, code: str | None, nonce: str, *, day_id: int
     scanned_at = _check_scan_time(scanned_at, now)
     registration = find_registration(event_id, code, registration_id)
     # The registration's event exists, so the days are the only other read (no event query).
-    days = db.session.execute(
-        select(EventDay).where(EventDay.event_id == event_id).order_by(EventDay.starts_at)).scalars().all()
+    days = db.session.execute(_DAYS, {"event_id": event_id}).scalars().all()
     day = _choose_day(list(days), day_id, scanned_at)
     person = registration.person
     plan = ScanPlan(registration.id, day.id, scanned_at, nonce, f"{person.name}({person.furigana})")
@@ -188,10 +195,8 @@ def record_check_in(plan: ScanPlan, registration: Registration, day: EventDay, *
             select(Registration.status).where(Registration.id == plan.registration_id)).scalar_one()
         if status != "confirmed":
             raise DomainError(status, "このお申し込みは参加確定ではなくなりました。")
-    found = db.session.execute(select(CheckIn).where(or_(
-        CheckIn.nonce == plan.nonce,
-        and_(CheckIn.registration_id == plan.registration_id, CheckIn.event_day_id == plan.day_id,
-             CheckIn.undone_at.is_(None), CheckIn.duplicate_of_id.is_(None))))).scalars().all()
+    found = db.session.execute(_NONCE_OR_ACTIVE, {"nonce": plan.nonce, "registration_id": plan.registration_id,
+                                                  "day_id": plan.day_id}).scalars().all()
     for row in found:
         if row.nonce == plan.nonce:
             return _replay(row, registration)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from email_validator import EmailNotValidError, validate_email
 from flask_babel import gettext as _
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from ..extensions import db
 from ..models import IWATE_RELATIONS, Person
@@ -129,12 +129,15 @@ def validate_person(raw: dict, *, email_required: bool = True) -> PersonData:
                       iwate_relation=relation, occupation=occupation, skills=skills)
 
 
+_BY_EMAIL = select(Person).where(Person.email == bindparam("email"))  # built once: run on every sign-up
+
+
 def find_or_create_person(data: PersonData) -> Person:
     """The person with this email, updated with the newest details, or a new one."""
     # Without an address (a walk-in who gave none) there is nobody to match: always a new person.
     person = None
     if data.email:
-        person = db.session.execute(select(Person).where(Person.email == data.email)).scalar_one_or_none()
+        person = db.session.execute(_BY_EMAIL, {"email": data.email}).scalar_one_or_none()
     if person is None:
         person = Person(email=data.email or None)
         db.session.add(person)

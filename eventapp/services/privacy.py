@@ -33,11 +33,13 @@ def current_notice() -> PrivacyNotice:
     return notice or DEFAULT_NOTICE
 
 
+_CURRENT_VERSION = (select(PrivacyNotice.version)
+                    .order_by(PrivacyNotice.published_at.desc(), PrivacyNotice.id.desc()).limit(1))
+
+
 def current_notice_version() -> str:
     """Just the version of `current_notice()` (what a sign-up records), without loading the texts."""
-    version = db.session.execute(
-        select(PrivacyNotice.version).order_by(PrivacyNotice.published_at.desc(), PrivacyNotice.id.desc()).limit(1)
-    ).scalar_one_or_none()
+    version = db.session.execute(_CURRENT_VERSION).scalar_one_or_none()
     return version or DEFAULT_NOTICE.version
 
 
