@@ -11,7 +11,7 @@ from datetime import datetime
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, bindparam, func, or_, select
 from sqlalchemy.orm import joinedload
 
 from ..extensions import db
@@ -75,14 +75,18 @@ def validate_answers(event: Event, raw: dict) -> tuple[dict[int, str], dict[str,
     return values, errors
 
 
+# Questions in the same query (the answers are validated against them); built once, as it runs
+# on every sign-up.
+_EVENT_WITH_QUESTIONS = select(Event).where(Event.id == bindparam("event_id")).options(joinedload(Event.questions))
+
+
 def register(event_id: int, person_input: dict, answers_input: dict | None, *, consent: bool,
              source: str = "web", staff_override: bool = False, notify: bool = True,
              email_required: bool = True, now: datetime | None = None) -> SignupResult:
     """Sign a person up: confirmed while seats are left, otherwise waitlisted (FIFO).
 
     `email_required=False` only for staff-entered walk-ins: the person gets no mail then."""
-    # Questions in the same query: the answers are validated against them below.
-    event = db.session.get(Event, event_id, options=[joinedload(Event.questions)])
+    event = db.session.execute(_EVENT_WITH_QUESTIONS, {"event_id": event_id}).unique().scalar_one_or_none()
     if event is None or (event.status == "draft" and not staff_override):
         raise NotFound("event_not_found", _("イベントが見つかりません。"))
 
