@@ -561,7 +561,9 @@ def _group_blocks(data: RosterData, group: list[int], xs: list[float], rows: lis
             # 0.5 px so that the first column is a whole number of px (a tab stop) further on.
             number_px = text_width_mm(numbers[start], MAIN_PT) / PX_MM
             first_px = xs[0] / PX_MM + pad_px
-            lead = round(first_px - (NO_MM / PX_MM - pad_px - number_px))
+            # A number too wide for the padded column (1000 and up) starts 0.5 mm in from its rule.
+            number_left = max(NO_MM / PX_MM - pad_px - number_px, 0.5 / PX_MM)
+            lead = round(first_px - number_left)
             left = (first_px - lead - pad_px) * PX_MM
             lines = [_tab_line([number, *row], [0] + [lead + o for o in offsets])
                      for number, row in zip(numbers[start:end], cells, strict=True)]
