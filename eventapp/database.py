@@ -8,6 +8,8 @@ with an unsafe method (POST, PUT, PATCH, DELETE) and CLI commands that write set
 from __future__ import annotations
 
 import contextlib
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextvars import ContextVar
 
@@ -67,8 +69,36 @@ def _configure_sqlite(engine: Engine, busy_timeout_s: float) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn):
         immediate = _write_intent.get()
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        if immediate:
+            begin_immediate(conn.connection.dbapi_connection, busy_timeout_s)
+        else:
+            conn.exec_driver_sql("BEGIN")
         conn.info["write_locked"] = immediate  # read by capacity.lock_event
+
+
+# Waits between attempts to take SQLite's write lock: short, because transactions here last
+# milliseconds. SQLite's own busy handler sleeps 1, 2, 5, 10, 15 … ms between its attempts, so a
+# lock freed after 4 ms would keep the waiter asleep until 8 ms.
+_LOCK_RETRY_S = (0.0002, 0.0005, 0.001, 0.002)
+
+
+def begin_immediate(dbapi_connection: sqlite3.Connection, busy_timeout_s: float) -> None:
+    """BEGIN IMMEDIATE, waiting for the write lock in short steps (up to `busy_timeout_s`)."""
+    dbapi_connection.execute("PRAGMA busy_timeout=0")
+    try:
+        deadline = time.monotonic() + busy_timeout_s
+        attempt = 0
+        while True:
+            try:
+                dbapi_connection.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc) or time.monotonic() >= deadline:
+                    raise
+            time.sleep(_LOCK_RETRY_S[min(attempt, len(_LOCK_RETRY_S) - 1)])
+            attempt += 1
+    finally:
+        dbapi_connection.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
 
 
 def holds_sqlite_write_lock() -> bool:

@@ -20,6 +20,7 @@ from sqlalchemy import create_engine, delete, event, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from .database import begin_immediate
 from .models.ratelimit import RateLimitCounter
 
 _engines: dict[str, Engine] = {}
@@ -49,6 +50,7 @@ def _engine(url: str, busy_timeout_s: float) -> Engine:
 
             @event.listens_for(engine, "connect")
             def _on_connect(dbapi_connection, _record):
+                dbapi_connection.isolation_level = None  # incr() begins its write itself
                 cursor = dbapi_connection.cursor()
                 cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
                 # A counter lost in a power cut costs nothing; an fsync per hit costs every request.
@@ -90,6 +92,9 @@ class DatabaseStorage(Storage):
         now = time.time()
         params = {"key": key, "amount": amount, "now": now, "new_expiry": now + expiry}
         with self.engine.begin() as conn:
+            if conn.dialect.name == "sqlite":
+                # A hit always writes: take the write lock at BEGIN, waiting for it in short steps.
+                begin_immediate(conn.connection.dbapi_connection, self.busy_timeout_s)
             count, expires_at = conn.execute(_UPSERT, params).one()
             if random.randrange(PURGE_ONE_IN) == 0:
                 conn.execute(delete(_table).where(_table.c.expires_at <= now))
