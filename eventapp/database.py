@@ -8,14 +8,14 @@ with an unsafe method (POST, PUT, PATCH, DELETE) and CLI commands that write set
 from __future__ import annotations
 
 import contextlib
-import sqlite3
 import time
 from collections.abc import Iterator
 from contextvars import ContextVar
 
 from flask import Flask
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import OperationalError
 
 from .extensions import db
 
@@ -70,7 +70,7 @@ def _configure_sqlite(engine: Engine, busy_timeout_s: float) -> None:
     def _on_begin(conn):
         immediate = _write_intent.get()
         if immediate:
-            begin_immediate(conn.connection.dbapi_connection, busy_timeout_s)
+            begin_immediate(conn, busy_timeout_s)
         else:
             conn.exec_driver_sql("BEGIN")
         conn.info["write_locked"] = immediate  # read by capacity.lock_event
@@ -82,23 +82,25 @@ def _configure_sqlite(engine: Engine, busy_timeout_s: float) -> None:
 _LOCK_RETRY_S = (0.0002, 0.0005, 0.001, 0.002)
 
 
-def begin_immediate(dbapi_connection: sqlite3.Connection, busy_timeout_s: float) -> None:
-    """BEGIN IMMEDIATE, waiting for the write lock in short steps (up to `busy_timeout_s`)."""
-    dbapi_connection.execute("PRAGMA busy_timeout=0")
+def begin_immediate(conn: Connection, busy_timeout_s: float) -> None:
+    """BEGIN IMMEDIATE on a SQLite connection, waiting for the write lock in short steps (up to
+    `busy_timeout_s`). Gives up with SQLAlchemy's OperationalError ("database is locked", a 503)."""
+    conn.exec_driver_sql("PRAGMA busy_timeout=0")
     try:
         deadline = time.monotonic() + busy_timeout_s
         attempt = 0
         while True:
             try:
-                dbapi_connection.execute("BEGIN IMMEDIATE")
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
                 return
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) and "busy" not in str(exc) or time.monotonic() >= deadline:
+            except OperationalError as exc:
+                message = str(exc.orig)
+                if "locked" not in message and "busy" not in message or time.monotonic() >= deadline:
                     raise
             time.sleep(_LOCK_RETRY_S[min(attempt, len(_LOCK_RETRY_S) - 1)])
             attempt += 1
     finally:
-        dbapi_connection.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
+        conn.exec_driver_sql(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
 
 
 def holds_sqlite_write_lock() -> bool:

@@ -94,7 +94,7 @@ class DatabaseStorage(Storage):
         with self.engine.begin() as conn:
             if conn.dialect.name == "sqlite":
                 # A hit always writes: take the write lock at BEGIN, waiting for it in short steps.
-                begin_immediate(conn.connection.dbapi_connection, self.busy_timeout_s)
+                begin_immediate(conn, self.busy_timeout_s)
             count, expires_at = conn.execute(_UPSERT, params).one()
             if random.randrange(PURGE_ONE_IN) == 0:
                 conn.execute(delete(_table).where(_table.c.expires_at <= now))

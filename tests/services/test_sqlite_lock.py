@@ -6,6 +6,8 @@ import sqlite3
 import threading
 
 import pytest
+from sqlalchemy import create_engine, event
+from sqlalchemy.exc import OperationalError
 
 from eventapp.database import begin_immediate
 
@@ -19,33 +21,47 @@ def database_file(tmp_path):
     return path
 
 
-def _connect(path) -> sqlite3.Connection:
-    connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    connection.execute("PRAGMA busy_timeout=5000")
-    return connection
+@pytest.fixture
+def engine(database_file):
+    engine = create_engine(f"sqlite:///{database_file}", connect_args={"timeout": 5})
+
+    @event.listens_for(engine, "connect")
+    def _manual_transactions(dbapi_connection, _record):
+        dbapi_connection.isolation_level = None
+
+    yield engine
+    engine.dispose()
 
 
-def test_waits_for_the_lock_and_then_holds_it(database_file):
-    holder, waiter = _connect(database_file), _connect(database_file)
+def _holder(path) -> sqlite3.Connection:
+    return sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+
+
+def test_waits_for_the_lock_and_then_holds_it(database_file, engine):
+    holder = _holder(database_file)
     holder.execute("BEGIN IMMEDIATE")
     holder.execute("INSERT INTO t VALUES (1)")
     release = threading.Timer(0.05, holder.execute, args=("COMMIT",))
     release.start()
-    begin_immediate(waiter, busy_timeout_s=5)  # returns once the holder has committed
-    release.join()
-    assert waiter.in_transaction
-    waiter.execute("INSERT INTO t VALUES (2)")
-    waiter.execute("COMMIT")
-    assert [n for (n,) in waiter.execute("SELECT n FROM t ORDER BY n")] == [1, 2]
-    # The connection's own busy timeout is back for everything else.
-    assert waiter.execute("PRAGMA busy_timeout").fetchone() == (5000,)
+    with engine.connect() as conn:
+        begin_immediate(conn, busy_timeout_s=5)  # returns once the holder has committed
+        release.join()
+        assert conn.connection.dbapi_connection.in_transaction
+        conn.exec_driver_sql("INSERT INTO t VALUES (2)")
+        conn.exec_driver_sql("COMMIT")
+        assert [n for (n,) in conn.exec_driver_sql("SELECT n FROM t ORDER BY n")] == [1, 2]
+        # The connection's own busy timeout is back for everything else.
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").one() == (5000,)
 
 
-def test_gives_up_after_the_busy_timeout(database_file):
-    holder, waiter = _connect(database_file), _connect(database_file)
+def test_gives_up_after_the_busy_timeout_with_sqlalchemys_error(database_file, engine):
+    holder = _holder(database_file)
     holder.execute("BEGIN IMMEDIATE")
-    with pytest.raises(sqlite3.OperationalError, match="locked"):
-        begin_immediate(waiter, busy_timeout_s=0.05)
-    assert not waiter.in_transaction
-    assert waiter.execute("PRAGMA busy_timeout").fetchone() == (50,)
-    holder.execute("ROLLBACK")
+    try:
+        with engine.connect() as conn:
+            with pytest.raises(OperationalError, match="locked"):
+                begin_immediate(conn, busy_timeout_s=0.05)
+            assert not conn.connection.dbapi_connection.in_transaction
+            assert conn.exec_driver_sql("PRAGMA busy_timeout").one() == (50,)
+    finally:
+        holder.execute("ROLLBACK")
