@@ -33,7 +33,9 @@ def desk(ctx):
         user, _ = create_user(f"desk{n}@example.jp", "checkin", PASSWORD, name)
         users.append(user.email)
     db.session.commit()
-    event = make_event(capacity=3, questions=[{"key": "dietary", "kind": "text", "label": "食事の配慮"}])
+    # A long title, as real ones are: the phone screen must cut it, not scroll sideways.
+    event = make_event(capacity=3, questions=[{"key": "dietary", "kind": "text", "label": "食事の配慮"}],
+                       title="地域と温泉を楽しみながら考える 遠恋複業フィールドワーク「夏油温泉で鬼剣舞とグループワーク」")
     regs = [
         make_registration(event, name="岩手 花子", furigana="いわて はなこ", answers={"dietary": "えび・かにアレルギー"}),
         make_registration(event, name="盛岡 太郎", furigana="もりおか たろう", phone="090-1234-5678"),
@@ -130,6 +132,15 @@ def test_walk_in_past_capacity_with_a_warning(desk, browser_server, browser):
     expect(page.locator("#count-confirmed")).to_have_text("4", timeout=10_000)
     rows = active_checkins(desk["event_id"])
     assert len(rows) == 1 and rows[0].source == "walkin" and rows[0].registration.person.furigana == "とうじつ さんか"
+    # Someone at the door without an email address is registered too (no confirmation mail then).
+    page.locator("#walkin-open").click()
+    page.locator("#walkin-name").fill("当日 二郎")
+    page.locator("#walkin-furigana").fill("とうじつ じろう")
+    page.locator("#walkin-form button[type=submit]").click()
+    expect(page.locator("#result-name")).to_have_text("当日 二郎")
+    expect(page.locator("#count-confirmed")).to_have_text("5", timeout=10_000)
+    rows = active_checkins(desk["event_id"])
+    assert sorted(r.registration.person.email or "" for r in rows) == ["", "walkin@example.com"]
     context.close()
 
 
