@@ -87,8 +87,9 @@ def test_killed_workers_leave_no_half_written_registration_and_no_lost_seat(tmp_
                     # A fresh connection each time: a killed worker takes its keep-alive socket with it.
                     response = requests.post(f"{server.url}/api/v1/events/{event_id}/registrations",
                                              json=body, timeout=60)
-                except requests.ConnectionError:
-                    outcomes["connection lost"] += 1  # the worker died: committed or not, unknown
+                except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError):
+                    # The worker died (before or while answering): committed or not, unknown.
+                    outcomes["connection lost"] += 1
                     continue
                 outcomes[response.status_code] += 1
                 if response.status_code == 201:
