@@ -240,7 +240,7 @@ def create_checkin(data, event_id):
     # lock is held for a few milliseconds longer than a separate read transaction would, which
     # costs less than a second transaction and the re-check (two workers, one lock).
     res = service.record_check_in(plan, registration, day, user=_user(), device_id=data.get("device_id", ""),
-                                  source="scan" if by_code else "manual", recheck=False)
+                                  source="scan" if by_code else "manual")
     payload = result_payload(res, summary)  # before the commit expires the objects it reads
     db.session.commit()
     return payload

@@ -183,18 +183,12 @@ def prepare_check_in(event_id: int, code: str | None, nonce: str, *, day_id: int
 
 
 def record_check_in(plan: ScanPlan, registration: Registration, day: EventDay, *, user: User | None = None,
-                    device_id: str = "", source: str = "scan", recheck: bool = True,
-                    now: datetime | None = None) -> CheckInResult:
-    """The writing half: lock-free on PostgreSQL, short under SQLite's write lock. A replayed nonce
-    gives the earlier result, an active check-in `already_checked_in`, otherwise a new row; the
-    unique indexes settle a race with another device. `recheck` re-reads the registration's status
-    when the read phase ran in an earlier transaction."""
+                    device_id: str = "", source: str = "scan", now: datetime | None = None) -> CheckInResult:
+    """The writing half, in the same transaction as `prepare_check_in` (on SQLite under the write
+    lock since BEGIN IMMEDIATE, so what was read is current). A replayed nonce gives the earlier
+    result, an active check-in `already_checked_in`, otherwise a new row; on PostgreSQL the unique
+    indexes settle a race with another device."""
     now = now or utcnow()
-    if recheck:
-        status = db.session.execute(
-            select(Registration.status).where(Registration.id == plan.registration_id)).scalar_one()
-        if status != "confirmed":
-            raise DomainError(status, "このお申し込みは参加確定ではなくなりました。")
     found = db.session.execute(_NONCE_OR_ACTIVE, {"nonce": plan.nonce, "registration_id": plan.registration_id,
                                                   "day_id": plan.day_id}).scalars().all()
     for row in found:
@@ -247,8 +241,7 @@ def check_in(event_id: int, code: str | None, nonce: str, *, day_id: int | None 
     now = now or utcnow()
     plan, registration, day = prepare_check_in(event_id, code, nonce, day_id=day_id, scanned_at=scanned_at,
                                                registration_id=registration_id, now=now)
-    return record_check_in(plan, registration, day, user=user, device_id=device_id, source=source,
-                           recheck=False, now=now)
+    return record_check_in(plan, registration, day, user=user, device_id=device_id, source=source, now=now)
 
 
 def undo(event_id: int, checkin_id: int, *, user: User | None = None, now: datetime | None = None) -> CheckIn:
