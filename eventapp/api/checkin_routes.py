@@ -222,7 +222,7 @@ def result_payload(res: service.CheckInResult, summary: dict | None = None) -> d
 
 @blp.route("/events/<int:event_id>/checkins", methods=["POST"])
 @blp.doc(security=SECURITY)
-@blp.arguments(CheckInCreateSchema)
+@blp.arguments(CheckInCreateSchema())
 @blp.response(200, CheckInResultSchema)
 @errors(400, 401, 403, 404, 409, 422)
 @checkin_auth
@@ -262,7 +262,7 @@ def undo_checkin(event_id, checkin_id):
 
 @blp.route("/events/<int:event_id>/checkins", methods=["GET"])
 @blp.doc(security=SECURITY)
-@blp.arguments(StatsQuerySchema, location="query")
+@blp.arguments(StatsQuerySchema(), location="query")
 @blp.response(200, StatsSchema)
 @errors(401, 403, 404)
 @checkin_auth
@@ -283,7 +283,7 @@ def checkin_roster(event_id):
 
 @blp.route("/events/<int:event_id>/checkins/batch", methods=["POST"])
 @blp.doc(security=SECURITY)
-@blp.arguments(BatchSchema)
+@blp.arguments(BatchSchema())
 @blp.response(200, BatchResponseSchema)
 @errors(400, 401, 403, 404, 422)
 @checkin_auth
@@ -296,7 +296,7 @@ def checkin_batch(data, event_id):
 
 @blp.route("/events/<int:event_id>/walkins", methods=["POST"])
 @blp.doc(security=SECURITY)
-@blp.arguments(WalkInSchema)
+@blp.arguments(WalkInSchema())
 @blp.response(200, CheckInResultSchema)
 @errors(400, 401, 403, 404, 409, 422)
 @checkin_auth

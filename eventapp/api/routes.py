@@ -91,7 +91,7 @@ def _published_event(event_id: int) -> Event:
 
 
 @blp.route("/events", methods=["GET"])
-@blp.arguments(EventListQuerySchema, location="query")
+@blp.arguments(EventListQuerySchema(), location="query")
 @blp.response(200, EventListSchema)
 def list_events(query):
     """Published events, soonest first (a cancelled one is still readable by id)."""
@@ -106,7 +106,7 @@ def list_events(query):
 @blp.route("/events", methods=["POST"])
 @blp.doc(security=STAFF_SECURITY)
 @require_role("staff")  # before parsing: without a token, the answer is 401 whatever the body
-@blp.arguments(EventCreateSchema)
+@blp.arguments(EventCreateSchema())
 @blp.response(201, EventSchema)
 @documents_errors(400, 401, 403, 422)
 def create_event(data):
@@ -126,7 +126,7 @@ def get_event(event_id):
 @blp.route("/events/<int:event_id>", methods=["PATCH"])
 @blp.doc(security=STAFF_SECURITY)
 @require_role("staff")  # before parsing: without a token, the answer is 401 whatever the body
-@blp.arguments(EventWriteSchema)
+@blp.arguments(EventWriteSchema())
 @blp.response(200, EventSchema)
 @documents_errors(400, 401, 403, 404, 422)
 def patch_event(data, event_id):
@@ -139,7 +139,7 @@ def patch_event(data, event_id):
 
 
 @blp.route("/events/<int:event_id>/registrations", methods=["POST"])
-@blp.arguments(RegistrationCreateSchema)
+@blp.arguments(RegistrationCreateSchema())
 @blp.response(201, RegistrationEnvelopeSchema)
 @documents_errors(400, 404, 409, 422)
 def create_registration(data, event_id):

@@ -213,7 +213,7 @@ def record_check_in(plan: ScanPlan, registration: Registration, day: EventDay, *
             return _settle_race(plan, registration, day, error)
     if user is not None:
         row.by_user = user  # already loaded: no query for the "who" in the answer
-    _audit("checkin", row, user, label=plan.label)
+    _audit("checkin", row, user, label=plan.label, now=True)
     return CheckInResult(RESULT_CHECKED_IN, registration, row, day)
 
 
@@ -446,11 +446,13 @@ def day_checkins(event_id: int, day_id: int | None = None) -> tuple[EventDay, li
     return day, list(rows)
 
 
-def _audit(action: str, row: CheckIn, user: User | None, *, label: str | None = None) -> None:
-    """Check-ins and undos go to the staff audit log, in the same transaction."""
+def _audit(action: str, row: CheckIn, user: User | None, *, label: str | None = None, now: bool = False) -> None:
+    """Check-ins and undos go to the staff audit log, in the same transaction (`now`: written at
+    once, for a scan whose check-in row has just been flushed)."""
     if label is None:
         person = row.registration.person
         label = f"{person.name}({person.furigana})"
-    audit.record(action, "checkin", row.id, f"{label} {format_time(row.checked_in_at)}",
-                 {"registration_id": row.registration_id, "day": row.event_day_id, "device": row.device_id,
-                  "source": row.source, "nonce": row.nonce}, user=user)
+    write = audit.write_now if now else audit.record
+    write(action, "checkin", row.id, f"{label} {format_time(row.checked_in_at)}",
+          {"registration_id": row.registration_id, "day": row.event_day_id, "device": row.device_id,
+           "source": row.source, "nonce": row.nonce}, user=user)
