@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, bindparam, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from ..database import holds_sqlite_write_lock
 from ..extensions import db
@@ -212,7 +213,9 @@ def record_check_in(plan: ScanPlan, registration: Registration, day: EventDay, *
         except IntegrityError as error:
             return _settle_race(plan, registration, day, error)
     if user is not None:
-        row.by_user = user  # already loaded: no query for the "who" in the answer
+        # Already loaded: no query for the "who" in the answer. Set as loaded state, not as a
+        # change, so the commit has nothing left to flush (by_user_id was inserted with the row).
+        set_committed_value(row, "by_user", user)
     _audit("checkin", row, user, label=plan.label, now=True)
     return CheckInResult(RESULT_CHECKED_IN, registration, row, day)
 
