@@ -1,8 +1,9 @@
 """Onsite check-in: scan, undo, walk-in, offline sync and the roster snapshot for offline devices.
 
 Correctness rests on the database: the partial unique index on (registration, day) for active
-check-ins and the unique nonce. Each insert runs in a savepoint, so when another device wins the
-race (IntegrityError) the transaction goes on and reports "already checked in" instead of failing.
+check-ins and the unique nonce. A scan's insert is `ON CONFLICT DO NOTHING`, so when another device
+wins the race the transaction goes on and reports "already checked in" (or the retried nonce's
+result) instead of failing.
 Services never commit; the request does.
 """
 
@@ -14,11 +15,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, bindparam, func, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
-from ..database import holds_sqlite_write_lock
 from ..extensions import db
 from ..formatting import JST, format_time, kana_sort_key
 from ..models import CheckIn, Event, EventDay, Registration, User
@@ -105,6 +106,8 @@ def _check_nonce(nonce: str) -> str:
 _BY_TICKET = (select(Registration).where(Registration.ticket_code == bindparam("code"))
               .options(joinedload(Registration.person), joinedload(Registration.answers)))
 _DAYS = select(EventDay).where(EventDay.event_id == bindparam("event_id")).order_by(EventDay.starts_at)
+_INSERT_CHECKIN = {dialect.__name__.rsplit(".", 1)[-1]: dialect.insert(CheckIn.__table__).on_conflict_do_nothing()
+                   .returning(CheckIn.__table__.c.id) for dialect in (postgresql, sqlite)}
 _NONCE_OR_ACTIVE = select(CheckIn).where(or_(
     CheckIn.nonce == bindparam("nonce"),
     and_(CheckIn.registration_id == bindparam("registration_id"), CheckIn.event_day_id == bindparam("day_id"),
@@ -198,37 +201,32 @@ def record_check_in(plan: ScanPlan, registration: Registration, day: EventDay, *
     if found:
         return CheckInResult(RESULT_ALREADY, registration, found[0], day)
 
-    row = CheckIn(registration_id=plan.registration_id, event_day_id=plan.day_id, checked_in_at=plan.scanned_at,
-                  recorded_at=now, by_user_id=user.id if user else None, device_id=(device_id or "")[:64],
-                  nonce=plan.nonce, source=source)
-    if holds_sqlite_write_lock():
-        # No other connection can have written since the query above: the insert cannot collide,
-        # so no savepoint (two statements) is needed.
-        db.session.add(row)
-        db.session.flush()
-    else:
-        try:
-            with db.session.begin_nested():
-                db.session.add(row)
-        except IntegrityError as error:
-            return _settle_race(plan, registration, day, error)
-    if user is not None:
-        # Already loaded: no query for the "who" in the answer. Set as loaded state, not as a
-        # change, so the commit has nothing left to flush (by_user_id was inserted with the row).
-        set_committed_value(row, "by_user", user)
+    values = {"registration_id": plan.registration_id, "event_day_id": plan.day_id, "checked_in_at": plan.scanned_at,
+              "recorded_at": now, "by_user_id": user.id if user else None, "device_id": (device_id or "")[:64],
+              "nonce": plan.nonce, "source": source}
+    # One INSERT, no ORM flush (a unit of work costs several times the statement). A unique index
+    # that refuses the row (a concurrent device, a crossing retry) leaves no id, not an error.
+    statement = _INSERT_CHECKIN[db.session.get_bind().dialect.name]
+    new_id = db.session.execute(statement, values).scalar_one_or_none()
+    if new_id is None:
+        return _settle_race(plan, registration, day)
+    # The answer's row: read only in this request (the id, times and who), so it stays out of the
+    # session; the user is set as loaded state (no query for the "who").
+    row = CheckIn(id=new_id, **values)
+    set_committed_value(row, "by_user", user)
     _audit("checkin", row, user, label=plan.label, now=True)
     return CheckInResult(RESULT_CHECKED_IN, registration, row, day)
 
 
-def _settle_race(plan: ScanPlan, registration: Registration, day: EventDay, error: IntegrityError) -> CheckInResult:
+def _settle_race(plan: ScanPlan, registration: Registration, day: EventDay) -> CheckInResult:
     """The insert lost to a concurrent request, either a retry with the same nonce or another
     device: answer from the row that won."""
     replay = _by_nonce(plan.nonce)
     if replay is not None:
         return _replay(replay, registration)
     existing = active_checkin(plan.registration_id, plan.day_id)
-    if existing is None:
-        raise error
+    if existing is None:  # the winner was undone meanwhile: let the device scan again
+        raise DomainError("checkin_conflict", "他の端末と同時に受付されました。もう一度読み取ってください。")
     return CheckInResult(RESULT_ALREADY, registration, existing, day)
 
 
