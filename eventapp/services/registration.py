@@ -11,8 +11,9 @@ from datetime import datetime
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext
-from sqlalchemy import and_, bindparam, func, or_, select
+from sqlalchemy import and_, bindparam, func, insert, or_, select
 from sqlalchemy.orm import joinedload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from ..extensions import db
 from ..models import Answer, Event, Registration
@@ -78,6 +79,11 @@ def validate_answers(event: Event, raw: dict) -> tuple[dict[int, str], dict[str,
 # Questions in the same query (the answers are validated against them); built once, as it runs
 # on every sign-up.
 _EVENT_WITH_QUESTIONS = select(Event).where(Event.id == bindparam("event_id")).options(joinedload(Event.questions))
+# The sign-up's rows are written with INSERT … RETURNING, which gives back persistent objects: a
+# fraction of the Python work of adding them and flushing the unit of work (measured), and all of
+# it happens while the event is locked.
+_INSERT_REGISTRATION = insert(Registration).returning(Registration)
+_INSERT_ANSWERS = insert(Answer).returning(Answer, sort_by_parameter_order=True)
 
 
 def register(event_id: int, person_input: dict, answers_input: dict | None, *, consent: bool,
@@ -120,34 +126,29 @@ def register(event_id: int, person_input: dict, answers_input: dict | None, *, c
         from .matching import check_eligibility
         check_eligibility(event, person_data.email, now)
 
-    person = find_or_create_person(person_data)
-    new_person = person.id is None  # a person created just now has no registration to duplicate
+    person, new_person = find_or_create_person(person_data)
+    # A person created just now has no registration to duplicate.
     if not new_person and _active_registration(event.id, person.id) is not None:
         raise DomainError("duplicate", _("このメールアドレスでは既にお申し込みいただいています。"
                                            "お申し込み内容はメールでお送りした確認用リンクからご確認ください。"))
 
-    registration = Registration(
-        event=event, person=person, manage_token=make_manage_token(),
-        ticket_code=make_ticket_code(event.id), consent_version=notice_version, consent_at=now,
-        source=source, created_at=now,
-    )
-    if counts.confirmed < event.capacity:
-        registration.status, registration.confirmed_at = "confirmed", now
-    else:
-        registration.status, registration.waitlisted_at = "waitlisted", now
-    db.session.add(registration)
-    registration.answers = [
-        Answer(question_id=qid, question_label=labels[qid], value=value) for qid, value in answers.items()
-    ]
+    confirmed = counts.confirmed < event.capacity
+    registration = db.session.scalars(_INSERT_REGISTRATION, [{
+        "event_id": event.id, "person_id": person.id, "manage_token": make_manage_token(),
+        "ticket_code": make_ticket_code(event.id), "consent_version": notice_version, "consent_at": now,
+        "source": source, "created_at": now, "status": "confirmed" if confirmed else "waitlisted",
+        "confirmed_at": now if confirmed else None, "waitlisted_at": None if confirmed else now,
+    }]).one()
+    rows = [{"registration_id": registration.id, "question_id": qid, "question_label": labels[qid], "value": value}
+            for qid, value in answers.items()]
+    # The new rows as the registration's loaded answers (no query when the mail or the answer reads them).
+    set_committed_value(registration, "answers", list(db.session.scalars(_INSERT_ANSWERS, rows)) if rows else [])
 
     # Under the lock, and with waitlisted_at read after it, the new registration is last in the queue.
-    position = counts.waitlisted + 1 if registration.status == "waitlisted" else None
+    position = None if confirmed else counts.waitlisted + 1
     if notify:
-        kind = "registration_confirmed" if registration.status == "confirmed" else "registration_waitlisted"
+        kind = "registration_confirmed" if confirmed else "registration_waitlisted"
         mail.queue_registration_mail(kind, registration, waitlist_position=position)
-    # One flush for person, registration, answers and mail: the caller gets ids (and the database's
-    # constraints have had their say) before it commits.
-    db.session.flush()
     return SignupResult(registration, position)
 
 
