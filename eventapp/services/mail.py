@@ -18,7 +18,7 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from pathlib import Path
 
-from flask import current_app, g, render_template
+from flask import current_app, g
 from flask_babel import force_locale
 from sqlalchemy import insert, inspect, select, update
 from sqlalchemy.orm import joinedload
@@ -37,8 +37,10 @@ def queue(kind: str, to_addr: str, template: str, context: dict, *,
           registration: Registration | None = None, attachments: list[dict] | None = None) -> OutboxMessage:
     """Render `templates/mail/<template>.txt` (first line `Subject: …`) and add it to the outbox."""
     # Mails are Japanese even when the sender browsed in English (dates would otherwise mix languages).
+    # Straight from the Jinja environment: mail templates use no page context (context processors
+    # and render signals are page concerns, and cost a sign-up more than the template itself).
     with force_locale("ja"):
-        rendered = render_template(f"mail/{template}.txt", **context)
+        rendered = current_app.jinja_env.get_template(f"mail/{template}.txt").render(context)
     first, _, body = rendered.lstrip().partition("\n")
     subject = first.removeprefix("Subject:").strip()
     values = {"kind": kind, "to_addr": to_addr, "subject": subject, "body": body.strip() + "\n",
