@@ -272,8 +272,8 @@ YES_NO = {"yes": "はい", "no": "いいえ"}
 NOTE_LIMIT = 160  # a roster cell is a reminder; the full answers are in the CSV export
 CELL_LIMIT = 80
 # Relative column widths on paper, by header; unknown headers (question labels) get DEFAULT_WEIGHT.
-WEIGHTS = {"氏名": 16, "ふりがな": 16, "居住地": 9, "都道府県": 9, "電話番号": 17, "メールアドレス": 24,
-           "備考": 30, "事務局メモ": 18, "乗車": 7}
+WEIGHTS = {"氏名": 16, "ふりがな": 16, "居住地": 7.5, "都道府県": 9, "電話番号": 17, "メールアドレス": 24,
+           "備考": 31.5, "事務局メモ": 18, "乗車": 7}
 DEFAULT_WEIGHT = 12
 
 
