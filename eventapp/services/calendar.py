@@ -193,6 +193,14 @@ def _vevents(event: Event, *, uid, now: datetime, status: str, sequence: int, la
 
 
 def _calendar(method: str, vevents: Iterable[VEvent | bytes], *, name: str | None = None) -> bytes:
+    head, end = _calendar_frame(method, name)
+    return head + b"".join(v if isinstance(v, bytes) else v.to_ical() for v in vevents) + end
+
+
+@lru_cache(maxsize=32)
+def _calendar_frame(method: str, name: str | None) -> tuple[bytes, bytes]:
+    """The VCALENDAR around the events (properties and VTIMEZONE), serialised once per method and
+    name: every confirmation mail carries an invite, and this part never changes."""
     cal = Calendar()
     cal.add("prodid", PRODID)
     cal.add("version", "2.0")
@@ -205,9 +213,8 @@ def _calendar(method: str, vevents: Iterable[VEvent | bytes], *, name: str | Non
         cal.add("refresh-interval", timedelta(hours=1), parameters={"VALUE": "DURATION"})
         cal.add("x-published-ttl", "PT1H")
     cal.add_component(_vtimezone())
-    serialised = [v if isinstance(v, bytes) else v.to_ical() for v in vevents]
     head, end = cal.to_ical().rsplit(b"END:VCALENDAR", 1)
-    return head + b"".join(serialised) + b"END:VCALENDAR" + end
+    return head, b"END:VCALENDAR" + end
 
 
 # --- public calendars ------------------------------------------------------------------------
