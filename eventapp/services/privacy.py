@@ -33,14 +33,10 @@ def current_notice() -> PrivacyNotice:
     return notice or DEFAULT_NOTICE
 
 
-_CURRENT_VERSION = (select(PrivacyNotice.version)
-                    .order_by(PrivacyNotice.published_at.desc(), PrivacyNotice.id.desc()).limit(1))
-
-
-def current_notice_version() -> str:
-    """Just the version of `current_notice()` (what a sign-up records), without loading the texts."""
-    version = db.session.execute(_CURRENT_VERSION).scalar_one_or_none()
-    return version or DEFAULT_NOTICE.version
+# The version of `current_notice()` (what a sign-up records), without loading the texts; the
+# sign-up reads it as a column of its event query.
+NOTICE_VERSION = (select(PrivacyNotice.version)
+                  .order_by(PrivacyNotice.published_at.desc(), PrivacyNotice.id.desc()).limit(1))
 
 
 ANONYMOUS_NAME = "匿名"

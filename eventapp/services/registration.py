@@ -22,7 +22,7 @@ from . import mail
 from .capacity import availability, counts_for, lock_event, roster_frozen
 from .errors import DomainError, NotFound, ValidationFailed
 from .people import clean_text, find_or_create_person, validate_person
-from .privacy import current_notice_version
+from .privacy import DEFAULT_NOTICE, NOTICE_VERSION
 from .tickets import make_manage_token, make_ticket_code
 
 MAX_ANSWER = 2000
@@ -78,7 +78,10 @@ def validate_answers(event: Event, raw: dict) -> tuple[dict[int, str], dict[str,
 
 # Questions in the same query (the answers are validated against them); built once, as it runs
 # on every sign-up.
-_EVENT_WITH_QUESTIONS = select(Event).where(Event.id == bindparam("event_id")).options(joinedload(Event.questions))
+# The current privacy-notice version (what the sign-up records) comes along as a column: one round
+# trip fewer.
+_EVENT_WITH_QUESTIONS = (select(Event, NOTICE_VERSION.scalar_subquery()).where(Event.id == bindparam("event_id"))
+                         .options(joinedload(Event.questions)))
 # The sign-up's rows are written with INSERT … RETURNING, which gives back persistent objects: a
 # fraction of the Python work of adding them and flushing the unit of work (measured), and all of
 # it happens while the event is locked.
@@ -92,7 +95,8 @@ def register(event_id: int, person_input: dict, answers_input: dict | None, *, c
     """Sign a person up: confirmed while seats are left, otherwise waitlisted (FIFO).
 
     `email_required=False` only for staff-entered walk-ins: the person gets no mail then."""
-    event = db.session.execute(_EVENT_WITH_QUESTIONS, {"event_id": event_id}).unique().scalar_one_or_none()
+    row = db.session.execute(_EVENT_WITH_QUESTIONS, {"event_id": event_id}).unique().one_or_none()
+    event, notice_version = row if row is not None else (None, None)
     if event is None or (event.status == "draft" and not staff_override):
         raise NotFound("event_not_found", _("イベントが見つかりません。"))
 
@@ -110,7 +114,7 @@ def register(event_id: int, person_input: dict, answers_input: dict | None, *, c
     if errors:
         raise ValidationFailed(errors)
 
-    notice_version = current_notice_version()  # read before the lock: it does not depend on seats, and the lock is the bottleneck
+    notice_version = notice_version or DEFAULT_NOTICE.version  # read before the lock (it does not depend on seats)
     event = lock_event(event_id)
     # The clock is read after the lock: waitlisted_at then follows the order in which sign-ups
     # took the lock, so the place a person is told never changes because a slower request
