@@ -59,8 +59,9 @@ def _engine(url: str, busy_timeout_s: float) -> Engine:
         else:
             # Same reasoning: the hit's commit does not wait for the WAL flush. No pre-ping (a round
             # trip per hit): after a PostgreSQL restart one hit fails, is swallowed
-            # (RATELIMIT_SWALLOW_ERRORS) and the pool replaces its dead connections.
-            engine = create_engine(url, pool_size=2, max_overflow=5,
+            # (RATELIMIT_SWALLOW_ERRORS) and the pool replaces its dead connections. Autocommit: the
+            # upsert is atomic on its own, and BEGIN and COMMIT would be two more round trips.
+            engine = create_engine(url, pool_size=2, max_overflow=5, isolation_level="AUTOCOMMIT",
                                    connect_args={"options": "-c synchronous_commit=off"})
         _engines[url] = engine
     return engine
