@@ -709,14 +709,17 @@ def _roster_html(data: RosterData, printed_at: str, pages: list, *, page_offset:
 def roster_pdf(event: Event, preset: str = "reception", sort: str = "kana", *,
                now: datetime | None = None, parallel: bool | None = None) -> RenderResult:
     """A roster: header with event, date and 印刷日時; `n / N` footer; table header on every page."""
-    data = roster_data(event, preset, sort)
-    printed_at = _printed_at(now)
-    pages = paginate(data)
-    if parallel is None:
-        parallel = len(pages) > PARALLEL_PAGES and (os.cpu_count() or 1) > 1
-    if not parallel or len(pages) < 2:
-        return render_html(_roster_html(data, printed_at, pages), "roster")
-    return _roster_parallel(data, printed_at, pages)
+    # No collection while the rows are built and laid out (see _gc_paused): a big roster then
+    # collects while it waits for its worker (_roster_parallel) instead of before handing it the HTML.
+    with _gc_paused():
+        data = roster_data(event, preset, sort)
+        printed_at = _printed_at(now)
+        pages = paginate(data)
+        if parallel is None:
+            parallel = len(pages) > PARALLEL_PAGES and (os.cpu_count() or 1) > 1
+        if parallel and len(pages) > 1:
+            return _roster_parallel(data, printed_at, pages)
+    return render_html(_roster_html(data, printed_at, pages), "roster")
 
 
 def _roster_parallel(data: RosterData, printed_at: str, pages: list) -> RenderResult:
@@ -739,6 +742,8 @@ def _roster_parallel(data: RosterData, printed_at: str, pages: list) -> RenderRe
         second_html = _roster_html(data, printed_at, pages[split:], page_offset=split, total_pages=total)
         future = _pool().submit(_render_chunk, (second_html, str(static), prefix))
         first = render_html(_roster_html(data, printed_at, pages[:split], total_pages=total), "roster")
+        if not future.done():  # this render's garbage, collected while the worker finishes
+            gc.collect(0)
         second_pdf, second_pages = future.result()
     except (BrokenProcessPool, OSError):
         # The worker died (or processes cannot be started here): drop it, render in this process.
