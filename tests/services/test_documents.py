@@ -213,6 +213,36 @@ def test_bus_roster_lists_riders_only(ctx):
     assert "送迎バス利用者のみ" in text and "乗車" in text
 
 
+def test_roster_rows_hold_the_confirmed_people_their_answers_in_order_and_the_staff_note(ctx):
+    """roster_data reads plain column rows (not ORM objects): answers keep their order, an answer
+    whose question was deleted keeps its label, other events and other statuses stay out."""
+    from eventapp.models import Answer
+
+    event = fieldwork()
+    other = fieldwork(title="別のイベント")
+    first = make_registration(event, name="岩手 花子", furigana="いわて はなこ", prefecture="岩手県",
+                              answers={"bus": "yes", "room": "個室", "dietary": "えび"})
+    first.staff_note = "車椅子で来場"
+    make_registration(event, name="盛岡 太郎", furigana="もりおか たろう", answers={"bus": "no"})
+    cancelled = make_registration(event, name="一関 次郎", furigana="いちのせき じろう")
+    cancelled.status = "cancelled"
+    make_registration(other, name="宮古 三郎", furigana="みやこ さぶろう")
+    # The room question is deleted: its answer keeps its label and loses its question.
+    db.session.query(Answer).filter_by(registration_id=first.id, question_label="お部屋のご希望").update(
+        {"question_id": None})
+    db.session.commit()
+
+    data = documents.roster_data(event, "reception", "kana")
+    assert [c["label"] for c in data.columns] == ["氏名", "ふりがな", "居住地", "備考"]
+    assert data.rows == [
+        ["岩手 花子", "いわて はなこ", "岩手県",
+         "送迎バスを利用しますか: はい / お部屋のご希望: 個室 / 食物アレルギー・食事制限: えび / 車椅子で来場"],
+        ["盛岡 太郎", "もりおか たろう", data.rows[1][2], "送迎バスを利用しますか: いいえ"],
+    ]
+    bus = documents.roster_data(event, "bus", "signup")
+    assert [row[0] for row in bus.rows] == ["岩手 花子"] and bus.note == "送迎バス利用者のみ"
+
+
 def test_unknown_preset_or_sort_is_a_validation_error(ctx):
     event = make_event()
     with pytest.raises(ValidationFailed):
