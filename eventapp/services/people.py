@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 from email_validator import EmailNotValidError, validate_email
 from flask_babel import gettext as _
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import bindparam, select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from ..extensions import db
 from ..models import IWATE_RELATIONS, Person
@@ -132,7 +133,11 @@ def validate_person(raw: dict, *, email_required: bool = True) -> PersonData:
 _BY_EMAIL = select(Person).where(Person.email == bindparam("email"))  # built once: run on every sign-up
 # A new person is one INSERT … RETURNING that gives back the persistent object: a fraction of the
 # Python work of adding it and flushing the unit of work (measured), which a sign-up rush pays per request.
-_INSERT_PERSON = insert(Person).returning(Person)
+# ON CONFLICT DO NOTHING: a sign-up for another event with the same new address may commit the
+# person first (the two do not share an event lock); this one then takes that row instead of failing.
+_INSERT_PERSON = {dialect.__name__.rsplit(".", 1)[-1]: dialect.insert(Person)
+                  .on_conflict_do_nothing(index_elements=[Person.email]).returning(Person)
+                  for dialect in (postgresql, sqlite)}
 
 
 def find_or_create_person(data: PersonData) -> tuple[Person, bool]:
@@ -146,7 +151,11 @@ def find_or_create_person(data: PersonData) -> tuple[Person, bool]:
         values = {"email": data.email or None, "name": data.name, "furigana": data.furigana,
                   "iwate_relation": data.iwate_relation,
                   **{field: getattr(data, field) for field in ("phone", "prefecture", "occupation", "skills")}}
-        return db.session.scalars(_INSERT_PERSON, [values]).one(), True
+        statement = _INSERT_PERSON[db.session.get_bind().dialect.name]
+        created = db.session.scalars(statement, [values]).one_or_none()
+        if created is not None:
+            return created, True
+        person = db.session.execute(_BY_EMAIL, {"email": data.email}).scalar_one()
     person.name = data.name
     person.furigana = data.furigana
     # Optional fields only overwrite when given, so a short sign-up keeps earlier details.
