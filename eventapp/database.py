@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextvars import ContextVar
 
 from flask import Flask
-from sqlalchemy import event
+from sqlalchemy import Table, TextClause, bindparam, event, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 
@@ -107,3 +107,39 @@ def holds_sqlite_write_lock() -> bool:
     """Whether the session's transaction began with BEGIN IMMEDIATE: everything it reads is current
     and no other connection can write until it ends."""
     return is_sqlite() and bool(db.session.connection().info.get("write_locked"))
+
+
+def insert_or_skip(table: Table, *, conflict: str = "", returning: Sequence[str] | None = None) -> TextClause:
+    """`INSERT … ON CONFLICT [(conflict)] DO NOTHING RETURNING …` for `table`, the same SQL on SQLite
+    (3.35+) and PostgreSQL, typed like the table's columns.
+
+    Plain SQL because SQLAlchemy does not cache the compiled form of the dialects' own `insert()`
+    with `on_conflict_do_nothing()`: every execution compiled it anew, which cost a hot path more
+    than the rest of its request. The caller passes every column but the primary key (`column_values`
+    fills in the model's Python defaults); a refused row returns nothing.
+    """
+    columns = [column for column in table.c if not column.primary_key]
+    names = ", ".join(f'"{column.name}"' for column in columns)
+    values = ", ".join(f":{column.name}" for column in columns)
+    target = f' ("{conflict}")' if conflict else ""
+    returned = ", ".join(f'"{name}"' for name in (returning or [column.name for column in table.c]))
+    statement = text(f'INSERT INTO "{table.name}" ({names}) VALUES ({values}) '
+                     f"ON CONFLICT{target} DO NOTHING RETURNING {returned}")
+    statement = statement.bindparams(*(bindparam(column.name, type_=column.type) for column in columns))
+    return statement.columns(*(table.c[name] for name in (returning or [column.name for column in table.c])))
+
+
+def column_values(table: Table, values: dict) -> dict:
+    """`values` plus every other non-key column's Python default (what an ORM insert would add)."""
+    complete = dict(values)
+    for column in table.c:
+        if column.primary_key or column.name in complete:
+            continue
+        default = column.default
+        if default is None:
+            complete[column.name] = None
+        elif default.is_callable:
+            complete[column.name] = default.arg(None)
+        else:
+            complete[column.name] = default.arg
+    return complete

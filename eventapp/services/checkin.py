@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, bindparam, func, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
+from ..database import column_values, insert_or_skip
 from ..extensions import db
 from ..formatting import JST, format_time, kana_sort_key
 from ..models import CheckIn, Event, EventDay, Registration, User
@@ -106,8 +106,7 @@ def _check_nonce(nonce: str) -> str:
 _BY_TICKET = (select(Registration).where(Registration.ticket_code == bindparam("code"))
               .options(joinedload(Registration.person), joinedload(Registration.answers)))
 _DAYS = select(EventDay).where(EventDay.event_id == bindparam("event_id")).order_by(EventDay.starts_at)
-_INSERT_CHECKIN = {dialect.__name__.rsplit(".", 1)[-1]: dialect.insert(CheckIn.__table__).on_conflict_do_nothing()
-                   .returning(CheckIn.__table__.c.id) for dialect in (postgresql, sqlite)}
+_INSERT_CHECKIN = insert_or_skip(CheckIn.__table__, returning=["id"])
 _NONCE_OR_ACTIVE = select(CheckIn).where(or_(
     CheckIn.nonce == bindparam("nonce"),
     and_(CheckIn.registration_id == bindparam("registration_id"), CheckIn.event_day_id == bindparam("day_id"),
@@ -206,8 +205,8 @@ def record_check_in(plan: ScanPlan, registration: Registration, day: EventDay, *
               "nonce": plan.nonce, "source": source}
     # One INSERT, no ORM flush (a unit of work costs several times the statement). A unique index
     # that refuses the row (a concurrent device, a crossing retry) leaves no id, not an error.
-    statement = _INSERT_CHECKIN[db.session.get_bind().dialect.name]
-    new_id = db.session.execute(statement, values).scalar_one_or_none()
+    values = column_values(CheckIn.__table__, values)
+    new_id = db.session.execute(_INSERT_CHECKIN, values).scalar_one_or_none()
     if new_id is None:
         return _settle_race(plan, registration, day)
     # The answer's row: read only in this request (the id, times and who), so it stays out of the

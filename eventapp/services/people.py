@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from email_validator import EmailNotValidError, validate_email
 from flask_babel import gettext as _
 from sqlalchemy import bindparam, select
-from sqlalchemy.dialects import postgresql, sqlite
 
+from ..database import column_values, insert_or_skip
 from ..extensions import db
 from ..models import IWATE_RELATIONS, Person
 from .errors import ValidationFailed
@@ -133,29 +133,23 @@ def validate_person(raw: dict, *, email_required: bool = True) -> PersonData:
 _BY_EMAIL = select(Person).where(Person.email == bindparam("email"))  # built once: run on every sign-up
 # A new person is one INSERT … RETURNING that gives back the persistent object: a fraction of the
 # Python work of adding it and flushing the unit of work (measured), which a sign-up rush pays per request.
-# ON CONFLICT DO NOTHING: a sign-up for another event with the same new address may commit the
-# person first (the two do not share an event lock); this one then takes that row instead of failing.
-_INSERT_PERSON = {dialect.__name__.rsplit(".", 1)[-1]: dialect.insert(Person)
-                  .on_conflict_do_nothing(index_elements=[Person.email]).returning(Person)
-                  for dialect in (postgresql, sqlite)}
+# ON CONFLICT DO NOTHING: a known address inserts nothing and the person is read instead (also when a
+# sign-up for another event, which does not share the event lock, committed the address a moment ago).
+_INSERT_PERSON = select(Person).from_statement(insert_or_skip(Person.__table__, conflict="email"))
 
 
 def find_or_create_person(data: PersonData) -> tuple[Person, bool]:
     """The person with this email, updated with the newest details, or a new one (inserted at
     once). Returns (person, created)."""
+    values = {"email": data.email or None, "name": data.name, "furigana": data.furigana,
+              "iwate_relation": data.iwate_relation,
+              **{field: getattr(data, field) for field in ("phone", "prefecture", "occupation", "skills")}}
+    # Insert first: in a sign-up rush most addresses are new, and then this is the only statement.
     # Without an address (a walk-in who gave none) there is nobody to match: always a new person.
-    person = None
-    if data.email:
-        person = db.session.execute(_BY_EMAIL, {"email": data.email}).scalar_one_or_none()
-    if person is None:
-        values = {"email": data.email or None, "name": data.name, "furigana": data.furigana,
-                  "iwate_relation": data.iwate_relation,
-                  **{field: getattr(data, field) for field in ("phone", "prefecture", "occupation", "skills")}}
-        statement = _INSERT_PERSON[db.session.get_bind().dialect.name]
-        created = db.session.scalars(statement, [values]).one_or_none()
-        if created is not None:
-            return created, True
-        person = db.session.execute(_BY_EMAIL, {"email": data.email}).scalar_one()
+    created = db.session.scalars(_INSERT_PERSON, column_values(Person.__table__, values)).one_or_none()
+    if created is not None:
+        return created, True
+    person = db.session.execute(_BY_EMAIL, {"email": data.email}).scalar_one()
     person.name = data.name
     person.furigana = data.furigana
     # Optional fields only overwrite when given, so a short sign-up keeps earlier details.
