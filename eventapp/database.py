@@ -122,11 +122,12 @@ def insert_or_skip(table: Table, *, conflict: str = "", returning: Sequence[str]
     names = ", ".join(f'"{column.name}"' for column in columns)
     values = ", ".join(f":{column.name}" for column in columns)
     target = f' ("{conflict}")' if conflict else ""
-    returned = ", ".join(f'"{name}"' for name in (returning or [column.name for column in table.c]))
+    returned = list(returning or [column.name for column in table.c])
+    returned_sql = ", ".join(f'"{name}"' for name in returned)
     statement = text(f'INSERT INTO "{table.name}" ({names}) VALUES ({values}) '
-                     f"ON CONFLICT{target} DO NOTHING RETURNING {returned}")
+                     f"ON CONFLICT{target} DO NOTHING RETURNING {returned_sql}")
     statement = statement.bindparams(*(bindparam(column.name, type_=column.type) for column in columns))
-    return statement.columns(*(table.c[name] for name in (returning or [column.name for column in table.c])))
+    return statement.columns(*(table.c[name] for name in returned))
 
 
 def column_values(table: Table, values: dict) -> dict:

@@ -44,8 +44,8 @@ _INSERT = AuditEntry.__table__.insert()
 
 def write_now(action: str, object_type: str, object_id: int | None, summary: str, details: dict | None = None,
               *, user: User | None = None) -> None:
-    """Like `record`, but written at once with one INSERT and no ORM object: for hot paths whose
-    own flush has already run (a second unit of work at commit costs more than the insert)."""
+    """Like `record`, but written at once with one INSERT and no ORM object: for hot paths that
+    write their rows without the unit of work (a flush at commit would cost more than the insert)."""
     user = user or _current_user()
     db.session.execute(_INSERT, {"user_id": user.id if user else None, "actor": user.email if user else "system",
                                  "action": action, "object_type": object_type, "object_id": object_id,

@@ -200,12 +200,12 @@ def record_check_in(plan: ScanPlan, registration: Registration, day: EventDay, *
     if found:
         return CheckInResult(RESULT_ALREADY, registration, found[0], day)
 
-    values = {"registration_id": plan.registration_id, "event_day_id": plan.day_id, "checked_in_at": plan.scanned_at,
-              "recorded_at": now, "by_user_id": user.id if user else None, "device_id": (device_id or "")[:64],
-              "nonce": plan.nonce, "source": source}
     # One INSERT, no ORM flush (a unit of work costs several times the statement). A unique index
     # that refuses the row (a concurrent device, a crossing retry) leaves no id, not an error.
-    values = column_values(CheckIn.__table__, values)
+    values = column_values(CheckIn.__table__, {
+        "registration_id": plan.registration_id, "event_day_id": plan.day_id, "checked_in_at": plan.scanned_at,
+        "recorded_at": now, "by_user_id": user.id if user else None, "device_id": (device_id or "")[:64],
+        "nonce": plan.nonce, "source": source})
     new_id = db.session.execute(_INSERT_CHECKIN, values).scalar_one_or_none()
     if new_id is None:
         return _settle_race(plan, registration, day)
@@ -448,7 +448,7 @@ def day_checkins(event_id: int, day_id: int | None = None) -> tuple[EventDay, li
 
 def _audit(action: str, row: CheckIn, user: User | None, *, label: str | None = None, now: bool = False) -> None:
     """Check-ins and undos go to the staff audit log, in the same transaction (`now`: written at
-    once, for a scan whose check-in row has just been flushed)."""
+    once, for a scan whose check-in row was inserted without the unit of work)."""
     if label is None:
         person = row.registration.person
         label = f"{person.name}({person.furigana})"
