@@ -131,10 +131,10 @@ def validate_person(raw: dict, *, email_required: bool = True) -> PersonData:
 
 
 _BY_EMAIL = select(Person).where(Person.email == bindparam("email"))  # built once: run on every sign-up
-# A new person is one INSERT … RETURNING that gives back the persistent object: a fraction of the
-# Python work of adding it and flushing the unit of work (measured), which a sign-up rush pays per request.
-# ON CONFLICT DO NOTHING: a known address inserts nothing and the person is read instead (also when a
-# sign-up for another event, which does not share the event lock, committed the address a moment ago).
+# A new person is one INSERT … RETURNING giving back the persistent object (why: see the sign-up's
+# inserts in registration.py). ON CONFLICT DO NOTHING: a known address inserts nothing and the person
+# is read instead (also when a sign-up for another event, which does not share the event lock,
+# committed the address a moment ago).
 _INSERT_PERSON = select(Person).from_statement(insert_or_skip(Person.__table__, conflict="email"))
 
 

@@ -76,10 +76,8 @@ def validate_answers(event: Event, raw: dict) -> tuple[dict[int, str], dict[str,
     return values, errors
 
 
-# Questions in the same query (the answers are validated against them); built once, as it runs
-# on every sign-up.
-# The current privacy-notice version (what the sign-up records) comes along as a column: one round
-# trip fewer.
+# Built once, as it runs on every sign-up: the event with its questions (the answers are validated
+# against them) and, as a column, the current privacy-notice version the sign-up records.
 _EVENT_WITH_QUESTIONS = (select(Event, NOTICE_VERSION.scalar_subquery()).where(Event.id == bindparam("event_id"))
                          .options(joinedload(Event.questions)))
 # The sign-up's rows are written with INSERT … RETURNING, which gives back persistent objects: a
