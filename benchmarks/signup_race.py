@@ -22,11 +22,11 @@ import re
 import statistics
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 
+from benchmarks._loadgen import Answer, build_request, closed_loop, open_loop
 from benchmarks._support import (
     BENCH_SECRET,
     DATABASES,
@@ -34,7 +34,6 @@ from benchmarks._support import (
     get_status,
     mail_sender,
     percentiles,
-    post_json,
     run_per_database,
 )
 from tests.live_server import start_server
@@ -81,15 +80,19 @@ def _pending_mail(app) -> int:
     return pending
 
 
-def _sign_up(base_url: str, event_id: int, tag: str, i: int) -> tuple[int, dict, float]:
-    body = {"name": f"岩手 太郎{i}", "furigana": "いわて たろう", "email": f"bench-{tag}-{i}@example.com",
-            "consent_privacy": True}
-    try:
-        status, payload, headers = post_json(base_url, f"/api/v1/events/{event_id}/registrations", body)
-    except OSError:
-        return 0, {}, 0.0
-    found = re.search(r"cpu;dur=([0-9.]+)", headers.get("Server-Timing", ""))
-    return status, payload, float(found.group(1)) if found else 0.0
+def _sign_up_requests(base_url: str, event_id: int, tag: str, n: int) -> list[bytes]:
+    return [build_request(base_url, "POST", f"/api/v1/events/{event_id}/registrations", {
+        "name": f"岩手 太郎{i}", "furigana": "いわて たろう", "email": f"bench-{tag}-{i}@example.com",
+        "consent_privacy": True}) for i in range(n)]
+
+
+def _results(answers: list[Answer]) -> list[tuple[int, dict, float]]:
+    """(status, JSON body, worker CPU ms from the Server-Timing header) per sign-up."""
+    results = []
+    for answer in answers:
+        found = re.search(r"cpu;dur=([0-9.]+)", answer.headers.get("server-timing", ""))
+        results.append((answer.status, answer.body, float(found.group(1)) if found else 0.0))
+    return results
 
 
 def _oversell_ok(app, event_id: int, capacity: int, results: list[tuple[int, dict, float]]) -> tuple[bool, dict]:
@@ -106,49 +109,26 @@ def burst(app, base_url: str, *, signups: int, capacity: int, clients: int) -> d
     """Everyone at once: `signups` requests from `clients` closed-loop clients. Throughput; the
     latency here is mostly waiting in line (about clients ÷ rate), not the server's speed."""
     event_id = _create_event(app, capacity)
-    latencies: list[float] = []
-
-    def one(i: int) -> tuple[int, dict, float]:
-        started = time.perf_counter()
-        result = _sign_up(base_url, event_id, f"burst{event_id}", i)
-        latencies.append(time.perf_counter() - started)
-        return result
-
-    started = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=clients) as pool:
-        results = list(pool.map(one, range(signups)))
-    wall = time.perf_counter() - started
+    answers, wall = closed_loop(base_url, _sign_up_requests(base_url, event_id, f"burst{event_id}", signups),
+                                clients=clients)
+    results = _results(answers)
     ok, in_db = _oversell_ok(app, event_id, capacity, results)
     statuses = Counter(status for status, _, _ in results)
     cpu = [c for _, _, c in results if c]
-    return {"rate": statuses.get(201, 0) / wall, "latency": percentiles(latencies), "statuses": statuses,
-            "ok": ok, "in_db": in_db, "cpu_ms": statistics.median(cpu) if cpu else 0.0}
+    return {"rate": statuses.get(201, 0) / wall, "latency": percentiles([a.seconds for a in answers]),
+            "statuses": statuses, "ok": ok, "in_db": in_db, "cpu_ms": statistics.median(cpu) if cpu else 0.0}
 
 
-def paced(app, base_url: str, *, rate: float, seconds: float, capacity: int, threads: int = 64) -> dict:
+def paced(app, base_url: str, *, rate: float, seconds: float, capacity: int) -> dict:
     """Open loop at a fixed offered rate (as wrk2 does): request i is due at start + i / rate and its
     latency counts from that moment, so a server that falls behind shows it in p95."""
     event_id = _create_event(app, capacity)
-    total = int(rate * seconds)
-    started = time.perf_counter() + 0.2
-    latencies: list[float] = [0.0] * total
-    finished: list[float] = [0.0] * total
-
-    def one(i: int) -> tuple[int, dict, float]:
-        due = started + i / rate
-        delay = due - time.perf_counter()
-        if delay > 0:
-            time.sleep(delay)
-        result = _sign_up(base_url, event_id, f"paced{event_id}", i)
-        finished[i] = time.perf_counter()
-        latencies[i] = finished[i] - due
-        return result
-
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        results = list(pool.map(one, range(total)))
+    requests = _sign_up_requests(base_url, event_id, f"paced{event_id}", int(rate * seconds))
+    answers, wall = open_loop(base_url, requests, rate=rate)
+    results = _results(answers)
     ok, in_db = _oversell_ok(app, event_id, capacity, results)
     statuses = Counter(status for status, _, _ in results)
-    return {"rate": statuses.get(201, 0) / (max(finished) - started), "latency": percentiles(latencies),
+    return {"rate": statuses.get(201, 0) / wall, "latency": percentiles([a.seconds for a in answers]),
             "statuses": statuses, "ok": ok, "in_db": in_db}
 
 
@@ -198,16 +178,10 @@ def run_burst(database: str, url: str, *, signups: int, capacity: int, clients: 
 
 def trivial_requests(base_url: str, *, clients: int, requests_n: int) -> tuple[float, int]:
     """Rate of `GET /healthz` from the same clients: what this server manages for a near-empty request."""
-    def one(_: int) -> bool:
-        try:
-            return get_status(base_url, "/healthz") == 200
-        except OSError:
-            return False
-
-    started = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=clients) as pool:
-        ok = list(pool.map(one, range(requests_n)))
-    return sum(ok) / (time.perf_counter() - started), ok.count(False)
+    request = build_request(base_url, "GET", "/healthz")
+    answers, wall = closed_loop(base_url, [request] * requests_n, clients=clients)
+    ok = sum(a.status == 200 for a in answers)
+    return ok / wall, requests_n - ok
 
 
 def main(argv: list[str] | None = None) -> list[dict]:

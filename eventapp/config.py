@@ -56,6 +56,10 @@ def load_config(instance_path: Path) -> dict:
         # after_response: the web worker sends a request's mail once its response is out (no extra
         # process to run). sender: web workers only queue; `flask send-mail --watch` sends.
         "MAIL_DELIVERY": env.get("MAIL_DELIVERY", "after_response"),
+        # The sender holds mail back while more than this many mails per second are being queued (a
+        # sign-up rush; 0: never), for at most MAIL_RUSH_MAX_DEFER_S seconds (services/mail.py).
+        "MAIL_RUSH_RATE": float(env.get("MAIL_RUSH_RATE", "20")),
+        "MAIL_RUSH_MAX_DEFER_S": float(env.get("MAIL_RUSH_MAX_DEFER_S", "30")),
         "ORGANISER_NAME": env.get("ORGANISER_NAME", "岩手県 遠恋複業課 事務局"),
         "BABEL_DEFAULT_LOCALE": "ja",
         "BABEL_DEFAULT_TIMEZONE": "Asia/Tokyo",

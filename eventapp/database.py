@@ -15,7 +15,7 @@ from contextvars import ContextVar
 from flask import Flask
 from sqlalchemy import Table, TextClause, bindparam, event, text
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DisconnectionError, OperationalError
 
 from .extensions import db
 
@@ -43,8 +43,12 @@ def set_write_intent(value: bool) -> None:
 def engine_options(uri: str, busy_timeout_s: float) -> dict:
     if uri.startswith("sqlite"):
         return {"connect_args": {"timeout": busy_timeout_s, "check_same_thread": False}}
-    # pre_ping: after a PostgreSQL restart the pool replaces dead connections by itself.
-    return {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 10}
+    # No `pool_pre_ping`: configure_engine pings only connections that sat idle (see _ping_if_idle).
+    return {"pool_size": 5, "max_overflow": 10}
+
+
+# A pooled connection unused for this long is pinged before use; one used more recently is not.
+PING_AFTER_IDLE_S = 1.0
 
 
 def configure_engine(app: Flask) -> None:
@@ -52,6 +56,35 @@ def configure_engine(app: Flask) -> None:
         engine = db.engine
         if engine.dialect.name == "sqlite":
             _configure_sqlite(engine, app.config["SQLITE_BUSY_TIMEOUT_S"])
+        else:
+            _ping_if_idle(engine)
+
+
+def _ping_if_idle(engine: Engine) -> None:
+    """Pre-ping for connections that sat idle in the pool: after a PostgreSQL restart (or a
+    connection dropped by a firewall or an idle timeout) the pool replaces dead connections by
+    itself, and the request never sees them.
+
+    SQLAlchemy's `pool_pre_ping` pings on every checkout: one more round trip per request, a tenth
+    of a sign-up's statements. Under load connections go back to work within milliseconds, and should
+    the server go away between two uses, the failing statement's disconnect error makes SQLAlchemy
+    discard every pooled connection at once (that request gets the 503 page, as it would during the
+    outage anyway)."""
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_connection, record) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_connection, record, _proxy) -> None:
+        idle_since = record.info.pop("idle_since", None)
+        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_S:
+            return  # new, or in use a moment ago
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            # The pool discards this connection and checks out another (or opens a new one).
+            raise DisconnectionError("pooled connection is gone") from exc
 
 
 def _configure_sqlite(engine: Engine, busy_timeout_s: float) -> None:

@@ -43,11 +43,17 @@ class Availability:
 # executing it (measured), and sign-ups and check-ins run these on every request.
 _LOCK_EVENT = (select(Event).where(Event.id == bindparam("event_id")).with_for_update()
                .execution_options(populate_existing=True))
+# The row lock alone, answering the row's updated_at (bumped by every change to the event): a caller
+# that loaded the event just before keeps its copy when nothing changed since, instead of reloading
+# every column while it holds the lock.
+_LOCK_ROW = select(Event.updated_at).where(Event.id == bindparam("event_id")).with_for_update()
 _COUNTS = (select(Registration.status, func.count()).where(Registration.event_id == bindparam("event_id"))
            .group_by(Registration.status))
 
 
-def lock_event(event_id: int) -> Event:
+def lock_event(event_id: int, *, loaded: Event | None = None) -> Event:
+    """Lock the event's row and return it as it is now. `loaded`: the caller's copy, read earlier in
+    this transaction, which is returned as it stands when the event has not changed since."""
     if holds_sqlite_write_lock():
         # The transaction has held the database's write lock since BEGIN: the event as loaded (or
         # loaded now) is current and stays so; no second SELECT needed.
@@ -55,6 +61,12 @@ def lock_event(event_id: int) -> Event:
         if event is None:
             raise NotFound("event_not_found", _("イベントが見つかりません。"))
         return event
+    if loaded is not None:
+        updated_at = db.session.execute(_LOCK_ROW, {"event_id": event_id}).scalar_one_or_none()
+        if updated_at is None:
+            raise NotFound("event_not_found", _("イベントが見つかりません。"))
+        if updated_at == loaded.updated_at:
+            return loaded
     event = db.session.execute(_LOCK_EVENT, {"event_id": event_id}).scalar_one_or_none()
     if event is None:
         raise NotFound("event_not_found", _("イベントが見つかりません。"))

@@ -104,7 +104,7 @@ def register(event_id: int, person_input: dict, answers_input: dict | None, *, c
     except ValidationFailed as exc:
         errors.update(exc.fields)
     answers, answer_errors = validate_answers(event, answers_input or {})
-    # Labels now: lock_event below refreshes the event, which would load its questions again.
+    # Labels now: should lock_event below find the event changed, it reloads it (and its questions).
     labels = {q.id: q.label for q in event.active_questions if q.id in answers}
     errors.update(answer_errors)
     if not consent:
@@ -112,8 +112,11 @@ def register(event_id: int, person_input: dict, answers_input: dict | None, *, c
     if errors:
         raise ValidationFailed(errors)
 
-    notice_version = notice_version or DEFAULT_NOTICE.version  # read before the lock (it does not depend on seats)
-    event = lock_event(event_id)
+    # Everything that does not depend on seats happens before the lock, which sign-ups for the same
+    # event take one after another: the shorter it is held, the more sign-ups per second.
+    notice_version = notice_version or DEFAULT_NOTICE.version
+    person, new_person = find_or_create_person(person_data)
+    event = lock_event(event_id, loaded=event)
     # The clock is read after the lock: waitlisted_at then follows the order in which sign-ups
     # took the lock, so the place a person is told never changes because a slower request
     # (that read the clock earlier but waited for the lock) lands ahead of them.
@@ -128,7 +131,6 @@ def register(event_id: int, person_input: dict, answers_input: dict | None, *, c
         from .matching import check_eligibility
         check_eligibility(event, person_data.email, now)
 
-    person, new_person = find_or_create_person(person_data)
     # A person created just now has no registration to duplicate.
     if not new_person and _active_registration(event.id, person.id) is not None:
         raise DomainError("duplicate", _("このメールアドレスでは既にお申し込みいただいています。"

@@ -13,6 +13,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
+from eventapp.database import write_intent
 from eventapp.extensions import db
 from eventapp.models import OutboxMessage, Registration
 from eventapp.models.base import utcnow
@@ -274,3 +275,76 @@ def test_send_mail_cli_delivers_due_messages(app, mail_config, sent_mail):
     assert sorted(m["Subject"] for m in sent_mail()) == ["【参加確定】CLIテスト"] * 2
     again = app.test_cli_runner().invoke(args=["send-mail"])
     assert "sent 0, failed 0" in again.output
+
+
+def _queue(n: int) -> None:
+    """Queue n more mails (the same registration's promotion mail: what is queued does not matter)."""
+    db.session.rollback()
+    with write_intent():  # SQLite: the write lock from BEGIN on, as in a request that writes
+        registration = db.session.execute(select(Registration).order_by(Registration.id)).scalars().first()
+        if registration is None:
+            registration = make_registration(make_event(title="混雑"))
+        for _ in range(n):
+            mail.queue_registration_mail("registration_promoted", registration)
+        db.session.commit()
+
+
+def test_queue_returns_the_inserted_message(ctx):
+    registration = make_registration(make_event(title="キュー"))
+    db.session.commit()
+    message = mail.queue_registration_mail("registration_promoted", registration)
+    db.session.commit()
+    stored = db.session.get(OutboxMessage, message.id)
+    assert (stored.kind, stored.to_addr, stored.subject, stored.registration_id, stored.status) == (
+        message.kind, message.to_addr, message.subject, registration.id, "pending")
+    assert stored.body == message.body and "キュー" in stored.body
+
+
+def test_rush_detector_holds_mail_back_while_mail_is_queued_fast_for_at_most_its_limit(ctx):
+    rush = mail.RushDetector(rate=5, max_defer_s=10)
+    assert rush.defer(now=100.0) is False  # a first look has nothing to compare with
+    _queue(2)
+    assert rush.defer(now=100.2) is True  # 2 mails in 0.2 s: 10 per second
+    _queue(1)
+    assert rush.defer(now=101.2) is False  # 1 in a second: the rush is over
+    held = []
+    for second in range(1, 12):  # a new rush from 102.0: 6 mails a second
+        _queue(6)
+        held.append(rush.defer(now=101.2 + 0.8 + second - 1))
+    # Held back for 10 seconds (102.0 … 111.0 are within), then mail goes although the rush goes on.
+    assert held == [True] * 10 + [False]
+    assert mail.RushDetector(rate=0, max_defer_s=10).defer(now=0.0) is False  # 0: never held
+
+
+def test_watching_sender_waits_for_the_end_of_a_rush(app, mail_config, sent_mail):
+    """While mail is queued faster than MAIL_RUSH_RATE the sender sends nothing; then it all goes."""
+    mail_config.update(MAIL_DELIVERY="sender", MAIL_RUSH_RATE=5, MAIL_RUSH_MAX_DEFER_S=60)
+    stop = threading.Event()
+    sent: list[int] = []
+
+    def sender() -> None:
+        with app.app_context():
+            sent.append(mail.watch(interval_s=0.2, stop=stop))
+
+    with app.app_context():
+        _queue(1)  # the registration's own confirmation and this one
+    thread = threading.Thread(target=sender)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while len(sent_mail()) < 2 and time.monotonic() < deadline:  # before the rush: sent at once
+            time.sleep(0.02)
+        assert len(sent_mail()) == 2
+        with app.app_context():
+            for _ in range(10):  # 4 mails every 0.1 s: 40 per second for a second
+                _queue(4)
+                time.sleep(0.1)
+            # Held back: at most the first 4, should they have landed between a look at the rate
+            # (before the rush) and that round's delivery; without the hold, all but the last few.
+            assert len(sent_mail()) <= 2 + 4
+        while len(sent_mail()) < 42 and time.monotonic() < deadline:  # after the rush: all of it
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    assert len(sent_mail()) == 42 and sent == [42]
