@@ -141,7 +141,7 @@ def mail_sender(server_env: dict) -> Iterator[subprocess.Popen]:
     (`nice 10` was not enough: a niced process still takes its share of a busy core.)"""
     priority = ["chrt", "--idle", "0"] if shutil.which("chrt") else ["nice", "-n", "19"]
     process = subprocess.Popen([*priority, str(FLASK), "--app", "eventapp", "send-mail", "--watch",
-                                "--interval", os.environ.get("SENDER_INTERVAL", "0.5")], cwd=PROJECT_ROOT, env=server_env,
+                                "--interval", "0.5"], cwd=PROJECT_ROOT, env=server_env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         yield process
