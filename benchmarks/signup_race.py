@@ -1,14 +1,17 @@
 """Sign-up: a rush for a popular event, then a steady 100 sign-ups per second.
 
 For SQLite and PostgreSQL: a migrated throwaway database, gunicorn with 2 workers (one per core) in
-MAIL_DELIVERY=sender mode with a `send-mail --watch` process at nice 10, as in production.
+MAIL_DELIVERY=sender mode with a `send-mail --watch` process at idle CPU priority, as in production
+(it holds mail back while a rush is on: services/mail.py RushDetector). Every worker is warmed up
+with a few sign-ups on an event of their own first. The load comes from benchmarks/_loadgen.py.
 1. Rush: 500 sign-ups for 50 seats from 32 concurrent clients through
    `POST /api/v1/events/{id}/registrations`: sign-ups per second, p50/p95/p99, confirmed / waitlisted,
    the oversell check (confirmed = capacity, waiting-list places 1..n without gaps) and how long after
-   the rush the last mail went out.
+   the rush the last mail went out. Latency here is mostly waiting in line behind the other clients
+   (about clients ÷ rate).
 2. Paced: sign-ups offered at a fixed rate (100/s for 5 s), open loop: each request is due at its
-   time and its latency counts from then. The target (≥ 100/s at p95 ≤ 200 ms on PostgreSQL) is judged
-   here; in the rush, latency is mostly waiting in line behind the other clients.
+   time and its latency counts from then, so this is where p95 tells the server's speed.
+The target (PostgreSQL): ≥ 100 sign-ups/s in the rush and achieved when paced, at p95 ≤ 200 ms paced.
 Also the rate of `GET /healthz` (one `SELECT 1`) from the same clients and the ratio between the two,
 and the worker CPU per sign-up from the Server-Timing header (SERVER_TIMING=1).
 
@@ -31,7 +34,6 @@ from benchmarks._support import (
     BENCH_SECRET,
     DATABASES,
     bench_app,
-    get_status,
     mail_sender,
     percentiles,
     run_per_database,
@@ -78,6 +80,13 @@ def _pending_mail(app) -> int:
                                      .where(OutboxMessage.status == "pending")).scalar_one()
         db.session.remove()
     return pending
+
+
+def _wait_for_mail(app, timeout_s: float = 120.0) -> None:
+    """Until the sender has sent every queued mail (or `timeout_s` passed)."""
+    deadline = time.perf_counter() + timeout_s
+    while _pending_mail(app) and time.perf_counter() < deadline:
+        time.sleep(0.2)
 
 
 def _sign_up_requests(base_url: str, event_id: int, tag: str, n: int) -> list[bytes]:
@@ -139,18 +148,19 @@ def run_burst(database: str, url: str, *, signups: int, capacity: int, clients: 
                           extra_env={"SERVER_TIMING": "1", "MAIL_DELIVERY": "sender"})
     try:
         with mail_sender(server.env):
-            for _ in range(workers * 2):  # every worker has imported everything and opened a connection
-                get_status(server.url, "/healthz")
+            warm_up(app, server.url, workers=workers)
             rush = burst(app, server.url, signups=signups, capacity=capacity, clients=clients)
             burst_done = time.perf_counter()
-            while _pending_mail(app) and time.perf_counter() - burst_done < 120:
-                time.sleep(0.2)
+            _wait_for_mail(app)
             drained_s = time.perf_counter() - burst_done
             steady = paced(app, server.url, rate=paced_rate, seconds=paced_seconds, capacity=capacity)
+            _wait_for_mail(app)  # the sender's catching up would slow the trivial requests below
             trivial_rate, trivial_errors = trivial_requests(server.url, clients=clients, requests_n=signups * 2)
     finally:
         server.stop()
-    met = steady["rate"] >= paced_rate * 0.98 and steady["latency"]["p95"] <= 200 and not steady["statuses"].get(0)
+    # 98 %: the paced run's rate counts up to the last answer, so even an idle server stays just under.
+    met = (rush["rate"] >= paced_rate and steady["rate"] >= paced_rate * 0.98
+           and steady["latency"]["p95"] <= 200 and not steady["statuses"].get(0))
     errors = sum(n for s, n in (rush["statuses"] + steady["statuses"]).items() if s != 201)
     return {
         "database": database,
@@ -170,10 +180,24 @@ def run_burst(database: str, url: str, *, signups: int, capacity: int, clients: 
         "/healthz req/s": round(trivial_rate, 1),
         "ratio": f"{rush['rate'] / trivial_rate:.2f}" if trivial_rate else "",
         "healthz errors": trivial_errors,
-        "target (PostgreSQL)": (f"≥{paced_rate:g}/s at p95 ≤ 200 ms: " + ("met" if met else "not met"))
+        "target (PostgreSQL)": (f"≥{paced_rate:g}/s (rush and paced), paced p95 ≤ 200 ms: "
+                                + ("met" if met else "not met"))
         if database == "PostgreSQL" else "-",
         "oversell check": "OK (no oversell, queue 1..n)" if rush["ok"] and steady["ok"] else "FAILED",
     }
+
+
+def warm_up(app, base_url: str, *, workers: int) -> None:
+    """Sign-ups on an event of their own before measuring: every worker has then imported what a
+    sign-up needs, compiled its statements and templates and opened its connections (a fresh worker
+    spends its first second or so on that; measured, it cut the rush's rate by a quarter)."""
+    event_id = _create_event(app, 10)
+    answers, _ = closed_loop(base_url, _sign_up_requests(base_url, event_id, f"warm{event_id}", 30 * workers),
+                             clients=2 * workers)
+    failed = [a.status for a in answers if a.status != 201]
+    if failed:
+        raise RuntimeError(f"warm-up sign-ups failed: {failed[:5]}")
+    _wait_for_mail(app)
 
 
 def trivial_requests(base_url: str, *, clients: int, requests_n: int) -> tuple[float, int]:
