@@ -1,7 +1,7 @@
 """Database outages (PostgreSQL restarting, SQLite locked for too long) answer 503 with Retry-After.
 
-A clear "try again shortly" page instead of a traceback; the connection pool's pre-ping replaces the
-dead connections once the server is back, so the app recovers without a restart.
+A clear "try again shortly" page instead of a traceback; the connection pool replaces the dead
+connections once the server is back (see database._ping_if_idle), so the app recovers without a restart.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """PostgreSQL restarted under a running app: 503 pages (Japanese HTML, JSON `unavailable`) during the
-outage, no tracebacks, and the app recovers by itself when the server is back (pool pre-ping)."""
+outage, no tracebacks, and the app recovers by itself when the server is back (the pool discards
+connections after a disconnect error and pings idle ones: eventapp/database.py)."""
 
 from __future__ import annotations
 
