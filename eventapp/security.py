@@ -10,7 +10,8 @@ import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
-from flask import Flask, Response, current_app, request, session
+from flask import Flask, Request, Response, current_app, request, session
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_limiter.util import get_remote_address
 
 from .extensions import limiter
@@ -36,10 +37,22 @@ HSTS = "max-age=31536000; includeSubDomains"
 MIN_PRODUCTION_SECRET_LENGTH = 32
 
 
+class SessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie session, with the signing serializer built only for a request that sent
+    a session cookie: API calls and first visits (most requests of a sign-up rush) carry none, and
+    building it cost them more than the rest of opening the session."""
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        if app.secret_key and not request.cookies.get(self.get_cookie_name(app)):
+            return self.session_class()
+        return super().open_session(app, request)
+
+
 def configure(app: Flask) -> None:
     """Refuse unsafe production settings; point database:// rate-limit storage at the app's database."""
     if app.config.get("EVENTAPP_ENV") == "production":
         _check_production_secret(app)
+    app.session_interface = SessionInterface()
     if str(app.config.get("RATELIMIT_STORAGE_URI", "")).startswith("database://"):
         from . import ratelimit_storage  # noqa: F401  (registers the database:// scheme with `limits`)
 
