@@ -17,6 +17,7 @@ from typing import Any
 
 from limits.storage import Storage
 from sqlalchemy import create_engine, delete, event, select, text
+from sqlalchemy.dialects.postgresql import psycopg as psycopg_dialect
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -37,9 +38,8 @@ _UPSERT = text(f"""
         expires_at = CASE WHEN {_table.name}.expires_at <= :now THEN :new_expiry ELSE {_table.name}.expires_at END
     RETURNING "count", expires_at
 """)
-# The same statement in psycopg's own parameter style, for PostgreSQL's hits (see DatabaseStorage.incr).
-_UPSERT_PSYCOPG = _UPSERT.text.replace(":key", "%(key)s").replace(":amount", "%(amount)s") \
-    .replace(":new_expiry", "%(new_expiry)s").replace(":now", "%(now)s")
+# The same statement compiled for psycopg (its own parameter style), for PostgreSQL's hits (see incr).
+_UPSERT_PSYCOPG = str(_UPSERT.compile(dialect=psycopg_dialect.dialect()))
 # How long a hit's own result answers `get`/`get_expiry` for the same key in the same thread.
 RECENT_HIT_S = 1.0
 
