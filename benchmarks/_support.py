@@ -118,21 +118,6 @@ def post_json(base_url: str, path: str, body: dict, *, timeout: float = 120.0,
         connection.close()
 
 
-def get_status(base_url: str, path: str, *, timeout: float = 60.0) -> int:
-    import http.client
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(base_url)
-    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
-    try:
-        connection.request("GET", path)
-        response = connection.getresponse()
-        response.read()
-        return response.status
-    finally:
-        connection.close()
-
-
 @contextlib.contextmanager
 def mail_sender(server_env: dict) -> Iterator[subprocess.Popen]:
     """`flask send-mail --watch` next to the server (MAIL_DELIVERY=sender) under the idle CPU
