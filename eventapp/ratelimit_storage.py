@@ -96,7 +96,8 @@ class DatabaseStorage(Storage):
         now = time.time()
         params = {"key": key, "amount": amount, "now": now, "new_expiry": now + expiry}
         engine = self.engine
-        if engine.dialect.name == "postgresql":
+        sqlite = engine.dialect.name == "sqlite"
+        if not sqlite:
             count, expires_at = self._upsert_postgresql(engine, params)
         else:
             with engine.begin() as conn:
@@ -105,7 +106,7 @@ class DatabaseStorage(Storage):
                 count, expires_at = conn.execute(_UPSERT, params).one()
         if random.randrange(PURGE_ONE_IN) == 0:
             with engine.begin() as conn:
-                if conn.dialect.name == "sqlite":
+                if sqlite:
                     begin_immediate(conn, self.busy_timeout_s)
                 conn.execute(delete(_table).where(_table.c.expires_at <= now))
         self._recent.hit = (key, int(count), float(expires_at), time.monotonic())

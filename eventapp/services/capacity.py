@@ -51,6 +51,10 @@ _COUNTS = (select(Registration.status, func.count()).where(Registration.event_id
            .group_by(Registration.status))
 
 
+def _event_not_found() -> NotFound:
+    return NotFound("event_not_found", _("イベントが見つかりません。"))
+
+
 def lock_event(event_id: int, *, loaded: Event | None = None) -> Event:
     """Lock the event's row and return it as it is now. `loaded`: the caller's copy, read earlier in
     this transaction, which is returned as it stands when the event has not changed since."""
@@ -59,17 +63,17 @@ def lock_event(event_id: int, *, loaded: Event | None = None) -> Event:
         # loaded now) is current and stays so; no second SELECT needed.
         event = db.session.get(Event, event_id)
         if event is None:
-            raise NotFound("event_not_found", _("イベントが見つかりません。"))
+            raise _event_not_found()
         return event
     if loaded is not None:
         updated_at = db.session.execute(_LOCK_ROW, {"event_id": event_id}).scalar_one_or_none()
         if updated_at is None:
-            raise NotFound("event_not_found", _("イベントが見つかりません。"))
+            raise _event_not_found()
         if updated_at == loaded.updated_at:
             return loaded
     event = db.session.execute(_LOCK_EVENT, {"event_id": event_id}).scalar_one_or_none()
     if event is None:
-        raise NotFound("event_not_found", _("イベントが見つかりません。"))
+        raise _event_not_found()
     return event
 
 
