@@ -19,11 +19,11 @@ from .outbox import OutboxMessage
 from .person import IWATE_RELATIONS, Person
 from .privacy import PrivacyNotice
 from .ratelimit import RateLimitCounter
-from .registration import ACTIVE_STATUSES, REGISTRATION_STATUSES, Answer, Registration
+from .registration import ACTIVE_STATUSES, ATTENDEE_FIELDS, REGISTRATION_STATUSES, Answer, Registration
 from .staff import ROLES, ApiToken, User
 
 __all__ = [
-    "ACTIVE_STATUSES", "CHECKIN_SOURCES", "EVENT_KINDS", "EVENT_STATUSES", "IWATE_RELATIONS", "QUESTION_KINDS",
+    "ACTIVE_STATUSES", "ATTENDEE_FIELDS", "CHECKIN_SOURCES", "EVENT_KINDS", "EVENT_STATUSES", "IWATE_RELATIONS", "QUESTION_KINDS",
     "REGISTRATION_STATUSES", "ROLES", "Answer", "ApiToken", "AuditEntry", "CheckIn", "Event", "EventDay", "OutboxMessage",
     "Person", "PrivacyNotice", "ProgrammeItem", "RateLimitCounter", "Question", "Registration", "User",
     # matching and organisations

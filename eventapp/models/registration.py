@@ -1,4 +1,8 @@
-"""A person's registration for an event, and their answers to the event's questions."""
+"""A registration for an event, with its attendee's details and answers to the event's questions.
+
+The attendee (name, furigana, phone, …) belongs to the registration as given at sign-up: the
+person row is only the contact identity (the mailbox), so a sign-up for one attendee never changes
+what another registration of the same address shows or prints."""
 
 from __future__ import annotations
 
@@ -9,9 +13,12 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
 from .base import UTCDateTime, utcnow
+from .person import IWATE_RELATIONS
 
 REGISTRATION_STATUSES = ("confirmed", "waitlisted", "cancelled")
 ACTIVE_STATUSES = ("confirmed", "waitlisted")
+# Per-registration attendee details (the same names as the person's contact fields).
+ATTENDEE_FIELDS = ("name", "furigana", "phone", "prefecture", "iwate_relation", "occupation", "skills")
 
 
 class Registration(db.Model):
@@ -20,6 +27,7 @@ class Registration(db.Model):
         CheckConstraint(f"status IN {REGISTRATION_STATUSES}", name="status_valid"),
         CheckConstraint("status != 'waitlisted' OR waitlisted_at IS NOT NULL", name="waitlist_has_time"),
         CheckConstraint("status != 'confirmed' OR confirmed_at IS NOT NULL", name="confirmed_has_time"),
+        CheckConstraint(f"iwate_relation IN {IWATE_RELATIONS}", name="iwate_relation_valid"),
         # One active registration per person and event, whatever the Python code does.
         Index(
             "uq_registrations_active_person_event", "event_id", "person_id", unique=True,
@@ -32,6 +40,14 @@ class Registration(db.Model):
     event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"))
     person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
     status: Mapped[str] = mapped_column(String(16))
+    # The attendee, as given at sign-up (or corrected later by the attendee or staff).
+    name: Mapped[str] = mapped_column(String(100))
+    furigana: Mapped[str] = mapped_column(String(100), index=True)
+    phone: Mapped[str] = mapped_column(String(40), default="")
+    prefecture: Mapped[str] = mapped_column(String(16), default="")
+    iwate_relation: Mapped[str] = mapped_column(String(16), default="none")
+    occupation: Mapped[str] = mapped_column(Text, default="")
+    skills: Mapped[str] = mapped_column(Text, default="")
     # Waiting-list order is (waitlisted_at, id); positions are derived, so they never have gaps.
     waitlisted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
@@ -51,6 +67,11 @@ class Registration(db.Model):
     answers: Mapped[list[Answer]] = relationship(
         back_populates="registration", cascade="all, delete-orphan", order_by="Answer.id"
     )
+
+    @property
+    def attendee(self) -> dict[str, str]:
+        """The attendee's details as given for this registration (API payloads, exports)."""
+        return {field: getattr(self, field) for field in ATTENDEE_FIELDS}
 
     @property
     def is_active(self) -> bool:

@@ -12,7 +12,7 @@ from sqlalchemy import bindparam, select
 
 from ..database import column_values, insert_or_skip
 from ..extensions import db
-from ..models import IWATE_RELATIONS, Person
+from ..models import ATTENDEE_FIELDS, IWATE_RELATIONS, Person
 from .errors import ValidationFailed
 
 PREFECTURES = (
@@ -138,24 +138,22 @@ _BY_EMAIL = select(Person).where(Person.email == bindparam("email"))  # built on
 _INSERT_PERSON = select(Person).from_statement(insert_or_skip(Person.__table__, conflict="email"))
 
 
+def attendee_values(data: PersonData) -> dict[str, str]:
+    """The registration's attendee columns from validated sign-up data."""
+    return {field: getattr(data, field) for field in ATTENDEE_FIELDS}
+
+
 def find_or_create_person(data: PersonData) -> tuple[Person, bool]:
-    """The person with this email, updated with the newest details, or a new one (inserted at
-    once). Returns (person, created)."""
-    values = {"email": data.email or None, "name": data.name, "furigana": data.furigana,
-              "iwate_relation": data.iwate_relation,
-              **{field: getattr(data, field) for field in ("phone", "prefecture", "occupation", "skills")}}
+    """The person (contact identity) with this email, or a new one (inserted at once).
+    Returns (person, created).
+
+    A known address is returned unchanged: nobody has proved they own it, so a sign-up may not
+    rewrite what the address's other registrations, or staff, see. The attendee's details go onto
+    the registration instead (`attendee_values`)."""
+    values = {"email": data.email or None, **attendee_values(data)}
     # Insert first: in a sign-up rush most addresses are new, and then this is the only statement.
     # Without an address (a walk-in who gave none) there is nobody to match: always a new person.
     created = db.session.scalars(_INSERT_PERSON, column_values(Person.__table__, values)).one_or_none()
     if created is not None:
         return created, True
-    person = db.session.execute(_BY_EMAIL, {"email": data.email}).scalar_one()
-    person.name = data.name
-    person.furigana = data.furigana
-    # Optional fields only overwrite when given, so a short sign-up keeps earlier details.
-    for field in ("phone", "prefecture", "occupation", "skills"):
-        value = getattr(data, field)
-        if value:
-            setattr(person, field, value)
-    person.iwate_relation = data.iwate_relation
-    return person, False
+    return db.session.execute(_BY_EMAIL, {"email": data.email}).scalar_one(), False

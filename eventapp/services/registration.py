@@ -21,7 +21,7 @@ from ..models.base import utcnow
 from . import mail
 from .capacity import availability, counts_for, lock_event, roster_frozen
 from .errors import DomainError, NotFound, ValidationFailed
-from .people import clean_text, find_or_create_person, validate_person
+from .people import attendee_values, clean_text, find_or_create_person, validate_person
 from .privacy import DEFAULT_NOTICE, NOTICE_VERSION
 from .tickets import make_manage_token, make_ticket_code
 
@@ -141,6 +141,7 @@ def register(event_id: int, person_input: dict, answers_input: dict | None, *, c
         "event_id": event.id, "person_id": person.id, "manage_token": make_manage_token(),
         "ticket_code": make_ticket_code(event.id), "consent_version": notice_version, "consent_at": now,
         "source": source, "created_at": now, "status": "confirmed" if confirmed else "waitlisted",
+        **attendee_values(person_data),
         "confirmed_at": now if confirmed else None, "waitlisted_at": None if confirmed else now,
     }]).one()
     rows = [{"registration_id": registration.id, "question_id": qid, "question_label": labels[qid], "value": value}

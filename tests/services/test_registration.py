@@ -54,7 +54,7 @@ def test_signup_after_cancel_is_allowed(ctx):
 def test_database_refuses_two_active_registrations_for_one_person(ctx):
     event = make_event()
     registration = make_registration(event)
-    clone = Registration(event_id=event.id, person_id=registration.person_id, status="waitlisted",
+    clone = Registration(event_id=event.id, person_id=registration.person_id, status="waitlisted", name="x", furigana="x",
                          waitlisted_at=utcnow(), manage_token="x" * 32, ticket_code="E1-X-Y",
                          consent_version="v", consent_at=utcnow())
     db.session.add(clone)
