@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import time as time_module
 from datetime import UTC, datetime, time, timedelta
 from email import message_from_bytes, policy
 from pathlib import Path
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 from flask_migrate import upgrade
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
 from eventapp import create_app
 from eventapp.extensions import db
@@ -74,12 +76,22 @@ def _clean_database(request, app, mail_dir):
     with app.app_context():
         db.session.remove()
         tables = [t.name for t in reversed(db.metadata.sorted_tables)]
-        with db.engine.begin() as conn:
-            if db.engine.dialect.name == "postgresql":
-                conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
-            else:
-                for table in tables:
-                    conn.execute(text(f"DELETE FROM {table}"))
+        for attempt in range(5):
+            try:
+                with db.engine.begin() as conn:
+                    if db.engine.dialect.name == "postgresql":
+                        conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+                    else:
+                        for table in tables:
+                            conn.execute(text(f"DELETE FROM {table}"))
+                break
+            except OperationalError:
+                # A live test server may still be answering the browser's last request: TRUNCATE then
+                # takes its table locks in another order than that request and PostgreSQL ends one of
+                # the two as a deadlock. The request finishes on its own; clean up again.
+                if attempt == 4:
+                    raise
+                time_module.sleep(0.5)
     for path in mail_dir.glob("*.eml"):
         path.unlink()
 
