@@ -20,11 +20,10 @@ from . import bp
 
 
 def _event_or_404(event_id: int) -> Event:
-    event = db.session.get(Event, event_id)
-    if event is None or event.status == "draft":
-        from flask import abort
-        abort(404)
-    return event
+    """The event, if it is open for check-in: the same rule as the check-in API (a draft is 404,
+    a cancelled event or one outside its check-in window a 409 page with the reason)."""
+    service.require_checkin_open(event_id)
+    return db.session.get(Event, event_id)
 
 
 def _day_arg() -> int | None:
@@ -40,7 +39,9 @@ def index():
         select(Event).where(Event.status == "published", Event.ends_at >= utcnow() - timedelta(days=7))
         .order_by(Event.starts_at)
     ).scalars().all()
-    return render_template("checkin/index.html", events=events)
+    now = utcnow()
+    windows = {event.id: service.checkin_window(event) for event in events}
+    return render_template("checkin/index.html", events=events, windows=windows, now=now)
 
 
 @bp.get("/events/<int:event_id>")

@@ -12,7 +12,7 @@ from eventapp.models import CheckIn
 from eventapp.models.base import utcnow
 from eventapp.services.accounts import create_token, create_user
 from eventapp.services.checkin import code_hash
-from tests.factories import make_event, make_registration
+from tests.factories import make_checkin_event, make_registration
 
 
 @pytest.fixture
@@ -36,7 +36,7 @@ def _checkins(app) -> int:
 
 def test_check_in_and_second_scan(app, client, token):
     with app.app_context():
-        event = make_event()
+        event = make_checkin_event()
         reg = make_registration(event, name="山田 太郎", furigana="やまだ たろう")
         event_id, code = event.id, reg.ticket_code
     url = f"/api/v1/events/{event_id}/checkins"
@@ -57,7 +57,7 @@ def test_check_in_and_second_scan(app, client, token):
 
 def test_error_codes(app, client, token):
     with app.app_context():
-        event, other = make_event(capacity=1), make_event()
+        event, other = make_checkin_event(capacity=1), make_checkin_event()
         make_registration(event)
         waiting = make_registration(event)
         elsewhere = make_registration(other)
@@ -85,7 +85,7 @@ def test_error_codes(app, client, token):
 
 def test_cancelled_is_409(app, client, token):
     with app.app_context():
-        event = make_event()
+        event = make_checkin_event()
         reg = make_registration(event)
         from eventapp.services.registration import cancel
         cancel(reg.id, by="staff")
@@ -98,7 +98,7 @@ def test_cancelled_is_409(app, client, token):
 
 def test_auth_required_and_participant_session_is_not_enough(app, client):
     with app.app_context():
-        event = make_event()
+        event = make_checkin_event()
         reg = make_registration(event)
         event_id, code = event.id, reg.ticket_code
     response = client.post(f"/api/v1/events/{event_id}/checkins", json={"code": code, "nonce": "n-noauth"})
@@ -110,7 +110,7 @@ def test_auth_required_and_participant_session_is_not_enough(app, client):
 
 def test_undo_roster_stats_and_manual_check_in(app, client, token):
     with app.app_context():
-        event = make_event()
+        event = make_checkin_event()
         reg = make_registration(event, phone="080-1111-2222")
         event_id, code, reg_id = event.id, reg.ticket_code, reg.id
     manual = client.post(f"/api/v1/events/{event_id}/checkins", json={"registration_id": reg_id, "nonce": "manual-1"},
@@ -134,7 +134,7 @@ def test_undo_roster_stats_and_manual_check_in(app, client, token):
 
 def test_batch_keeps_original_times(app, client, token):
     with app.app_context():
-        event = make_event()
+        event = make_checkin_event()
         regs = [make_registration(event) for _ in range(3)]
         event_id, codes = event.id, [r.ticket_code for r in regs]
     base = utcnow() - timedelta(minutes=30)
@@ -156,7 +156,7 @@ def test_batch_keeps_original_times(app, client, token):
 
 def test_walk_in(app, client, token):
     with app.app_context():
-        event = make_event(capacity=0)
+        event = make_checkin_event(capacity=0)
         event_id = event.id
     response = client.post(f"/api/v1/events/{event_id}/walkins", json={
         "name": "当日 花子", "furigana": "とうじつ はなこ", "email": "walkin@example.com", "nonce": "walkin-api-1"},

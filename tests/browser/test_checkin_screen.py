@@ -19,7 +19,7 @@ from eventapp.models import CheckIn
 from eventapp.models.base import utcnow
 from eventapp.services.accounts import create_user
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
-from tests.factories import make_event, make_registration
+from tests.factories import make_checkin_event, make_registration
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
 PASSWORD = "password-123"
@@ -34,7 +34,7 @@ def desk(ctx):
         users.append(user.email)
     db.session.commit()
     # A long title, as real ones are: the phone screen must cut it, not scroll sideways.
-    event = make_event(capacity=3, questions=[{"key": "dietary", "kind": "text", "label": "食事の配慮"}],
+    event = make_checkin_event(capacity=3, questions=[{"key": "dietary", "kind": "text", "label": "食事の配慮"}],
                        title="地域と温泉を楽しみながら考える 遠恋複業フィールドワーク「夏油温泉で鬼剣舞とグループワーク」")
     regs = [
         make_registration(event, name="岩手 花子", furigana="いわて はなこ", answers={"dietary": "えび・かにアレルギー"}),
