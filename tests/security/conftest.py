@@ -41,7 +41,6 @@ def demo_ids(app) -> dict:
         spare = make_user("staff")  # the target of account actions
         checkin = db.session.execute(select(CheckIn).order_by(CheckIn.id)).scalars().first()
         if checkin is None:
-            from datetime import timedelta
             checkin_service.check_in(fieldwork.id, None, "security-test-1", registration_id=registration.id,
                                      user=make_user("admin"), now=fieldwork.starts_at + timedelta(hours=1))
             db.session.commit()
