@@ -182,3 +182,35 @@ def test_openapi_lists_checkin_paths(client):
     paths = spec.get_json()["paths"]
     assert "/api/v1/events/{event_id}/checkins" in paths
     assert "/api/v1/events/{event_id}/checkins/batch" in paths
+
+
+def test_walk_in_with_a_known_address_changes_no_person_and_mails_only_when_ticked(app, client, token):
+    from eventapp.models import OutboxMessage, Person, Registration
+
+    with app.app_context():
+        event = make_checkin_event()
+        known = make_registration(make_checkin_event(), email="victim@example.jp", name="本人 花子",
+                                  furigana="ほんにん はなこ", phone="090-1111-2222")
+        event_id, person_id = event.id, known.person_id
+        mails_before = db.session.execute(select(func.count()).select_from(OutboxMessage)).scalar_one()
+    url = f"/api/v1/events/{event_id}/walkins"
+    response = client.post(url, json={"name": "別人 太郎", "furigana": "べつじん たろう", "email": "victim@example.jp",
+                                      "phone": "080-9999-0000", "nonce": "walkin-identity-1"}, headers=auth(token))
+    assert response.status_code == 200, response.get_json()
+    with app.app_context():
+        person = db.session.get(Person, person_id)
+        assert (person.name, person.furigana, person.phone) == ("本人 花子", "ほんにん はなこ", "090-1111-2222")
+        reg = db.session.get(Registration, response.get_json()["registration"]["id"])
+        assert reg.person_id == person_id and (reg.name, reg.phone) == ("別人 太郎", "080-9999-0000")
+        assert db.session.execute(select(func.count()).select_from(OutboxMessage)).scalar_one() == mails_before
+    # Ticked "確認メールを送る": the confirmation goes to the address given.
+    with app.app_context():
+        other_id = make_checkin_event().id
+    response = client.post(f"/api/v1/events/{other_id}/walkins", json={
+        "name": "当日 花子", "furigana": "とうじつ はなこ", "email": "walkin-mail@example.jp", "send_mail": True,
+        "nonce": "walkin-identity-2"}, headers=auth(token))
+    assert response.status_code == 200, response.get_json()
+    with app.app_context():
+        rows = db.session.execute(select(OutboxMessage).where(OutboxMessage.to_addr == "walkin-mail@example.jp")
+                                  ).scalars().all()
+        assert [r.kind for r in rows] == ["registration_confirmed"]
