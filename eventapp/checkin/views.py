@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from flask import current_app, flash, redirect, render_template, request, send_from_directory, url_for
 from flask_login import current_user
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from ..auth.decorators import role_required
 from ..extensions import db
@@ -34,12 +34,13 @@ def _day_arg() -> int | None:
 @bp.get("/")
 @role_required("checkin")
 def index():
-    """Events of the last week and the future, soonest first."""
+    """Events of the last week and the future (and older ones whose check-in staff reopened), soonest first."""
+    now = utcnow()
     events = db.session.execute(
-        select(Event).where(Event.status == "published", Event.ends_at >= utcnow() - timedelta(days=7))
+        select(Event).where(Event.status == "published",
+                            or_(Event.ends_at >= now - timedelta(days=7), Event.checkin_closes_at >= now))
         .order_by(Event.starts_at)
     ).scalars().all()
-    now = utcnow()
     windows = {event.id: service.checkin_window(event) for event in events}
     return render_template("checkin/index.html", events=events, windows=windows, now=now)
 

@@ -6,6 +6,7 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 
+from email_validator import EmailNotValidError
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
@@ -264,7 +265,7 @@ class MergePlan:
 def find_person_by_email(email: str) -> Person:
     try:
         address = normalise_email(clean_text(email)[:254])
-    except Exception:  # email_validator's errors: any malformed input is simply "not found"
+    except EmailNotValidError:  # a malformed address is simply "not found"
         address = ""
     person = db.session.execute(select(Person).where(Person.email == address)).scalar_one_or_none() \
         if address else None

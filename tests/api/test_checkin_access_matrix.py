@@ -6,7 +6,7 @@ The routes come from Flask's URL map, so a new check-in route fails here until i
 from __future__ import annotations
 
 import itertools
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from flask import url_for
@@ -210,6 +210,24 @@ def test_the_event_list_marks_events_outside_their_window(app, world):
     inside, before = world["events"]["inside"]["event_id"], world["events"]["before_default"]["event_id"]
     assert f"/checkin/events/{inside}?day=" in html
     assert f"/checkin/events/{before}?day=" not in html and "受付期間外です" in html
+    reopened = world["events"]["inside_set"]["event_id"]  # ended ten days ago, window reopened by staff
+    assert f"/checkin/events/{reopened}?day=" in html
+
+
+def test_window_limits_are_validated(app):
+    from eventapp.formatting import JST
+    from eventapp.services.errors import ValidationFailed
+
+    with app.app_context():
+        with pytest.raises(ValidationFailed) as caught:
+            make_event(checkin_opens_at=datetime(1, 1, 1, tzinfo=JST), checkin_closes_at=datetime(9999, 12, 31, 23, 59,
+                                                                                                  tzinfo=JST))
+        assert set(caught.value.fields) == {"checkin_opens_at", "checkin_closes_at"}
+        db.session.rollback()
+        opens = future(0)
+        with pytest.raises(ValidationFailed) as caught:
+            make_event(checkin_opens_at=opens, checkin_closes_at=opens)
+        assert caught.value.fields == {"checkin_closes_at": "受付(チェックイン)終了は受付開始より後にしてください。"}
 
 
 def test_staff_set_the_window_on_the_event_form_and_the_database_keeps_it_ordered(app, world):
