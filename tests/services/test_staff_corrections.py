@@ -258,3 +258,27 @@ def test_merge_refuses_itself_unknown_and_anonymised(ctx):
 def test_search_by_email_finds_the_person(ctx):
     reg = make_registration(make_event(), email="Search.Me@Example.jp")
     assert [p.id for p in service.search_people("search.me@example")] == [reg.person_id]
+
+
+def test_merge_locks_both_people_until_it_commits(ctx):
+    """On PostgreSQL the merge holds both people's rows (SELECT … FOR UPDATE): another transaction
+    that wants either row waits (NOWAIT: fails at once) until the merge has committed. (FOR NO KEY
+    UPDATE: not blocked by the key-share locks that the registrations' foreign keys take anyway.)"""
+    from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError
+
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("row locks are PostgreSQL's; on SQLite the request holds the database's write lock")
+    keep = make_registration(make_event(), email="lock-k@example.jp").person_id
+    merge = make_registration(make_event(), email="lock-m@example.jp").person_id
+    service.merge_people(keep, merge)
+    with db.engine.connect() as other:
+        for person_id in (keep, merge):
+            with pytest.raises(OperationalError, match="could not obtain lock"):
+                other.execute(text("SELECT id FROM people WHERE id = :id FOR NO KEY UPDATE NOWAIT"), {"id": person_id})
+            other.rollback()
+    db.session.commit()
+    with db.engine.connect() as other:
+        assert other.execute(text("SELECT id FROM people WHERE id = :id FOR UPDATE NOWAIT"),
+                             {"id": keep}).scalar_one() == keep
+        other.rollback()
