@@ -218,6 +218,8 @@ def update_registration_details(registration_id: int, person_input: dict, answer
     registration = db.session.get(Registration, registration_id, with_for_update=True, populate_existing=True)
     if registration is None:
         raise NotFound("registration_not_found", "お申し込みが見つかりません。")
+    if registration.person.anonymised_at is not None:  # a deletion request is not undone by a correction
+        raise DomainError("anonymised", "匿名化済みの参加者のお申し込みは修正できません。")
     raw = {name: person_input.get(name, "") for name in ATTENDEE_FIELDS}
     errors: dict[str, str] = {}
     try:

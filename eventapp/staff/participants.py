@@ -107,6 +107,10 @@ def registration_update(registration_id: int):
         db.session.rollback()
         registration = load_registration(registration_id)
         return _render_registration(registration, dict(request.form.items()), exc.fields), 422
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+        return redirect(url_for("staff.registration_detail", registration_id=registration_id), code=303)
     flash("参加者情報を修正しました(監査ログに記録しました)。" if changes else "変更はありませんでした。", "success")
     return redirect(url_for("staff.registration_detail", registration_id=registration_id), code=303)
 

@@ -106,6 +106,17 @@ def test_edit_ignores_an_email_given_and_leaves_the_person(ctx):
     assert db.session.get(Person, reg.person_id).email == "keep@example.jp"
 
 
+def test_an_anonymised_persons_registration_is_not_edited(ctx):
+    from eventapp.services.privacy import anonymise_person
+
+    reg = make_registration(make_event())
+    anonymise_person(reg.person_id, reason="テスト")
+    db.session.commit()
+    with pytest.raises(DomainError) as caught:
+        service.update_registration_details(reg.id, _edit_input(reg, name="復元 太郎"), {})
+    assert caught.value.code == "anonymised"
+
+
 def test_apply_attendee_changes_is_the_shared_primitive(ctx):
     event = make_event(questions=QUESTIONS)
     reg = make_registration(event, answers={"bus": "yes"})
