@@ -48,7 +48,9 @@ def _server_timing(response):
 
 
 def checkin_auth(view):
-    """Role `checkin` or higher; session-authenticated writes also need the CSRF header."""
+    """Role `checkin` or higher; session-authenticated writes also need the CSRF header; and the
+    event must be open for check-in (published, not cancelled, inside its window), exactly as on
+    the check-in screens. Every route of this blueprint names an event, so none can skip it."""
 
     @require_role("checkin", allow_session=True)
     @functools.wraps(view)
@@ -59,6 +61,7 @@ def checkin_auth(view):
             except ValidationError as exc:
                 raise DomainError("csrf_failed", "ページを再読み込みしてからもう一度お試しください(CSRF)。",
                                   status=400) from exc
+        service.require_checkin_open(kwargs["event_id"])
         return view(*args, **kwargs)
 
     return wrapped
@@ -211,6 +214,8 @@ class WalkInSchema(StrictSchema):
     nonce = fields.String(required=True, validate=validate.Length(min=8, max=64))
     day = fields.Integer()
     device_id = fields.String(validate=validate.Length(max=64))
+    send_mail = fields.Boolean(load_default=False, metadata={
+        "description": "確認メールを送る(既定: 送らない。メールアドレスがあるときだけ)"})
 
 
 def result_payload(res: service.CheckInResult, summary: dict | None = None) -> dict:
@@ -304,7 +309,8 @@ def create_walkin(data, event_id):
     """当日参加: register and check in at once, even past capacity (`over_capacity` warns)."""
     person = {k: data[k] for k in ("name", "furigana", "email", "phone") if k in data}
     res = service.walk_in(event_id, person, data.get("answers") or {}, nonce=data["nonce"],
-                          day_id=data.get("day"), user=_user(), device_id=data.get("device_id", ""))
+                          day_id=data.get("day"), user=_user(), device_id=data.get("device_id", ""),
+                          send_mail=data["send_mail"])
     payload = result_payload(res)  # before the commit expires the objects it reads
     db.session.commit()
     return payload

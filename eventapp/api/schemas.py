@@ -102,6 +102,10 @@ class EventSchema(Schema):
     registration_closes_at = JSTDateTime(allow_none=True)
     cancellation_deadline = JSTDateTime(allow_none=True)
     roster_freeze_at = JSTDateTime(allow_none=True)
+    checkin_opens_at = JSTDateTime(allow_none=True, metadata={
+        "description": "null: 00:00 JST the day before the first day"})
+    checkin_closes_at = JSTDateTime(allow_none=True, metadata={
+        "description": "null: 23:59 JST the day after the last day"})
     organiser_name = Text()
     organiser_email = Text()
     organiser_phone = Text()
@@ -144,6 +148,10 @@ class EventWriteSchema(StrictSchema):
     registration_closes_at = JSTDateTime(allow_none=True)
     cancellation_deadline = JSTDateTime(allow_none=True)
     roster_freeze_at = JSTDateTime(allow_none=True)
+    checkin_opens_at = JSTDateTime(allow_none=True, metadata={
+        "description": "null: 00:00 JST the day before the first day"})
+    checkin_closes_at = JSTDateTime(allow_none=True, metadata={
+        "description": "null: 23:59 JST the day after the last day"})
     organiser_name = Text(validate=validate.Length(max=200))
     organiser_email = fields.Email()
     organiser_phone = Text(validate=validate.Length(max=40))

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from flask import current_app, flash, redirect, render_template, request, send_from_directory, url_for
 from flask_login import current_user
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from ..auth.decorators import role_required
 from ..extensions import db
@@ -20,11 +20,10 @@ from . import bp
 
 
 def _event_or_404(event_id: int) -> Event:
-    event = db.session.get(Event, event_id)
-    if event is None or event.status == "draft":
-        from flask import abort
-        abort(404)
-    return event
+    """The event, if it is open for check-in: the same rule as the check-in API (a draft is 404,
+    a cancelled event or one outside its check-in window a 409 page with the reason)."""
+    service.require_checkin_open(event_id)
+    return db.session.get(Event, event_id)
 
 
 def _day_arg() -> int | None:
@@ -35,12 +34,15 @@ def _day_arg() -> int | None:
 @bp.get("/")
 @role_required("checkin")
 def index():
-    """Events of the last week and the future, soonest first."""
+    """Events of the last week and the future (and older ones whose check-in staff reopened), soonest first."""
+    now = utcnow()
     events = db.session.execute(
-        select(Event).where(Event.status == "published", Event.ends_at >= utcnow() - timedelta(days=7))
+        select(Event).where(Event.status == "published",
+                            or_(Event.ends_at >= now - timedelta(days=7), Event.checkin_closes_at >= now))
         .order_by(Event.starts_at)
     ).scalars().all()
-    return render_template("checkin/index.html", events=events)
+    windows = {event.id: service.checkin_window(event) for event in events}
+    return render_template("checkin/index.html", events=events, windows=windows, now=now)
 
 
 @bp.get("/events/<int:event_id>")

@@ -23,6 +23,8 @@ class Event(db.Model):
         CheckConstraint("fee_yen >= 0", name="fee_not_negative"),
         CheckConstraint(f"kind IN {EVENT_KINDS}", name="kind_valid"),
         CheckConstraint(f"status IN {EVENT_STATUSES}", name="status_valid"),
+        CheckConstraint("checkin_opens_at IS NULL OR checkin_closes_at IS NULL OR checkin_closes_at > checkin_opens_at",
+                        name="checkin_window_order"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -46,6 +48,10 @@ class Event(db.Model):
     registration_closes_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     cancellation_deadline: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     roster_freeze_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    # When door staff may check people in (screens and API); NULL: the default window of
+    # services/checkin.checkin_window (the day before the first day to the day after the last).
+    checkin_opens_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    checkin_closes_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     fee_yen: Mapped[int] = mapped_column(Integer, default=0)
     status: Mapped[str] = mapped_column(String(16), default="draft")
     organiser_name: Mapped[str] = mapped_column(String(200), default="")

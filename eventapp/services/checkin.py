@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 
 from sqlalchemy import and_, bindparam, func, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -48,6 +48,43 @@ class CheckInResult:
     day: EventDay
     over_capacity: bool = False
     extra: dict = field(default_factory=dict)
+
+
+def checkin_window(event: Event) -> tuple[datetime, datetime]:
+    """When door staff may check people in: what staff set on the event, else from 00:00 JST of
+    the day before the first day to 23:59 JST of the day after the last (devices are prepared the
+    evening before; offline queues are uploaded the next day)."""
+    opens = event.checkin_opens_at or datetime.combine(
+        event.starts_at.astimezone(JST).date() - timedelta(days=1), time(0), JST)
+    closes = event.checkin_closes_at or datetime.combine(
+        event.ends_at.astimezone(JST).date() + timedelta(days=1), time(23, 59, 59), JST)
+    return opens, closes
+
+
+# Built once: every scan runs it. The event's state and window only (not the whole row).
+_GATE = select(Event.status, Event.starts_at, Event.ends_at, Event.checkin_opens_at,
+               Event.checkin_closes_at).where(Event.id == bindparam("event_id"))
+
+
+def require_checkin_open(event_id: int, *, now: datetime | None = None) -> None:
+    """What every check-in screen and API route allows, for every role: the event exists and is
+    published (a draft is "not found", so its roster never leaves the office), is not cancelled,
+    and now is inside its check-in window."""
+    row = db.session.execute(_GATE, {"event_id": event_id}).one_or_none()
+    if row is None or row.status == "draft":
+        raise NotFound("event_not_found", "イベントが見つかりません。")
+    if row.status == "cancelled":
+        raise DomainError("event_cancelled", "このイベントは中止になったため、受付できません。")
+    opens, closes = checkin_window(row)
+    now = now or utcnow()
+    if not opens <= now <= closes:
+        raise DomainError("checkin_closed",
+                          f"受付期間外です(受付期間: {_format_jst(opens)} 〜 {_format_jst(closes)})。"
+                          "期間は事務局がイベントの編集画面で変更できます。")
+
+
+def _format_jst(value: datetime) -> str:
+    return value.astimezone(JST).strftime("%Y/%m/%d %H:%M")
 
 
 def code_hash(code: str) -> str:
@@ -264,8 +301,12 @@ def undo(event_id: int, checkin_id: int, *, user: User | None = None, now: datet
 
 def walk_in(event_id: int, person_input: dict, answers_input: dict | None, *, nonce: str,
             day_id: int | None = None, user: User | None = None, device_id: str = "",
-            now: datetime | None = None) -> CheckInResult:
-    """当日参加: register a person on the spot and check them in, even past capacity."""
+            send_mail: bool = False, now: datetime | None = None) -> CheckInResult:
+    """当日参加: register a person on the spot and check them in, even past capacity.
+
+    The identity rules of a sign-up hold: a known address's person is never changed (the details
+    go onto the registration). No mail unless door staff ask for it (`send_mail`), so the door
+    cannot make the app mail any address it is given."""
     now = now or utcnow()
     nonce = _check_nonce(nonce)
     replay = _by_nonce(nonce)
@@ -282,7 +323,8 @@ def walk_in(event_id: int, person_input: dict, answers_input: dict | None, *, no
         registration.status = "confirmed"
         registration.confirmed_at = now
     db.session.flush()
-    mail.queue_registration_mail("registration_confirmed", registration)
+    if send_mail and registration.person.email:
+        mail.queue_registration_mail("registration_confirmed", registration)
     checked = check_in(event.id, None, nonce, day_id=day_id, user=user, device_id=device_id,
                        source="walkin", registration_id=registration.id, now=now)
     checked.over_capacity = over_capacity or counts_for(event.id).confirmed > event.capacity

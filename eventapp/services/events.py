@@ -23,7 +23,7 @@ SEQUENCE_FIELDS = ("starts_at", "ends_at", "venue_name", "venue_address", "statu
 TEXT_FIELDS = ("title", "summary", "description", "venue_name", "venue_address", "meeting_point", "access",
                "online_url", "what_to_bring", "organiser_name", "organiser_email", "organiser_phone")
 TIME_FIELDS = ("starts_at", "ends_at", "registration_opens_at", "registration_closes_at",
-               "cancellation_deadline", "roster_freeze_at")
+               "cancellation_deadline", "roster_freeze_at", "checkin_opens_at", "checkin_closes_at")
 MULTILINE = {"summary", "description", "meeting_point", "access", "what_to_bring"}
 
 
@@ -107,6 +107,13 @@ def apply_event_fields(event: Event, data: dict, *, creating: bool) -> None:
             errors["registration_closes_at"] = _("申込締切はイベント終了より前にしてください。")
         if opens and closes and opens >= closes:
             errors["registration_opens_at"] = _("受付開始は申込締切より前にしてください。")
+        checkin_opens, checkin_closes = merged.get("checkin_opens_at"), merged.get("checkin_closes_at")
+        for field, value in (("checkin_opens_at", checkin_opens), ("checkin_closes_at", checkin_closes)):
+            if value is not None and not 2000 <= value.year <= 2100:  # year 1 in JST does not fit UTC
+                errors[field] = _("日時は2000年から2100年の間で入力してください。")
+        if ("checkin_opens_at" not in errors and "checkin_closes_at" not in errors and checkin_opens and checkin_closes
+                and checkin_closes <= checkin_opens):
+            errors["checkin_closes_at"] = _("受付(チェックイン)終了は受付開始より後にしてください。")
         deadline = merged.get("cancellation_deadline")
         if deadline and deadline > ends:
             errors["cancellation_deadline"] = _("キャンセル期限はイベント終了より前にしてください。")

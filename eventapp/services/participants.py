@@ -6,18 +6,20 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from email_validator import EmailNotValidError
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from ..extensions import db
 from ..formatting import kana_sort_key
-from ..models import CheckIn, Event, Person, Registration
+from ..models import ATTENDEE_FIELDS, CheckIn, Event, Invitation, Outcome, Person, Registration, User
 from ..models.base import utcnow
 from . import audit, mail
 from .capacity import Counts, counts_for, lock_event
 from .errors import DomainError, NotFound, ValidationFailed
-from .people import clean_text
-from .registration import SignupResult, register, waitlist_position
+from .people import clean_text, normalise_email, validate_person
+from .registration import SignupResult, apply_attendee_changes, register, validate_answers, waitlist_position
 
 SORTS = ("kana", "signup")
 STATUS_FILTERS = ("active", "confirmed", "waitlisted", "cancelled", "all")
@@ -201,3 +203,173 @@ def search_people(q: str, limit: int = 100) -> list[Person]:
              or needle in _fold(p.email or "")]
     found.sort(key=lambda p: kana_sort_key(p.furigana))
     return found[:limit]
+
+
+ATTENDEE_LABELS = {"name": "氏名", "furigana": "ふりがな", "phone": "電話番号", "prefecture": "都道府県",
+                   "iwate_relation": "岩手とのご関係", "occupation": "ご職業", "skills": "スキル・経験"}
+
+
+def update_registration_details(registration_id: int, person_input: dict, answers_input: dict, *,
+                                staff_user: User | None = None) -> dict:
+    """Staff correct one registration's attendee details and answers (the e-mail address is the
+    person's and not changed here). Validated like a sign-up, except that staff may leave a
+    required answer empty. Returns the changes ({} if none); each change is audit-logged with
+    its before and after values."""
+    registration = db.session.get(Registration, registration_id, with_for_update=True, populate_existing=True)
+    if registration is None:
+        raise NotFound("registration_not_found", "お申し込みが見つかりません。")
+    if registration.person.anonymised_at is not None:  # a deletion request is not undone by a correction
+        raise DomainError("anonymised", "匿名化済みの参加者のお申し込みは修正できません。")
+    raw = {name: person_input.get(name, "") for name in ATTENDEE_FIELDS}
+    errors: dict[str, str] = {}
+    try:
+        data = validate_person(raw, email_required=False)
+    except ValidationFailed as exc:
+        errors.update(exc.fields)
+    answers, answer_errors = validate_answers(registration.event, answers_input or {}, require=False)
+    errors.update(answer_errors)
+    if errors:
+        raise ValidationFailed(errors)
+    changes = apply_attendee_changes(registration, data, answers)
+    if changes:
+        labels = {f"answers.{q.key}": q.label for q in registration.event.questions}
+        names = "、".join(ATTENDEE_LABELS.get(k) or labels.get(k, k) for k in changes)
+        audit.record("update", "registration", registration.id,
+                     f"{registration.name}(「{registration.event.title}」): 参加者情報を修正({names})",
+                     {"event_id": registration.event_id, "person_id": registration.person_id, "changes": changes},
+                     user=staff_user)
+    return changes
+
+
+@dataclass(frozen=True)
+class MergePlan:
+    """What merging `merge` into `keep` does: the registrations that move (with their check-ins,
+    attendance, preferences, timetable slots and survey answers, which hang on the registration),
+    the invitations and matching outcomes that move, and what stands in the way."""
+
+    keep: Person
+    merge: Person
+    registrations: list[Registration]
+    invitations: list[Invitation]
+    outcomes: list[Outcome]
+    # Invitations of `merge` to a matching session `keep` is invited to as well: dropped (keep's stays).
+    duplicate_invitations: list[Invitation]
+    # Events both have an active registration for: the merge is refused until one is cancelled.
+    conflicts: list[Event]
+    # Organisations both have a matching outcome with: refused too (staff decide which record is right).
+    outcome_conflicts: list[str]
+
+    @property
+    def blocked(self) -> bool:
+        return bool(self.conflicts or self.outcome_conflicts)
+
+
+def find_person_by_email(email: str) -> Person:
+    try:
+        address = normalise_email(clean_text(email)[:254])
+    except EmailNotValidError:  # a malformed address is simply "not found"
+        address = ""
+    person = db.session.execute(select(Person).where(Person.email == address)).scalar_one_or_none() \
+        if address else None
+    if person is None:
+        raise NotFound("person_not_found", "このメールアドレスの参加者は見つかりません。")
+    return person
+
+
+def _plan(keep: Person, merge: Person) -> MergePlan:
+    if keep.id == merge.id:
+        raise DomainError("merge_same_person", "同じ参加者どうしは統合できません。")
+    if keep.anonymised_at is not None or merge.anonymised_at is not None:
+        raise DomainError("merge_anonymised", "匿名化済みの参加者は統合できません。")
+    registrations = list(db.session.execute(
+        select(Registration).where(Registration.person_id == merge.id)
+        .options(selectinload(Registration.event)).order_by(Registration.created_at, Registration.id)
+    ).scalars())
+    kept_active = set(db.session.execute(select(Registration.event_id).where(
+        Registration.person_id == keep.id, Registration.status != "cancelled")).scalars())
+    conflicts = [r.event for r in registrations if r.is_active and r.event_id in kept_active]
+    invitations = list(db.session.execute(select(Invitation).where(Invitation.person_id == merge.id)).scalars())
+    kept_invited = set(db.session.execute(select(Invitation.matching_event_id).where(
+        Invitation.person_id == keep.id)).scalars())
+    outcomes = list(db.session.execute(select(Outcome).where(Outcome.person_id == merge.id)
+                                       .options(selectinload(Outcome.organisation))).scalars())
+    kept_orgs = set(db.session.execute(select(Outcome.organisation_id).where(Outcome.person_id == keep.id)).scalars())
+    return MergePlan(
+        keep=keep, merge=merge, registrations=registrations,
+        invitations=[i for i in invitations if i.matching_event_id not in kept_invited],
+        duplicate_invitations=[i for i in invitations if i.matching_event_id in kept_invited],
+        outcomes=[o for o in outcomes if o.organisation_id not in kept_orgs],
+        conflicts=conflicts,
+        outcome_conflicts=[o.organisation.name for o in outcomes if o.organisation_id in kept_orgs])
+
+
+def merge_preview(keep_id: int, merge_email: str) -> MergePlan:
+    """What `merge_people` would do with the person of `merge_email` (read only)."""
+    keep = db.session.get(Person, keep_id)
+    if keep is None:
+        raise NotFound("person_not_found", "参加者が見つかりません。")
+    return _plan(keep, find_person_by_email(merge_email))
+
+
+def _refusal(plan: MergePlan) -> DomainError:
+    parts = []
+    if plan.conflicts:
+        parts.append("両方のメールアドレスで申し込まれているイベントがあります: "
+                     + "、".join(f"「{e.title}」" for e in plan.conflicts)
+                     + "。どちらかのお申し込みをキャンセルしてから統合してください。")
+    if plan.outcome_conflicts:
+        parts.append("両方にマッチングの記録がある団体があります: " + "、".join(plan.outcome_conflicts)
+                     + "。どちらかの記録を整理してから統合してください。")
+    return DomainError("merge_conflict", "".join(parts))
+
+
+def merge_people(keep_id: int, merge_id: int, *, staff_user: User | None = None) -> MergePlan:
+    """Merge person `merge_id` (e.g. a mistyped address) into `keep_id`: every registration moves
+    (their check-ins, attendance, preferences, timetable slots and survey answers hang on the
+    registration and move with it; the attendee details stay as given), and so do invitations and
+    matching outcomes. The merged person row is then deleted: its address no longer exists in
+    the app (its calendar feed URL stops working); the audit entry keeps its id and address.
+
+    Refused (DomainError `merge_conflict`, naming the events) when both have an active registration
+    for the same event, or an outcome with the same organisation. Both people's rows are locked
+    (SELECT … FOR UPDATE, in id order; on SQLite the request holds the write lock)."""
+    if keep_id == merge_id:
+        raise DomainError("merge_same_person", "同じ参加者どうしは統合できません。")
+    people = {p.id: p for p in db.session.execute(
+        select(Person).where(Person.id.in_([keep_id, merge_id])).order_by(Person.id)
+        .with_for_update().execution_options(populate_existing=True)).scalars()}
+    if keep_id not in people or merge_id not in people:
+        raise NotFound("person_not_found", "参加者が見つかりません。")
+    keep, merge = people[keep_id], people[merge_id]
+    # The registrations of both, locked too: a cancellation or sign-up in between cannot change the answer.
+    db.session.execute(select(Registration.id).where(Registration.person_id.in_([keep_id, merge_id]))
+                       .with_for_update())
+    plan = _plan(keep, merge)
+    if plan.blocked:
+        raise _refusal(plan)
+    details = {
+        "merged_person_id": merge.id, "merged_email": merge.email, "kept_email": keep.email,
+        "registrations": [r.id for r in plan.registrations],
+        "invitations": [i.id for i in plan.invitations],
+        "dropped_invitations": [i.id for i in plan.duplicate_invitations],
+        "outcomes": [o.id for o in plan.outcomes],
+    }
+    try:
+        with db.session.begin_nested():  # a sign-up that slipped in still meets the unique indexes
+            if plan.duplicate_invitations:
+                db.session.execute(delete(Invitation).where(
+                    Invitation.id.in_([i.id for i in plan.duplicate_invitations])))
+            db.session.execute(update(Registration).where(Registration.person_id == merge.id)
+                               .values(person_id=keep.id))
+            db.session.execute(update(Invitation).where(Invitation.person_id == merge.id).values(person_id=keep.id))
+            db.session.execute(update(Outcome).where(Outcome.person_id == merge.id).values(person_id=keep.id))
+    except IntegrityError as exc:
+        raise DomainError("merge_conflict", "統合中に同じイベントへの申込が重なりました。もう一度お試しください。") from exc
+    db.session.expire_all()
+    merged = db.session.get(Person, merge_id)
+    db.session.delete(merged)
+    db.session.flush()
+    audit.record("merge", "person", keep_id,
+                 f"{details['merged_email'] or merge_id} を {details['kept_email'] or keep_id} に統合"
+                 f"(申込{len(details['registrations'])}件を移動)", details, user=staff_user)
+    return plan

@@ -66,6 +66,9 @@ def anonymise_person(person_id: int, *, reason: str = "request", actor: str | No
         answer.value = ""
     for registration in db.session.execute(select(Registration).where(Registration.person_id == person.id)).scalars():
         registration.staff_note = ""
+        # The attendee as given on each registration identifies the person as much as the person row.
+        registration.name, registration.furigana = ANONYMOUS_NAME, ANONYMOUS_FURIGANA
+        registration.phone = registration.occupation = registration.skills = ""
     db.session.flush()
     audit.record("anonymise", "person", person.id, f"参加者ID {person.id} を匿名化({reason})",
                  {"reason": reason}, actor=actor)

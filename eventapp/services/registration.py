@@ -16,12 +16,12 @@ from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ..extensions import db
-from ..models import Answer, Event, Registration
+from ..models import ATTENDEE_FIELDS, Answer, Event, Registration
 from ..models.base import utcnow
 from . import mail
 from .capacity import availability, counts_for, lock_event, roster_frozen
 from .errors import DomainError, NotFound, ValidationFailed
-from .people import attendee_values, clean_text, find_or_create_person, validate_person
+from .people import PersonData, attendee_values, clean_text, find_or_create_person, validate_person
 from .privacy import DEFAULT_NOTICE, NOTICE_VERSION
 from .tickets import make_manage_token, make_ticket_code
 
@@ -43,8 +43,10 @@ class SignupResult:
     waitlist_position: int | None
 
 
-def validate_answers(event: Event, raw: dict) -> tuple[dict[int, str], dict[str, str]]:
-    """Answers keyed by question id, and errors keyed by `answers.<question key>`."""
+def validate_answers(event: Event, raw: dict, *, require: bool = True) -> tuple[dict[int, str], dict[str, str]]:
+    """Answers keyed by question id, and errors keyed by `answers.<question key>`.
+
+    `require=False` (staff corrections): a required question may be left empty."""
     values: dict[int, str] = {}
     errors: dict[str, str] = {}
     raw = raw or {}
@@ -55,7 +57,7 @@ def validate_answers(event: Event, raw: dict) -> tuple[dict[int, str], dict[str,
             given = "yes" if given else "no"
         text = clean_text(given if given is not None else "", multiline=question.kind == "text")
         if not text:
-            if question.required:
+            if question.required and require:
                 errors[field] = _("「%(label)s」に回答してください。", label=question.label)
             continue
         if question.kind == "yesno":
@@ -243,3 +245,34 @@ def _active_registration(event_id: int, person_id: int) -> Registration | None:
 def answers_by_key(registration: Registration) -> dict[str, str]:
     return {a.question.key: a.value for a in registration.answers if a.question is not None}
 
+
+
+def apply_attendee_changes(registration: Registration, data: PersonData, answers: dict[int, str]) -> dict:
+    """Set a registration's attendee details and answers to validated values (from
+    `validate_person` and `validate_answers` against its event); only this registration changes.
+
+    `answers` holds every answer to keep, by question id: an active question of the event that is
+    missing is now unanswered (its row goes), answers to removed questions are left as they are.
+    Returns what changed, `{field: {"before": …, "after": …}}` with answers as `answers.<key>`,
+    for the audit log and notifications; empty if nothing changed. Shared by staff corrections and
+    マイページ; the callers check permissions, lock, validate and write the audit entry."""
+    changes: dict[str, dict[str, str]] = {}
+    for name in ATTENDEE_FIELDS:
+        before, after = getattr(registration, name), getattr(data, name)
+        if before != after:
+            changes[name] = {"before": before, "after": after}
+            setattr(registration, name, after)
+    existing = {a.question_id: a for a in registration.answers if a.question_id is not None}
+    for question in registration.event.active_questions:
+        row, after = existing.get(question.id), answers.get(question.id, "")
+        before = row.value if row is not None else ""
+        if before == after:
+            continue
+        changes[f"answers.{question.key}"] = {"before": before, "after": after}
+        if not after:
+            registration.answers.remove(row)  # delete-orphan: unanswered is no row, as at sign-up
+        elif row is None:
+            registration.answers.append(Answer(question_id=question.id, question_label=question.label, value=after))
+        else:
+            row.value, row.question_label = after, question.label
+    return changes

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from flask import abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
 
 from ..auth.decorators import role_required
 from ..extensions import db
-from ..models import Registration
+from ..models import ATTENDEE_FIELDS, Person, Registration
 from ..public.forms import IWATE_RELATION_CHOICES
 from ..services import participants as service
 from ..services import privacy
 from ..services.capacity import counts_for
-from ..services.errors import DomainError, ValidationFailed
+from ..services.errors import DomainError, NotFound, ValidationFailed
 from ..services.people import PREFECTURES
 from . import bp
 from .events import load_event
@@ -70,13 +71,48 @@ def participant_new(event_id: int):
                            counts=counts_for(event.id)), 422 if errors else 200
 
 
+def _attendee_values(registration: Registration) -> dict:
+    """The edit form's values: the registration's attendee and its answers, as the form names them."""
+    values = dict(registration.attendee)
+    by_question = {a.question_id: a.value for a in registration.answers}
+    values.update({f"answers.{q.key}": by_question.get(q.id, "") for q in registration.event.active_questions})
+    return values
+
+
+def _render_registration(registration: Registration, values: dict | None = None, errors: dict | None = None):
+    return render_template("staff/registration.html", registration=registration, event=registration.event,
+                           person=registration.person, counts=counts_for(registration.event_id),
+                           values=values or _attendee_values(registration), errors=errors or {},
+                           prefectures=PREFECTURES, relations=IWATE_RELATION_CHOICES)
+
+
 @bp.get("/registrations/<int:registration_id>")
 @role_required("staff")
 def registration_detail(registration_id: int):
+    return _render_registration(load_registration(registration_id))
+
+
+@bp.post("/registrations/<int:registration_id>/details")
+@role_required("staff")
+def registration_update(registration_id: int):
+    """Correct the attendee details and answers of this registration (before/after in the audit log)."""
     registration = load_registration(registration_id)
-    counts = counts_for(registration.event_id)
-    return render_template("staff/registration.html", registration=registration, event=registration.event,
-                           person=registration.person, counts=counts)
+    person = {name: request.form.get(name, "") for name in ATTENDEE_FIELDS}
+    answers = {q.key: request.form.get(f"answers.{q.key}", "") for q in registration.event.active_questions}
+    try:
+        changes = service.update_registration_details(registration.id, person, answers,
+                                                      staff_user=current_user._get_current_object())
+        db.session.commit()
+    except ValidationFailed as exc:
+        db.session.rollback()
+        registration = load_registration(registration_id)
+        return _render_registration(registration, dict(request.form.items()), exc.fields), 422
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+        return redirect(url_for("staff.registration_detail", registration_id=registration_id), code=303)
+    flash("参加者情報を修正しました(監査ログに記録しました)。" if changes else "変更はありませんでした。", "success")
+    return redirect(url_for("staff.registration_detail", registration_id=registration_id), code=303)
 
 
 @bp.post("/registrations/<int:registration_id>/confirm")
@@ -175,6 +211,45 @@ def person_detail(person_id: int):
     except DomainError:
         abort(404)
     return render_template("staff/person.html", person=person, registrations=registrations, attended=attended)
+
+
+@bp.get("/people/<int:person_id>/merge")
+@role_required("staff")
+def person_merge(person_id: int):
+    """Merge another person (found by e-mail address) into this one: first a preview of what moves."""
+    person = db.session.get(Person, person_id) or abort(404)
+    email = request.args.get("email", "")
+    plan, error = None, ""
+    if email:
+        try:
+            plan = service.merge_preview(person.id, email)
+        except DomainError as exc:
+            error = exc.message
+    return render_template("staff/person_merge.html", person=person, email=email, plan=plan,
+                           error=error), 422 if error else 200
+
+
+@bp.post("/people/<int:person_id>/merge")
+@role_required("staff")
+def person_merge_confirm(person_id: int):
+    merge_id = request.form.get("merge_id", type=int)
+    if merge_id is None or request.form.get("confirm") != "yes":
+        flash("統合するには内容を確認してチェックを入れてください。", "error")
+        return redirect(url_for("staff.person_merge", person_id=person_id, email=request.form.get("email", "")),
+                        code=303)
+    try:
+        plan = service.merge_people(person_id, merge_id, staff_user=current_user._get_current_object())
+        db.session.commit()
+    except NotFound:
+        db.session.rollback()
+        abort(404)
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+        return redirect(url_for("staff.person_merge", person_id=person_id, email=request.form.get("email", "")),
+                        code=303)
+    flash(f"統合しました(申込{len(plan.registrations)}件を移動しました)。", "success")
+    return redirect(url_for("staff.person_detail", person_id=person_id), code=303)
 
 
 @bp.post("/people/<int:person_id>/anonymise")

@@ -549,6 +549,7 @@
     }
     const data = Object.fromEntries(new FormData(form).entries());
     if (!data.phone) delete data.phone;
+    data.send_mail = data.send_mail === "1"; // unticked (the default): no mail to the address given
     Object.assign(data, { nonce: form.dataset.nonce || randomId(), day: cfg.dayId, device_id: deviceId });
     form.dataset.nonce = data.nonce; // a retry after a timeout must not register the person twice
     let result;

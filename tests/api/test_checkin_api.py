@@ -12,7 +12,7 @@ from eventapp.models import CheckIn
 from eventapp.models.base import utcnow
 from eventapp.services.accounts import create_token, create_user
 from eventapp.services.checkin import code_hash
-from tests.factories import make_event, make_registration
+from tests.factories import make_checkin_event, make_registration
 
 
 @pytest.fixture
@@ -36,7 +36,7 @@ def _checkins(app) -> int:
 
 def test_check_in_and_second_scan(app, client, token):
     with app.app_context():
-        event = make_event()
+        event = make_checkin_event()
         reg = make_registration(event, name="山田 太郎", furigana="やまだ たろう")
         event_id, code = event.id, reg.ticket_code
     url = f"/api/v1/events/{event_id}/checkins"
@@ -57,7 +57,7 @@ def test_check_in_and_second_scan(app, client, token):
 
 def test_error_codes(app, client, token):
     with app.app_context():
-        event, other = make_event(capacity=1), make_event()
+        event, other = make_checkin_event(capacity=1), make_checkin_event()
         make_registration(event)
         waiting = make_registration(event)
         elsewhere = make_registration(other)
@@ -85,7 +85,7 @@ def test_error_codes(app, client, token):
 
 def test_cancelled_is_409(app, client, token):
     with app.app_context():
-        event = make_event()
+        event = make_checkin_event()
         reg = make_registration(event)
         from eventapp.services.registration import cancel
         cancel(reg.id, by="staff")
@@ -98,7 +98,7 @@ def test_cancelled_is_409(app, client, token):
 
 def test_auth_required_and_participant_session_is_not_enough(app, client):
     with app.app_context():
-        event = make_event()
+        event = make_checkin_event()
         reg = make_registration(event)
         event_id, code = event.id, reg.ticket_code
     response = client.post(f"/api/v1/events/{event_id}/checkins", json={"code": code, "nonce": "n-noauth"})
@@ -110,7 +110,7 @@ def test_auth_required_and_participant_session_is_not_enough(app, client):
 
 def test_undo_roster_stats_and_manual_check_in(app, client, token):
     with app.app_context():
-        event = make_event()
+        event = make_checkin_event()
         reg = make_registration(event, phone="080-1111-2222")
         event_id, code, reg_id = event.id, reg.ticket_code, reg.id
     manual = client.post(f"/api/v1/events/{event_id}/checkins", json={"registration_id": reg_id, "nonce": "manual-1"},
@@ -134,7 +134,7 @@ def test_undo_roster_stats_and_manual_check_in(app, client, token):
 
 def test_batch_keeps_original_times(app, client, token):
     with app.app_context():
-        event = make_event()
+        event = make_checkin_event()
         regs = [make_registration(event) for _ in range(3)]
         event_id, codes = event.id, [r.ticket_code for r in regs]
     base = utcnow() - timedelta(minutes=30)
@@ -156,7 +156,7 @@ def test_batch_keeps_original_times(app, client, token):
 
 def test_walk_in(app, client, token):
     with app.app_context():
-        event = make_event(capacity=0)
+        event = make_checkin_event(capacity=0)
         event_id = event.id
     response = client.post(f"/api/v1/events/{event_id}/walkins", json={
         "name": "当日 花子", "furigana": "とうじつ はなこ", "email": "walkin@example.com", "nonce": "walkin-api-1"},
@@ -182,3 +182,35 @@ def test_openapi_lists_checkin_paths(client):
     paths = spec.get_json()["paths"]
     assert "/api/v1/events/{event_id}/checkins" in paths
     assert "/api/v1/events/{event_id}/checkins/batch" in paths
+
+
+def test_walk_in_with_a_known_address_changes_no_person_and_mails_only_when_ticked(app, client, token):
+    from eventapp.models import OutboxMessage, Person, Registration
+
+    with app.app_context():
+        event = make_checkin_event()
+        known = make_registration(make_checkin_event(), email="victim@example.jp", name="本人 花子",
+                                  furigana="ほんにん はなこ", phone="090-1111-2222")
+        event_id, person_id = event.id, known.person_id
+        mails_before = db.session.execute(select(func.count()).select_from(OutboxMessage)).scalar_one()
+    url = f"/api/v1/events/{event_id}/walkins"
+    response = client.post(url, json={"name": "別人 太郎", "furigana": "べつじん たろう", "email": "victim@example.jp",
+                                      "phone": "080-9999-0000", "nonce": "walkin-identity-1"}, headers=auth(token))
+    assert response.status_code == 200, response.get_json()
+    with app.app_context():
+        person = db.session.get(Person, person_id)
+        assert (person.name, person.furigana, person.phone) == ("本人 花子", "ほんにん はなこ", "090-1111-2222")
+        reg = db.session.get(Registration, response.get_json()["registration"]["id"])
+        assert reg.person_id == person_id and (reg.name, reg.phone) == ("別人 太郎", "080-9999-0000")
+        assert db.session.execute(select(func.count()).select_from(OutboxMessage)).scalar_one() == mails_before
+    # Ticked "確認メールを送る": the confirmation goes to the address given.
+    with app.app_context():
+        other_id = make_checkin_event().id
+    response = client.post(f"/api/v1/events/{other_id}/walkins", json={
+        "name": "当日 花子", "furigana": "とうじつ はなこ", "email": "walkin-mail@example.jp", "send_mail": True,
+        "nonce": "walkin-identity-2"}, headers=auth(token))
+    assert response.status_code == 200, response.get_json()
+    with app.app_context():
+        rows = db.session.execute(select(OutboxMessage).where(OutboxMessage.to_addr == "walkin-mail@example.jp")
+                                  ).scalars().all()
+        assert [r.kind for r in rows] == ["registration_confirmed"]

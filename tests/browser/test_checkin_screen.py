@@ -19,7 +19,7 @@ from eventapp.models import CheckIn
 from eventapp.models.base import utcnow
 from eventapp.services.accounts import create_user
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
-from tests.factories import make_event, make_registration
+from tests.factories import make_checkin_event, make_registration
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
 PASSWORD = "password-123"
@@ -34,7 +34,7 @@ def desk(ctx):
         users.append(user.email)
     db.session.commit()
     # A long title, as real ones are: the phone screen must cut it, not scroll sideways.
-    event = make_event(capacity=3, questions=[{"key": "dietary", "kind": "text", "label": "食事の配慮"}],
+    event = make_checkin_event(capacity=3, questions=[{"key": "dietary", "kind": "text", "label": "食事の配慮"}],
                        title="地域と温泉を楽しみながら考える 遠恋複業フィールドワーク「夏油温泉で鬼剣舞とグループワーク」")
     regs = [
         make_registration(event, name="岩手 花子", furigana="いわて はなこ", answers={"dietary": "えび・かにアレルギー"}),
@@ -118,6 +118,7 @@ def test_walk_in_past_capacity_with_a_warning(desk, browser_server, browser):
     page.locator("#walkin-open").click()
     expect(page.locator("#walkin-warning")).to_be_visible()
     expect(page.locator("#walkin-warning")).to_contain_text("定員(3名)に達しています")
+    expect(page.locator("#walkin-send-mail")).not_to_be_checked()  # no mail to a typed address unless ticked
     page.locator("#walkin-name").fill("当日 参加")
     page.locator("#walkin-furigana").fill("トウジツ サンカ")
     page.locator("#walkin-email").fill("not-an-email")
@@ -141,7 +142,24 @@ def test_walk_in_past_capacity_with_a_warning(desk, browser_server, browser):
     expect(page.locator("#count-confirmed")).to_have_text("5", timeout=10_000)
     rows = active_checkins(desk["event_id"])
     assert sorted(r.registration.person.email or "" for r in rows) == ["", "walkin@example.com"]
+    assert outbox_to("walkin@example.com") == []
+    # Ticked: the confirmation mail goes out.
+    page.locator("#walkin-open").click()
+    page.locator("#walkin-name").fill("当日 三郎")
+    page.locator("#walkin-furigana").fill("とうじつ さぶろう")
+    page.locator("#walkin-email").fill("walkin-mail@example.com")
+    page.locator("#walkin-send-mail").check()
+    page.locator("#walkin-form button[type=submit]").click()
+    expect(page.locator("#result-name")).to_have_text("当日 三郎")
+    assert outbox_to("walkin-mail@example.com") == ["registration_confirmed"]
     context.close()
+
+
+def outbox_to(address: str) -> list[str]:
+    from eventapp.models import OutboxMessage
+
+    db.session.rollback()  # see the server's commits
+    return list(db.session.execute(select(OutboxMessage.kind).where(OutboxMessage.to_addr == address)).scalars())
 
 
 def test_offline_check_ins_sync_with_original_times(desk, browser_server, browser):

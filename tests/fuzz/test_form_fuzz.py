@@ -189,7 +189,8 @@ def scene(app):
     app.config.update({k: "100000/minute" for k in saved})
     with app.app_context():
         now = utcnow()
-        fieldwork = make_event(slug="fw-open", questions=[
+        # Check-in open now (staff set the window), so the check-in screen and its walk-in form are reachable.
+        fieldwork = make_event(slug="fw-open", checkin_opens_at=now - timedelta(hours=1), questions=[
             {"key": "lodging", "kind": "choice", "label": "宿泊", "required": True, "choices": ["要", "不要"]},
             {"key": "note", "kind": "text", "label": "備考"},
             {"key": "agree", "kind": "yesno", "label": "同意"},

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from eventapp.extensions import db
 from eventapp.models import CheckIn
 from eventapp.services.accounts import create_token, create_user
-from tests.factories import make_event, make_registration
+from tests.factories import make_checkin_event, make_registration
 from tests.live_server import server_errors
 
 pytestmark = pytest.mark.server
@@ -37,7 +37,7 @@ def test_twenty_simultaneous_scans_of_one_ticket_make_one_checkin(ctx, live_serv
     create_user("race-desk@example.jp", "checkin", password="race-password-123", name="受付")
     token = create_token("race-desk@example.jp")
     db.session.commit()
-    event = make_event()
+    event = make_checkin_event()
     code, other = make_registration(event).ticket_code, make_registration(event).ticket_code
     url = f"{live_server.url}/api/v1/events/{event.id}/checkins"
     db.session.rollback()  # no read snapshot held open while the server writes
@@ -75,7 +75,7 @@ def test_an_offline_queue_uploaded_twice_at_once_is_applied_once(ctx, live_serve
     create_user("race-sync@example.jp", "checkin", password="race-password-123", name="受付")
     token = create_token("race-sync@example.jp")
     db.session.commit()
-    event = make_event()
+    event = make_checkin_event()
     code = make_registration(event).ticket_code
     headers = {"Authorization": f"Bearer {token}"}
     base = f"{live_server.url}/api/v1/events/{event.id}/checkins"

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from sqlalchemy import select
 
 from eventapp.extensions import db
+from eventapp.models.base import utcnow
 from tests.staff_support import make_user
 
 
@@ -24,6 +27,9 @@ def demo_ids(app) -> dict:
             .order_by(Event.id)).scalars().first()
         matching = db.session.execute(select(Event).where(Event.kind == "matching_session")
                                       .order_by(Event.id)).scalars().first()
+        # A past demo event: staff opened its check-in window around now, so the door's pages answer.
+        fieldwork.checkin_opens_at, fieldwork.checkin_closes_at = utcnow() - timedelta(days=1), utcnow() + timedelta(days=1)
+        db.session.commit()
         registration = db.session.execute(select(Registration).where(Registration.event_id == fieldwork.id)
                                           .order_by(Registration.id)).scalars().first()
         invitation = db.session.execute(select(Invitation).order_by(Invitation.id)).scalars().first()
@@ -35,7 +41,6 @@ def demo_ids(app) -> dict:
         spare = make_user("staff")  # the target of account actions
         checkin = db.session.execute(select(CheckIn).order_by(CheckIn.id)).scalars().first()
         if checkin is None:
-            from datetime import timedelta
             checkin_service.check_in(fieldwork.id, None, "security-test-1", registration_id=registration.id,
                                      user=make_user("admin"), now=fieldwork.starts_at + timedelta(hours=1))
             db.session.commit()

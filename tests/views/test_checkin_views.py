@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from eventapp.extensions import db
 from eventapp.models import CheckIn
 from eventapp.services.accounts import create_user
-from tests.factories import csrf_token_from, make_event, make_registration
+from tests.factories import csrf_token_from, make_checkin_event, make_registration
 
 
 def login(client, app, role: str = "checkin", email: str = "desk@example.jp") -> None:
@@ -30,14 +30,14 @@ def screen_data(html: str) -> dict:
 
 def test_anonymous_is_sent_to_login(client, app):
     with app.app_context():
-        event_id = make_event().id
+        event_id = make_checkin_event().id
     response = client.get(f"/checkin/events/{event_id}")
     assert response.status_code == 302 and "/staff/login" in response.headers["Location"]
 
 
 def test_screen_and_session_api_need_the_csrf_header(client, app):
     with app.app_context():
-        event = make_event()
+        event = make_checkin_event()
         reg = make_registration(event)
         event_id, code, day_id = event.id, reg.ticket_code, event.days[0].id
     login(client, app)
@@ -66,7 +66,7 @@ def test_screen_and_session_api_need_the_csrf_header(client, app):
 
 def test_list_shows_checkins_and_undo_works(client, app):
     with app.app_context():
-        event = make_event()
+        event = make_checkin_event()
         reg = make_registration(event, name="盛岡 次郎", furigana="もりおか じろう",)
         event_id, code = event.id, reg.ticket_code
     login(client, app)
