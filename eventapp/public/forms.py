@@ -3,6 +3,7 @@ the form renders them, carries the CSRF token and shows the service's messages p
 
 from __future__ import annotations
 
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, RadioField, SelectField, StringField, TelField, TextAreaField
@@ -55,7 +56,9 @@ def signup_form_for(event: Event, formdata=None) -> SignupForm:
 
     for question in event.active_questions:
         # The question text is the organiser's own (Japanese); only the "optional" mark is translated.
-        label = question.label if question.required else _l("%(label)s(任意)", label=question.label)
+        # Plain gettext, not lazy_gettext: a lazy string has __html__ and Jinja would print the
+        # staff-written label as markup (a <meta http-equiv=refresh> label redirected visitors).
+        label = question.label if question.required else _("%(label)s(任意)", label=question.label)
         if question.kind == "choice":
             field = RadioField(label, choices=[SelectChoice(c, c) for c in question.choices], validate_choice=False)
         elif question.kind == "yesno":
