@@ -144,9 +144,17 @@ RATE_LIMITED_ENDPOINTS: dict[str, tuple[str, Callable[[], str], list[str] | None
                  "checkin_api.undo_checkin", "checkin_api.create_walkin")),
 }
 
+# Views that count against a scope only for some requests: the sign-up page opened with a personal
+# invitation token (`?invite=`) is a token page like /invite/<token> (150 of 150 guesses went through
+# before), while the plain sign-up page is not limited. endpoint → (scope, exempt when).
+CONDITIONAL_LIMITS: dict[str, tuple[str, Callable[[], bool]]] = {
+    "public.signup": ("token", lambda: request.method != "GET" or not request.args.get("invite")),
+}
+
 # Flask-Limiter is one global object keyed by view function: wrap each view once per process,
 # and give later apps (tests create several) the same wrapper instead of registering it twice.
 _wrapped: dict[Callable, Callable] = {}
+_wrapped_conditional: dict[Callable, Callable] = {}
 
 
 def _apply_rate_limits(app: Flask) -> None:
@@ -163,6 +171,17 @@ def _apply_rate_limits(app: Flask) -> None:
                     _config_limit(config_key), scope=scope, key_func=key_func, methods=methods)
                 _wrapped[view] = decorator(view)
             app.view_functions[endpoint] = _wrapped[view]
+    # Stacked on the wrappers above: Flask-Limiter checks every limit of a view in its innermost
+    # wrapper, and limits of the same scope share one counter (so /r/<token> guesses count too).
+    for endpoint, (scope, exempt_when) in CONDITIONAL_LIMITS.items():
+        config_key, key_func, _, _ = RATE_LIMITED_ENDPOINTS[scope]
+        view = app.view_functions.get(endpoint)
+        if view is None or view in _wrapped_conditional.values():
+            continue
+        if view not in _wrapped_conditional:
+            _wrapped_conditional[view] = limiter.shared_limit(
+                _config_limit(config_key), scope=scope, key_func=key_func, exempt_when=exempt_when)(view)
+        app.view_functions[endpoint] = _wrapped_conditional[view]
 
 
 def rate_limited_endpoints() -> dict[str, str]:

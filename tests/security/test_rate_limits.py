@@ -84,6 +84,35 @@ def test_token_guessing_is_limited_per_ip_across_all_token_pages(app, client):
         assert client.get(f"/r/{secrets.token_urlsafe(24)}", environ_base=OTHER_IP).status_code == 404
 
 
+def test_invitation_tokens_on_the_signup_page_count_with_the_token_pages(app, client):
+    """`/events/<slug>/register?invite=<token>` looks an invitation up: guesses there are token guesses
+    (issue 21 item 13: 150 of 150 went through)."""
+    with app.app_context():
+        slug = make_event(kind="matching_session", fee_yen=0).slug
+    with limit(app, "TOKEN_RATE_LIMIT", "5/minute"):
+        guesses = [client.get(f"/events/{slug}/register?invite={secrets.token_urlsafe(24)}",
+                              environ_base=IP).status_code for _ in range(4)]
+        assert guesses == [200] * 4  # an unknown invitation shows the empty form
+        # The budget is shared with the other token pages: the fifth request is one of them.
+        assert client.get(f"/r/{secrets.token_urlsafe(24)}", environ_base=IP).status_code == 404
+        refused = client.get(f"/events/{slug}/register?invite={secrets.token_urlsafe(24)}", environ_base=IP)
+        assert refused.status_code == 429 and "しばらくお待ちください" in refused.get_data(as_text=True)
+        assert client.get(f"/r/{secrets.token_urlsafe(24)}", environ_base=IP).status_code == 429
+        # The plain sign-up page (no invitation) is not a token page, and another address has its own budget.
+        assert client.get(f"/events/{slug}/register", environ_base=IP).status_code == 200
+        assert client.get(f"/events/{slug}/register?invite={secrets.token_urlsafe(24)}",
+                          environ_base=OTHER_IP).status_code == 200
+
+
+def test_the_default_token_budget_refuses_the_121st_invitation_guess(app, client):
+    with app.app_context():
+        slug = make_event(kind="matching_session", fee_yen=0).slug
+    with limit(app, "TOKEN_RATE_LIMIT", "120/minute"):
+        codes = [client.get(f"/events/{slug}/register?invite=guess{n}", environ_base=IP).status_code
+                 for n in range(121)]
+    assert codes == [200] * 120 + [429]
+
+
 def test_calendar_feeds_have_their_own_budget(app, client):
     with limit(app, "FEED_RATE_LIMIT", "2/minute"):
         codes = [client.get(f"/feeds/person/{secrets.token_urlsafe(24)}.ics", environ_base=IP).status_code
