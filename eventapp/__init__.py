@@ -166,6 +166,11 @@ def _register_error_pages(app: Flask) -> None:
         return page(429, _("しばらくお待ちください"),
                     _("短時間に何度も試行されたため、一時的に受け付けを止めています。1分ほど待ってからもう一度お試しください。"))
 
+    @app.errorhandler(413)
+    def _too_large(_exc):
+        return page(413, _("送信された内容が大きすぎます"),
+                    _("入力内容を短くしてから、もう一度送信してください。"))
+
     @app.errorhandler(404)
     def _not_found(_exc):
         return page(404, _("ページが見つかりません"), _("URLをご確認ください。"))
