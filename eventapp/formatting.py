@@ -82,9 +82,13 @@ def kind_label(kind: str) -> str:
 
 
 def register_filters(app: Flask) -> None:
+    from .services.text import single_line
     from .urls import external_url
 
     app.jinja_env.globals["external_url"] = external_url
+    # `Subject: {{ event.title|oneline }}`: the first line of a mail template is its subject, and a
+    # stored line break would move the rest of a title into the body.
+    app.jinja_env.filters["oneline"] = single_line
     app.jinja_env.filters.update(
         jst=to_jst, date_ja=format_date, time_ja=format_time, datetime_ja=format_datetime,
         range_ja=format_range, yen=format_yen, kind_label=kind_label,

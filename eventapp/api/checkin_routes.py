@@ -205,11 +205,12 @@ class BatchResponseSchema(Schema):
 
 
 class WalkInSchema(StrictSchema):
-    name = fields.String(required=True, validate=validate.Length(max=500))
-    furigana = fields.String(required=True, validate=validate.Length(max=500))
-    email = fields.String(validate=validate.Length(max=500),
+    # The attendee columns' lengths, as on the sign-up (tests/security/test_lengths.py).
+    name = fields.String(required=True, validate=validate.Length(max=100))
+    furigana = fields.String(required=True, validate=validate.Length(max=100))
+    email = fields.String(validate=validate.Length(max=254),
                           metadata={"description": "任意: 空なら確認メールは送られません。"})
-    phone = fields.String(validate=validate.Length(max=100))
+    phone = fields.String(validate=validate.Length(max=40))
     answers = fields.Dict(keys=fields.String(validate=validate.Length(max=64)), values=fields.Raw(allow_none=True))
     nonce = fields.String(required=True, validate=validate.Length(min=8, max=64))
     day = fields.Integer()

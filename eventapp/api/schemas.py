@@ -5,7 +5,27 @@ from __future__ import annotations
 from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate
 
 from ..formatting import JST
-from ..models import EVENT_KINDS, EVENT_STATUSES, IWATE_RELATIONS, QUESTION_KINDS, REGISTRATION_STATUSES
+from ..models import (
+    EVENT_KINDS,
+    EVENT_STATUSES,
+    IWATE_RELATIONS,
+    QUESTION_KINDS,
+    REGISTRATION_STATUSES,
+    Registration,
+)
+from ..services import events as event_rules
+from ..services import text
+from ..services.people import MAX_TEXT
+
+
+def staff_text(limit: int | None, *, multiline: bool = False, **kwargs) -> Text:
+    """A staff-typed field under the services' rules (services.text): single-line text refuses
+    control characters and CR/LF, and the length is the column's."""
+    return Text(validate=text.marshmallow_validator(limit=limit, multiline=multiline), **kwargs)
+
+
+def length(limit: int, minimum: int | None = None) -> validate.Length:
+    return validate.Length(min=minimum, max=limit)
 
 
 class JSTDateTime(fields.DateTime):
@@ -56,24 +76,25 @@ class StrictSchema(Schema):
 class ProgrammeItemSchema(StrictSchema):
     starts_at = fields.Time(required=True, format="%H:%M")
     ends_at = fields.Time(allow_none=True, format="%H:%M")
-    title = Text(required=True, validate=validate.Length(max=300))
-    place = Text(validate=validate.Length(max=300))
+    title = staff_text(event_rules.ITEM_TITLE_LIMIT, required=True)
+    place = staff_text(event_rules.ITEM_PLACE_LIMIT)
 
 
 class EventDaySchema(StrictSchema):
     starts_at = JSTDateTime(required=True)
     ends_at = JSTDateTime(required=True)
-    title = Text(validate=validate.Length(max=200))
+    title = staff_text(event_rules.DAY_TITLE_LIMIT)
     items = fields.List(fields.Nested(ProgrammeItemSchema))
 
 
 class QuestionSchema(StrictSchema):
-    key = Text(required=True, validate=validate.Regexp(r"^[a-z0-9_]{1,64}$"))
+    key = Text(required=True, validate=validate.Regexp(rf"^[a-z0-9_]{{1,{event_rules.QUESTION_KEY_LIMIT}}}$"))
     kind = Text(required=True, validate=validate.OneOf(QUESTION_KINDS))
-    label = Text(required=True, validate=validate.Length(min=1, max=300))
-    help_text = Text(validate=validate.Length(max=500))
+    label = Text(required=True, validate=[validate.Length(min=1),
+                                          text.marshmallow_validator(limit=event_rules.QUESTION_LABEL_LIMIT)])
+    help_text = staff_text(event_rules.QUESTION_HELP_LIMIT)
     required = fields.Boolean()
-    choices = fields.List(Text(validate=validate.Length(max=200)))
+    choices = fields.List(staff_text(event_rules.CHOICE_LIMIT))
 
 
 class EventSchema(Schema):
@@ -125,22 +146,30 @@ class EventListQuerySchema(Schema):
     kind = Text(validate=validate.OneOf(EVENT_KINDS))
 
 
+_LIMITS = event_rules.TEXT_LIMITS
+
+
+def _event_text(field: str, **kwargs) -> Text:
+    return staff_text(_LIMITS[field], multiline=field in event_rules.MULTILINE, **kwargs)
+
+
 class EventWriteSchema(StrictSchema):
-    slug = Text(validate=validate.Length(min=1, max=120))
+    slug = Text(validate=length(event_rules.SLUG_LIMIT, 1))
     kind = Text(validate=validate.OneOf(EVENT_KINDS))
-    title = Text(validate=validate.Length(min=1, max=300))
-    summary = Text(validate=validate.Length(max=2000))
-    description = Text(validate=validate.Length(max=20000))
+    title = Text(validate=[validate.Length(min=1), text.marshmallow_validator(limit=_LIMITS["title"])])
+    summary = _event_text("summary")
+    description = _event_text("description")
     starts_at = JSTDateTime()
     ends_at = JSTDateTime()
-    venue_name = Text(validate=validate.Length(max=300))
-    venue_address = Text(validate=validate.Length(max=500))
-    meeting_point = Text(validate=validate.Length(max=2000))
-    access = Text(validate=validate.Length(max=5000))
-    what_to_bring = Text(validate=validate.Length(max=5000))
+    venue_name = _event_text("venue_name")
+    venue_address = _event_text("venue_address")
+    meeting_point = _event_text("meeting_point")
+    access = _event_text("access")
+    what_to_bring = _event_text("what_to_bring")
     latitude = fields.Float(allow_none=True, validate=validate.Range(-90, 90))
     longitude = fields.Float(allow_none=True, validate=validate.Range(-180, 180))
-    online_url = fields.Url(allow_none=False, schemes={"http", "https"})
+    # The services' rule (services.text.check_url): http(s) with a host, within the column.
+    online_url = Text(allow_none=False, validate=text.marshmallow_validator(limit=_LIMITS["online_url"], kind="url"))
     fee_yen = fields.Integer(strict=True, validate=validate.Range(0, 10_000_000))
     capacity = fields.Integer(strict=True, validate=validate.Range(0, 100_000))
     status = Text(validate=validate.OneOf(EVENT_STATUSES))
@@ -152,31 +181,33 @@ class EventWriteSchema(StrictSchema):
         "description": "null: 00:00 JST the day before the first day"})
     checkin_closes_at = JSTDateTime(allow_none=True, metadata={
         "description": "null: 23:59 JST the day after the last day"})
-    organiser_name = Text(validate=validate.Length(max=200))
-    organiser_email = fields.Email()
-    organiser_phone = Text(validate=validate.Length(max=40))
+    organiser_name = _event_text("organiser_name")
+    # An address as the services accept it (email_validator), or "" for none.
+    organiser_email = Text(validate=text.marshmallow_validator(limit=text.MAX_EMAIL, kind="email"))
+    organiser_phone = _event_text("organiser_phone")
     days = fields.List(fields.Nested(EventDaySchema), validate=validate.Length(max=31))
     questions = fields.List(fields.Nested(QuestionSchema), validate=validate.Length(max=200))
 
 
 class EventCreateSchema(EventWriteSchema):
-    slug = Text(required=True, validate=validate.Length(min=1, max=120))
+    slug = Text(required=True, validate=length(event_rules.SLUG_LIMIT, 1))
     kind = Text(required=True, validate=validate.OneOf(EVENT_KINDS))
-    title = Text(required=True, validate=validate.Length(min=1, max=300))
+    title = Text(required=True, validate=[validate.Length(min=1), text.marshmallow_validator(limit=_LIMITS["title"])])
     starts_at = JSTDateTime(required=True)
     ends_at = JSTDateTime(required=True)
     capacity = fields.Integer(required=True, strict=True, validate=validate.Range(0, 100_000))
 
 
 class RegistrationCreateSchema(StrictSchema):
-    name = Text(required=True, validate=validate.Length(max=500))
-    furigana = Text(required=True, validate=validate.Length(max=500))
-    email = Text(required=True, validate=validate.Length(max=500))
-    phone = Text(validate=validate.Length(max=100))
-    prefecture = Text(validate=validate.Length(max=20))
+    # The attendee columns' lengths (the sign-up service checks the same; tests/security/test_lengths.py).
+    name = Text(required=True, validate=length(text.column_limit(Registration.name)))
+    furigana = Text(required=True, validate=length(text.column_limit(Registration.furigana)))
+    email = Text(required=True, validate=length(text.MAX_EMAIL))
+    phone = Text(validate=length(text.column_limit(Registration.phone)))
+    prefecture = Text(validate=length(text.column_limit(Registration.prefecture)))
     iwate_relation = Text(validate=validate.OneOf(IWATE_RELATIONS))
-    occupation = Text(validate=validate.Length(max=5000))
-    skills = Text(validate=validate.Length(max=5000))
+    occupation = Text(validate=length(MAX_TEXT))
+    skills = Text(validate=length(MAX_TEXT))
     consent_privacy = StrictBoolean(required=True, metadata={"description": "must be true"})
     answers = fields.Dict(keys=Text(validate=validate.Length(max=64)),
                           values=AnswerValue(allow_none=True), validate=validate.Length(max=200), metadata={

@@ -10,6 +10,7 @@ from ..api.auth import hash_token
 from ..auth import hash_password
 from ..extensions import db
 from ..models import ROLES, ApiToken, User
+from . import text
 from .errors import DomainError, ValidationFailed
 from .people import normalise_email
 
@@ -20,10 +21,11 @@ def create_user(email: str, role: str, password: str | None = None, name: str = 
     """Create a staff user; returns the user and the password (generated when not given)."""
     if role not in ROLES:
         raise ValidationFailed({"role": f"役割は {', '.join(ROLES)} のいずれかです。"})
-    try:
-        email = normalise_email(email)
-    except Exception as exc:
-        raise ValidationFailed({"email": "メールアドレスの形式が正しくありません。"}) from exc
+    errors: dict[str, str] = {}
+    email = text.check_email(errors, "email", email, required=True)
+    name = text.check(errors, "name", name, limit=text.column_limit(User.name))  # single line: audit, headers
+    if errors:
+        raise ValidationFailed(errors)
     if db.session.execute(select(User).where(User.email == email)).scalar_one_or_none():
         raise DomainError("duplicate", f"{email} は既に登録されています。")
     password = password or secrets.token_urlsafe(12)

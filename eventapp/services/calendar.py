@@ -43,6 +43,7 @@ from ..models import EVENT_KINDS, Event, EventDay, OutboxMessage, Person, Progra
 from ..models.base import utcnow
 from ..urls import external_url
 from .errors import NotFound
+from .text import single_line
 
 TZID = "Asia/Tokyo"
 PRODID = "-//Iwate Enren Fukugyo-ka//eventapp//JA"
@@ -100,12 +101,26 @@ def _spans(event: Event) -> list[_Span]:
 def location_text(event: Event) -> str:
     if event.is_online:
         return "オンライン"
-    return ", ".join(p for p in (event.venue_name, event.venue_address) if p)
+    # One line: a stored CR/LF (rows from before the single-line rules) must not reach the file.
+    return ", ".join(single_line(p) for p in (event.venue_name, event.venue_address) if p)
+
+
+def _mail_address(value: str | None) -> str:
+    """A stored address if it is one valid address, else "" (a calendar is built from whatever the
+    database holds; icalendar refuses CR/LF in a CAL-ADDRESS, and that once made every calendar of
+    an event a 500)."""
+    from email_validator import EmailNotValidError, validate_email
+
+    try:
+        return validate_email((value or "").strip(), check_deliverability=False).normalized
+    except EmailNotValidError:
+        return ""
 
 
 def _organizer(event: Event) -> vCalAddress:
-    name = event.organiser_name or current_app.config.get("ORGANISER_NAME", "")
-    email = event.organiser_email or parseaddr(current_app.config.get("MAIL_SENDER", ""))[1] or "noreply@example.jp"
+    name = single_line(event.organiser_name or current_app.config.get("ORGANISER_NAME", ""))
+    email = (_mail_address(event.organiser_email) or parseaddr(current_app.config.get("MAIL_SENDER", ""))[1]
+             or "noreply@example.jp")
     organizer = vCalAddress(f"mailto:{email}")
     if name:
         organizer.params["CN"] = vText(name)
@@ -151,7 +166,7 @@ def description_text(event: Event, span: _Span, total_days: int, *, join_url: st
 def _vevents(event: Event, *, uid, now: datetime, status: str, sequence: int, last_modified: datetime,
              join_url: str = "", manage_url: str = "", attendee: Person | None = None) -> list[VEvent]:
     spans = _spans(event)
-    summary = ("【中止】" if status == "CANCELLED" else "") + event.title
+    summary = ("【中止】" if status == "CANCELLED" else "") + single_line(event.title)
     url = external_url("public.event_detail", slug=event.slug)
     result = []
     for span in spans:
@@ -161,7 +176,7 @@ def _vevents(event: Event, *, uid, now: datetime, status: str, sequence: int, la
         vevent.add("sequence", sequence)
         vevent.add("last-modified", last_modified.astimezone(UTC))
         vevent.add("created", event.created_at.astimezone(UTC))
-        day_title = (span.day.title if span.day and span.day.title else f"{span.position}日目")
+        day_title = (single_line(span.day.title) if span.day and span.day.title else f"{span.position}日目")
         vevent.add("summary", f"{summary}({day_title})" if len(spans) > 1 else summary)
         vevent.add("dtstart", span.starts_at.astimezone(JST))
         vevent.add("dtend", span.ends_at.astimezone(JST))
@@ -175,9 +190,10 @@ def _vevents(event: Event, *, uid, now: datetime, status: str, sequence: int, la
         vevent.add("description", description_text(event, span, len(spans), join_url=join_url,
                                                    manage_url=manage_url))
         vevent.add("organizer", _organizer(event))
-        if attendee is not None and attendee.email:
-            address = vCalAddress(f"mailto:{attendee.email}")
-            address.params.update({"CN": vText(attendee.name), "ROLE": "REQ-PARTICIPANT",
+        attendee_email = _mail_address(attendee.email) if attendee is not None else ""
+        if attendee is not None and attendee_email:
+            address = vCalAddress(f"mailto:{attendee_email}")
+            address.params.update({"CN": vText(single_line(attendee.name)), "ROLE": "REQ-PARTICIPANT",
                                    "PARTSTAT": "DECLINED" if status == "CANCELLED" else "ACCEPTED",
                                    "RSVP": "FALSE"})
             vevent.add("attendee", address)
@@ -186,7 +202,7 @@ def _vevents(event: Event, *, uid, now: datetime, status: str, sequence: int, la
                 alarm = Alarm()
                 alarm.add("action", "DISPLAY")
                 alarm.add("trigger", -before)
-                alarm.add("description", f"{when}: {event.title}")
+                alarm.add("description", f"{when}: {single_line(event.title)}")
                 vevent.add_component(alarm)
         result.append(vevent)
     return result
@@ -364,7 +380,7 @@ def person_feed_ics(token: str, *, now: datetime | None = None) -> bytes:
     shown = [r for r in registrations if r.status != "cancelled" or r.event_id not in live_events]
     with force_locale("ja"):
         vevents = [v for r in shown for v in _registration_vevents(r, now, attendee=False)]
-        body = _calendar("PUBLISH", vevents, name=f"遠恋複業課 {person.name} さんの参加予定")
+        body = _calendar("PUBLISH", vevents, name=f"遠恋複業課 {single_line(person.name)} さんの参加予定")
     if len(_feed_cache) > _VEVENT_CACHE_MAX:
         _feed_cache.clear()
     _feed_cache[("person", person.id)] = (key, body)

@@ -11,10 +11,9 @@ from sqlalchemy import select
 from ..extensions import db
 from ..formatting import JST
 from ..models import EVENT_KINDS, EVENT_STATUSES, QUESTION_KINDS, Event, EventDay, ProgrammeItem, Question
-from . import calendar
+from . import calendar, text
 from .capacity import counts_for, lock_event
 from .errors import ValidationFailed
-from .people import clean_text
 from .registration import fill_free_seats
 
 SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
@@ -25,6 +24,20 @@ TEXT_FIELDS = ("title", "summary", "description", "venue_name", "venue_address",
 TIME_FIELDS = ("starts_at", "ends_at", "registration_opens_at", "registration_closes_at",
                "cancellation_deadline", "roster_freeze_at", "checkin_opens_at", "checkin_closes_at")
 MULTILINE = {"summary", "description", "meeting_point", "access", "what_to_bring"}
+# Longest accepted text per field: String columns give their own length (services.text.column_limit);
+# Text columns have theirs here. The API schemas use the same numbers (tests/security/test_lengths.py).
+TEXT_LIMITS = {
+    **{field: text.column_limit(getattr(Event, field)) for field in TEXT_FIELDS if field not in MULTILINE},
+    "summary": 2000, "description": 20000, "meeting_point": 2000, "access": 5000, "what_to_bring": 5000,
+}
+SLUG_LIMIT = text.column_limit(Event.slug)
+DAY_TITLE_LIMIT = text.column_limit(EventDay.title)
+ITEM_TITLE_LIMIT = text.column_limit(ProgrammeItem.title)
+ITEM_PLACE_LIMIT = text.column_limit(ProgrammeItem.place)
+QUESTION_LABEL_LIMIT = text.column_limit(Question.label)
+QUESTION_HELP_LIMIT = text.column_limit(Question.help_text)
+QUESTION_KEY_LIMIT = text.column_limit(Question.key)
+CHOICE_LIMIT = 200  # choices live in a JSON column; the API's limit
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -54,8 +67,15 @@ def apply_event_fields(event: Event, data: dict, *, creating: bool) -> None:
     errors: dict[str, str] = {}
     values = {}
     for field in TEXT_FIELDS:
-        if field in data:
-            values[field] = clean_text(data[field], multiline=field in MULTILINE)
+        if field not in data:
+            continue
+        if field == "organiser_email":
+            values[field] = text.check_email(errors, field, data[field])
+        elif field == "online_url":
+            values[field] = text.check_url(errors, field, data[field], limit=TEXT_LIMITS[field])
+        else:
+            values[field] = text.check(errors, field, data[field], limit=TEXT_LIMITS[field],
+                                       multiline=field in MULTILINE)
     for field in TIME_FIELDS:
         if field in data:
             values[field] = _aware(data[field])
@@ -69,14 +89,14 @@ def apply_event_fields(event: Event, data: dict, *, creating: bool) -> None:
 
     if not merged.get("title"):
         errors["title"] = _("タイトルを入力してください。")
-    elif len(merged["title"]) > 300:
-        errors["title"] = _("タイトルは300文字以内で入力してください。")
+    elif len(merged["title"]) > TEXT_LIMITS["title"]:
+        errors["title"] = _("タイトルは%(max)s文字以内で入力してください。", max=TEXT_LIMITS["title"])
     if merged.get("kind") not in EVENT_KINDS:
         errors["kind"] = _("種類を選んでください。")
     if merged.get("status") not in EVENT_STATUSES:
         errors["status"] = _("状態が正しくありません。")
     slug = merged.get("slug")
-    if not slug or not SLUG_RE.match(slug) or len(slug) > 120:
+    if not slug or not SLUG_RE.match(slug) or len(slug) > SLUG_LIMIT:
         errors["slug"] = _("URL名は半角英小文字・数字・ハイフンで入力してください(例: hanamaki-grape-2025)。")
     elif db.session.execute(select(Event.id).where(Event.slug == slug, Event.id != event.id)).first():
         errors["slug"] = _("このURL名は既に使われています。")
@@ -122,9 +142,6 @@ def apply_event_fields(event: Event, data: dict, *, creating: bool) -> None:
         limit = 90 if field == "latitude" else 180
         if value is not None and not -limit <= value <= limit:
             errors[field] = _("座標が正しくありません。")
-    for field in TEXT_FIELDS:
-        if len(values.get(field, "")) > (20000 if field in MULTILINE else 1000):
-            errors[field] = _("長すぎます。")
     if errors:
         raise ValidationFailed(errors)
 
@@ -220,15 +237,17 @@ def build_days(days: list[dict]) -> list[EventDay]:
         if not starts or not ends or ends <= starts:
             errors[f"days.{index}"] = _("日程の開始・終了時刻を確認してください。")
             continue
-        day = EventDay(starts_at=starts, ends_at=ends, title=clean_text(raw.get("title", "")))
+        day = EventDay(starts_at=starts, ends_at=ends,
+                       title=text.check(errors, f"days.{index}.title", raw.get("title"), limit=DAY_TITLE_LIMIT))
         for position, item in enumerate(raw.get("items") or []):
-            title = clean_text(item.get("title"))
+            where = f"days.{index}.items.{position}"
+            title = text.check(errors, where, item.get("title"), limit=ITEM_TITLE_LIMIT)
+            place = text.check(errors, where, item.get("place"), limit=ITEM_PLACE_LIMIT)
             if not title or not isinstance(item.get("starts_at"), time):
-                errors[f"days.{index}.items.{position}"] = _("プログラムの時刻とタイトルを入力してください。")
+                errors.setdefault(where, _("プログラムの時刻とタイトルを入力してください。"))
                 continue
             day.items.append(ProgrammeItem(starts_at=item["starts_at"], ends_at=item.get("ends_at"),
-                                           title=title, place=clean_text(item.get("place", "")),
-                                           position=position))
+                                           title=title, place=place, position=position))
         result.append(day)
     if errors:
         raise ValidationFailed(errors)
@@ -238,15 +257,18 @@ def build_days(days: list[dict]) -> list[EventDay]:
 def build_questions(questions: list[dict]) -> list[Question]:
     result, errors, keys = [], {}, set()
     for position, raw in enumerate(questions):
-        key = clean_text(raw.get("key")) or f"q{position + 1}"
+        where = f"questions.{position}"
+        key = text.check(errors, where, raw.get("key"), limit=QUESTION_KEY_LIMIT) or f"q{position + 1}"
         kind = raw.get("kind", "text")
-        label = clean_text(raw.get("label"))
-        choices = [clean_text(c) for c in raw.get("choices") or [] if clean_text(c)]
+        label = text.check(errors, where, raw.get("label"), limit=QUESTION_LABEL_LIMIT)
+        help_text = text.check(errors, where, raw.get("help_text"), limit=QUESTION_HELP_LIMIT)
+        choices = [c for c in (text.check(errors, where, c, limit=CHOICE_LIMIT) for c in raw.get("choices") or [])
+                   if c]
         if kind not in QUESTION_KINDS or not label or key in keys or (kind == "choice" and not choices):
-            errors[f"questions.{position}"] = _("設問の種類・文言・選択肢を確認してください。")
+            errors.setdefault(where, _("設問の種類・文言・選択肢を確認してください。"))
             continue
         keys.add(key)
-        result.append(Question(key=key, kind=kind, label=label, help_text=clean_text(raw.get("help_text", "")),
+        result.append(Question(key=key, kind=kind, label=label, help_text=help_text,
                                required=bool(raw.get("required")), choices=choices, position=position))
     if errors:
         raise ValidationFailed(errors)

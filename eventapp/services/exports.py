@@ -105,7 +105,8 @@ def neutralise(value: object) -> object:
 
 
 def table(event: Event, preset: str) -> tuple[list[str], list[list[object]]]:
-    """Header and rows (五十音順, numbered) for a preset; cells are already neutralised."""
+    """Header and rows (五十音順, numbered) for a preset; cells and headers are already neutralised
+    (headers carry staff-written question labels)."""
     columns = preset_columns(event, preset)
     statuses = PRESET_STATUSES.get(preset, ("confirmed",))
     registrations = [r for r in registrations_for(event.id) if r.status in statuses]
@@ -113,7 +114,7 @@ def table(event: Event, preset: str) -> tuple[list[str], list[list[object]]]:
     rows = []
     for n, registration in enumerate(registrations, start=1):
         rows.append([n if column is NO else neutralise(column.value(registration)) for column in columns])
-    return [c.header for c in columns], rows
+    return [str(neutralise(c.header)) for c in columns], rows
 
 
 def to_csv(header: list[str], rows: list[list[object]]) -> bytes:
@@ -132,6 +133,7 @@ def to_xlsx(header: list[str], rows: list[list[object]], title: str) -> bytes:
     sheet.append(header)
     for cell in sheet[1]:
         cell.font = Font(bold=True)
+        cell.data_type = "s"  # a header is text too, whatever a question label starts with
     for row in rows:
         sheet.append(row)
         for cell in sheet[sheet.max_row]:

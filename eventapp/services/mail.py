@@ -27,8 +27,12 @@ from ..database import write_intent
 from ..extensions import db
 from ..models import OutboxMessage, Registration
 from ..models.base import utcnow
+from .text import column_limit, fit, single_line
 
 _INSERT_MESSAGE = insert(OutboxMessage.__table__).returning(OutboxMessage.__table__.c.id)
+# 「【参加確定】」+ a 300-character title overflowed the column and failed every sign-up on PostgreSQL.
+SUBJECT_LIMIT = column_limit(OutboxMessage.subject)
+ADDRESS_LIMIT = column_limit(OutboxMessage.to_addr)
 LEASE = timedelta(minutes=5)
 BATCH = 100  # messages claimed, sent and marked per round of deliver_due
 
@@ -42,8 +46,10 @@ def queue(kind: str, to_addr: str, template: str, context: dict, *,
     with force_locale("ja"):
         rendered = current_app.jinja_env.get_template(f"mail/{template}.txt").render(context)
     first, _, body = rendered.lstrip().partition("\n")
-    subject = first.removeprefix("Subject:").strip()
-    values = {"kind": kind, "to_addr": to_addr, "subject": subject, "body": body.strip() + "\n",
+    # The subject is derived text (a label plus the event's title): one line, shortened with … to its
+    # column, so no stored title can overflow it or break the header.
+    subject = fit(single_line(first.removeprefix("Subject:")), SUBJECT_LIMIT)
+    values = {"kind": kind, "to_addr": to_addr[:ADDRESS_LIMIT], "subject": subject, "body": body.strip() + "\n",
               "attachments": attachments or []}
     if registration is None or registration.id is not None:
         # One Core INSERT returning the new id (a sign-up queues its mail while it holds the event's
@@ -252,16 +258,32 @@ def _deliver_one(message_id: int, now: datetime) -> str:
     return "sent" if error is None else "failed"
 
 
+def _address(value: str | None) -> str:
+    """A stored address as a header value, or "" when it is not one address (rows stored before
+    addresses were validated everywhere: `org@example.jp\r\nBcc: x@y` must neither raise nor add a header)."""
+    from email_validator import EmailNotValidError, validate_email
+
+    text = (value or "").strip()
+    try:
+        return validate_email(text, check_deliverability=False).normalized
+    except EmailNotValidError:
+        return ""
+
+
 def build_email(message: OutboxMessage) -> EmailMessage:
+    """The message as it is sent. Header values come from stored rows, so each is made one line (or
+    left out when it is not an address): building never raises on what the database holds."""
     config = current_app.config
     email = EmailMessage()
     email["From"] = config["MAIL_SENDER"]
-    email["To"] = message.to_addr
-    email["Subject"] = message.subject
+    # Not one valid address: an empty group, so no stored text can add a recipient (smtplib then has
+    # nobody to send to, and the failure is recorded on the message).
+    email["To"] = _address(message.to_addr) or "undisclosed-recipients:;"
+    email["Subject"] = single_line(message.subject)
     email["Date"] = formatdate(localtime=False)
     email["Message-ID"] = make_msgid(idstring=f"outbox{message.id}", domain="eventapp.local")
     # The sender is a no-reply address; a participant's reply should reach the event's organiser.
-    organiser = message.registration.event.organiser_email if message.registration else ""
+    organiser = _address(message.registration.event.organiser_email) if message.registration else ""
     if organiser:
         email["Reply-To"] = organiser
     email.set_content(message.body, charset="utf-8")

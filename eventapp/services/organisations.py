@@ -8,32 +8,30 @@ from ..extensions import db
 from ..formatting import kana_sort_key
 from ..models import Event, EventOrganisation, Organisation, Outcome
 from ..models.organisation import EVENT_ORG_ROLES, IWATE_MUNICIPALITIES, PROJECT_TYPES
+from . import text
 from .errors import DomainError, NotFound, ValidationFailed
-from .people import clean_text, normalise_email
 
 TEXT_FIELDS = ("name", "furigana", "municipality", "description", "challenges", "project_type",
                "contact_name", "contact_email", "contact_phone")
 
 
+MULTILINE = ("description", "challenges")
+# String columns give their length; the long texts have theirs here (tests/security/test_lengths.py).
+LIMITS = {**{k: text.column_limit(getattr(Organisation, k)) for k in TEXT_FIELDS if k not in MULTILINE},
+          "description": 5000, "challenges": 5000}
+
+
 def validate_organisation(raw: dict) -> dict:
-    data = {k: clean_text(raw.get(k), multiline=k in ("description", "challenges")) for k in TEXT_FIELDS}
     errors: dict[str, str] = {}
+    data = {k: text.check(errors, k, raw.get(k), limit=LIMITS[k], multiline=k in MULTILINE)
+            for k in TEXT_FIELDS if k != "contact_email"}
+    data["contact_email"] = text.check_email(errors, "contact_email", raw.get("contact_email"))
     if not data["name"]:
         errors["name"] = "団体名を入力してください。"
-    elif len(data["name"]) > 200:
-        errors["name"] = "団体名は200文字以内で入力してください。"
     if data["municipality"] not in IWATE_MUNICIPALITIES:
         errors["municipality"] = "所在地(岩手県の市町村)を選んでください。"
     if data["project_type"] not in PROJECT_TYPES:
         errors["project_type"] = "プロジェクトの型(ビジネスマッチング型/ファンコミュニティ型)を選んでください。"
-    if data["contact_email"]:
-        try:
-            data["contact_email"] = normalise_email(data["contact_email"])
-        except Exception:
-            errors["contact_email"] = "メールアドレスの形式が正しくありません。"
-    for key in ("description", "challenges"):
-        if len(data[key]) > 5000:
-            errors[key] = "5000文字以内で入力してください。"
     if errors:
         raise ValidationFailed(errors)
     return data

@@ -15,7 +15,7 @@ from ..extensions import db
 from ..formatting import kana_sort_key
 from ..models import ATTENDEE_FIELDS, CheckIn, Event, Invitation, Outcome, Person, Registration, User
 from ..models.base import utcnow
-from . import audit, mail
+from . import audit, mail, text
 from .capacity import Counts, counts_for, lock_event
 from .errors import DomainError, NotFound, ValidationFailed
 from .people import clean_text, normalise_email, validate_person
@@ -149,13 +149,15 @@ def message_participants(event_id: int, audience: str, subject: str, body: str) 
     event = db.session.get(Event, event_id)
     if event is None:
         raise NotFound("event_not_found", "イベントが見つかりません。")
-    errors = {}
-    subject, body = clean_text(subject), clean_text(body, multiline=True)
+    errors: dict[str, str] = {}
+    # The subject becomes a mail header: one line, no control characters (services.text).
+    subject = text.check(errors, "subject", subject, limit=200)
+    body = text.check(errors, "body", body, limit=10000, multiline=True)
     if audience not in AUDIENCES:
         errors["audience"] = "送信先を選んでください。"
-    if not subject or len(subject) > 200:
+    if not subject and "subject" not in errors:
         errors["subject"] = "件名を200文字以内で入力してください。"
-    if not body or len(body) > 10000:
+    if not body and "body" not in errors:
         errors["body"] = "本文を入力してください(10000文字以内)。"
     if errors:
         raise ValidationFailed(errors)

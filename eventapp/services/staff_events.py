@@ -15,10 +15,22 @@ from ..extensions import db
 from ..formatting import JST
 from ..models import QUESTION_KINDS, Event, EventDay, ProgrammeItem, Question, Registration
 from ..models.base import utcnow
-from . import audit, calendar, mail
+from . import audit, calendar, mail, text
 from .capacity import counts_for, lock_event
 from .errors import DomainError, NotFound, ValidationFailed
-from .events import TEXT_FIELDS, TIME_FIELDS, apply_event_fields, days_with_checkins
+from .events import (
+    CHOICE_LIMIT,
+    DAY_TITLE_LIMIT,
+    ITEM_PLACE_LIMIT,
+    ITEM_TITLE_LIMIT,
+    QUESTION_HELP_LIMIT,
+    QUESTION_KEY_LIMIT,
+    QUESTION_LABEL_LIMIT,
+    TEXT_FIELDS,
+    TIME_FIELDS,
+    apply_event_fields,
+    days_with_checkins,
+)
 from .people import clean_text
 from .registration import fill_free_seats
 
@@ -59,7 +71,7 @@ def duplicate_event(event_id: int, *, slug: str, title: str | None = None, shift
             data[field] = value + shift if value is not None else None
     except OverflowError as exc:  # a new start near year 1 or 9999
         raise ValidationFailed({"new_start": "新しい開始日時を確認してください。"}) from exc
-    data.update(slug=slug, title=clean_text(title) or source.title, status="draft")
+    data.update(slug=slug, title=text.normalise(title) or source.title, status="draft")
     apply_event_fields(copy, data, creating=True)
     copy.days = [
         EventDay(starts_at=day.starts_at + shift, ends_at=day.ends_at + shift, title=day.title,
@@ -149,16 +161,18 @@ def update_days(event_id: int, rows: list[dict]) -> Event:
             continue
         items = []
         for position, item in enumerate(row.get("items") or []):
+            title = text.check(errors, f"days.{index}", item.get("title"), limit=ITEM_TITLE_LIMIT)
+            place = text.check(errors, f"days.{index}", item.get("place"), limit=ITEM_PLACE_LIMIT)
             if item.get("ends_at") and item["ends_at"] <= item["starts_at"]:
-                errors[f"days.{index}"] = f"プログラム「{item['title']}」の終了は開始より後にしてください。"
+                errors[f"days.{index}"] = f"プログラム「{title}」の終了は開始より後にしてください。"
             items.append(ProgrammeItem(starts_at=item["starts_at"], ends_at=item.get("ends_at"),
-                                       title=item["title"][:300], place=(item.get("place") or "")[:300],
-                                       position=position))
+                                       title=title, place=place, position=position))
+        day_title = text.check(errors, f"days.{index}", row.get("title"), limit=DAY_TITLE_LIMIT)
         if day is None:
             day = EventDay()
             event.days.append(day)
         day.starts_at, day.ends_at = starts, ends
-        day.title = clean_text(row.get("title"))[:200]
+        day.title = day_title
         day.items = items
         kept += 1
     if not kept and not errors:
@@ -191,7 +205,9 @@ def update_questions(event_id: int, rows: list[dict]) -> Event:
         if row.get("id") and question is None:
             errors[f"questions.{index}"] = "この設問は見つかりません。ページを再読み込みしてください。"
             continue
-        label = clean_text(row.get("label"))
+        where = f"questions.{index}"
+        label = text.check(errors, where, row.get("label"), limit=QUESTION_LABEL_LIMIT)
+        help_text = text.check(errors, where, row.get("help_text"), limit=QUESTION_HELP_LIMIT)
         if question is None and not label:
             continue  # the empty "add a question" row
         if row.get("remove"):
@@ -199,7 +215,10 @@ def update_questions(event_id: int, rows: list[dict]) -> Event:
                 question.is_active = False
             continue
         kind = row.get("kind") or "text"
-        choices = [c for c in (clean_text(c) for c in row.get("choices") or []) if c]
+        choices = [c for c in (text.check(errors, where, c, limit=CHOICE_LIMIT) for c in row.get("choices") or [])
+                   if c]
+        if where in errors:
+            continue
         if not label:
             errors[f"questions.{index}"] = "設問の文言を入力してください。"
             continue
@@ -210,17 +229,18 @@ def update_questions(event_id: int, rows: list[dict]) -> Event:
             errors[f"questions.{index}"] = f"「{label}」: 選択肢を2つ以上入力してください(1行に1つ)。"
             continue
         if question is None:
-            key = _KEY_RE.sub("_", (row.get("key") or "").lower()).strip("_") or f"q{len(keys) + 1}"
-            while key in keys:
+            key = _KEY_RE.sub("_", (row.get("key") or "").lower()).strip("_")[:QUESTION_KEY_LIMIT - 8]
+            key = key or f"q{len(keys) + 1}"
+            while key in keys:  # (room left above for this suffix: the key fits its column)
                 key = f"{key}_{len(keys) + 1}"
             keys.add(key)
             question = Question(key=key)
             event.questions.append(question)
-        question.label = label[:300]
+        question.label = label
         question.kind = kind
         question.choices = choices if kind == "choice" else []
         question.required = bool(row.get("required"))
-        question.help_text = clean_text(row.get("help_text"))[:500]
+        question.help_text = help_text
         question.is_active = True
         ordered.append((row.get("position") if row.get("position") is not None else index, index, question))
     if errors:
