@@ -168,6 +168,8 @@ def update_days(event_id: int, rows: list[dict]) -> Event:
             items.append(ProgrammeItem(starts_at=item["starts_at"], ends_at=item.get("ends_at"),
                                        title=title, place=place, position=position))
         day_title = text.check(errors, f"days.{index}", row.get("title"), limit=DAY_TITLE_LIMIT)
+        if f"days.{index}" in errors:
+            continue  # nothing of a refused row reaches the session (a later query would flush it)
         if day is None:
             day = EventDay()
             event.days.append(day)

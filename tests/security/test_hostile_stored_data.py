@@ -51,8 +51,8 @@ def _store_hostile_values(events: list[int], people: dict[int, str]) -> None:
     db.session.execute(text("UPDATE events SET online_url = :url WHERE kind = 'online_seminar'"),
                        {"url": "https://meet.example/x" + INJECT})
     db.session.execute(text("UPDATE event_days SET title = :title"), {"title": fill("日" + INJECT, 200)})
-    db.session.execute(text("UPDATE organisations SET name = :name, challenges = :name"),
-                       {"name": fill("団体" + INJECT, 200)})
+    db.session.execute(text("UPDATE organisations SET name = :name, challenges = :challenges"),
+                       {"name": fill("団体" + INJECT, 200), "challenges": "課題" + INJECT})
     for person_id, email in people.items():
         db.session.execute(text("UPDATE people SET name = :name, email = :email WHERE id = :id"),
                            {"name": fill("氏名" + INJECT, 100), "email": email, "id": person_id})
