@@ -48,6 +48,7 @@ def organisation_list():
 
 def _org_form(org, values, errors, status=200):
     return render_template("matching/organisation_form.html", org=org, values=values, errors=errors,
+                           limits=organisations.LIMITS,  # maxlength = the columns' lengths
                            municipality_options=[(m, m) for m in IWATE_MUNICIPALITIES], project_types=PROJECT_TYPE_LABELS,
                            roles=EVENT_ORG_ROLE_LABELS,
                            events=db.session.execute(select(Event).order_by(Event.starts_at.desc())).scalars().all(),

@@ -13,6 +13,7 @@ from ..models.base import utcnow
 from ..services import exports, staff_events
 from ..services.capacity import counts_for, counts_for_events, roster_frozen
 from ..services.errors import DomainError, ValidationFailed
+from ..services.events import SLUG_LIMIT, TEXT_LIMITS
 from . import bp
 from .forms import (
     EVENT_DATETIMES,
@@ -45,8 +46,10 @@ def event_list():
 
 
 def _render_form(event: Event | None, values: dict, errors: dict, status: int = 200):
+    # maxlength from the services' limits (the columns' lengths), so the browser stops where they do.
+    limits = {**TEXT_LIMITS, "slug": SLUG_LIMIT}
     return render_template("staff/event_form.html", event=event, values=values, errors=errors,
-                           kinds=KIND_LABELS, datetime_labels=EVENT_DATETIMES), status
+                           kinds=KIND_LABELS, datetime_labels=EVENT_DATETIMES, limits=limits), status
 
 
 @bp.route("/events/new", methods=["GET", "POST"])

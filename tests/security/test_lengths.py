@@ -265,6 +265,34 @@ def test_api_schema_limits_equal_the_columns(column):
         assert _schema_limit(schema, name) == length, (column, schema.__name__, name)
 
 
+# Staff form inputs (the screens post to the services above; maxlength makes the browser stop there too).
+STAFF_FORMS: dict[str, list[str]] = {
+    "/staff/events/new": ["events.title", "events.slug", "events.venue_name", "events.venue_address",
+                          "events.online_url", "events.organiser_name", "events.organiser_email",
+                          "events.organiser_phone"],
+    "/staff/organisations/new": ["organisations.name", "organisations.furigana", "organisations.contact_name",
+                                 "organisations.contact_email", "organisations.contact_phone"],
+}
+
+
+def test_staff_form_maxlengths_equal_the_columns(app, client):
+    import re
+
+    from tests.staff_support import login, make_user
+
+    with app.app_context():
+        login(client, make_user("staff").email)
+    columns = string_columns()
+    for url, names in STAFF_FORMS.items():
+        html = client.get(url).get_data(as_text=True)
+        for column in names:
+            field = column.split(".", 1)[1]
+            tag = re.search(rf'<input[^>]*name="{field}"[^>]*>', html)
+            assert tag, (url, field)
+            maxlength = re.search(r'maxlength="(\d+)"', tag.group(0))
+            assert maxlength and int(maxlength.group(1)) == columns[column], (url, field, tag.group(0))
+
+
 @pytest.mark.parametrize("column", sorted(SERVICES))
 def test_services_accept_the_column_length_and_refuse_one_more(ctx, column):
     length = string_columns()[column]
