@@ -97,7 +97,7 @@ def load_config(instance_path: Path) -> dict:
         "RETENTION_DAYS": int(env.get("RETENTION_DAYS", "365")),
         # Largest request body (bytes) Werkzeug reads; anything bigger is answered 413 before it is parsed
         # (a 200 MB JSON sign-up took 13 s and ~1 GB of a worker). The largest real body is a check-in
-        # batch of 500 scans (~100 kB); there are no uploads.
+        # batch of 500 scans (under 200 kB); there are no uploads.
         "MAX_CONTENT_LENGTH": int(env.get("MAX_CONTENT_LENGTH", str(1024 * 1024))),
         "SQLITE_BUSY_TIMEOUT_S": float(env.get("SQLITE_BUSY_TIMEOUT_S", "30")),
         # flask-smorest: the OpenAPI description lives under the API prefix.
