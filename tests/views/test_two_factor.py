@@ -9,10 +9,12 @@ import time
 
 import pyotp
 import pytest
+from weasyprint import HTML
 
 from eventapp.extensions import db
 from eventapp.models import RecoveryCode, User
 from tests.conftest import csrf_token_from
+from tests.pdf_support import decode_qr_codes
 from tests.staff_support import PASSWORD, login, make_user, post_form
 
 PAGE = "/staff/account/two-factor"
@@ -49,7 +51,7 @@ def enrolled(app, client):
     assert post_form(client, PAGE, {"action": "begin"}, token_from=PAGE).status_code == 303
     page = client.get(PAGE).get_data(as_text=True)
     secret = re.search(r'id="totp-secret">([A-Z2-7]+)<', page).group(1)
-    assert '<svg' in page and 'id="totp-qr"' in page
+    assert 'id="totp-qr"><svg' in page
     totp = pyotp.TOTP(secret)
 
     response = post_form(client, PAGE, {"action": "confirm", "code": _wrong_code(totp)}, token_from=PAGE)
@@ -68,6 +70,21 @@ def enrolled(app, client):
         assert len(stored) == 10 and not any(code.replace("-", "") in h for (h,) in stored for code in codes)
     assert post_form(client, "/staff/logout").status_code == 303
     return email, secret, codes
+
+
+def test_the_qr_code_carries_the_secret(app, client):
+    """Read by a real decoder from the rendered page: the same secret as the text, for an authenticator app."""
+    with app.app_context():
+        email = make_user("admin").email
+    login(client, email)
+    post_form(client, PAGE, {"action": "begin"}, token_from=PAGE)
+    page = client.get(PAGE).get_data(as_text=True)
+    secret = re.search(r'id="totp-secret">([A-Z2-7]+)<', page).group(1)
+    svg = re.search(r'id="totp-qr">(<svg.*?</svg>)', page, re.S).group(1)
+    [uri] = decode_qr_codes(HTML(string=f"<html><body>{svg}</body></html>").write_pdf())
+    assert uri.startswith("otpauth://totp/") and f"secret={secret}" in uri and "issuer=" in uri
+    code = pyotp.parse_uri(uri).now()
+    assert post_form(client, PAGE, {"action": "confirm", "code": code}, token_from=PAGE).status_code == 200
 
 
 def test_login_asks_for_the_code_after_the_password(client, enrolled):
