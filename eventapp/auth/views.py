@@ -9,10 +9,11 @@ from flask_login import current_user, login_user, logout_user
 from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField, StringField
 
+from .. import auth  # auth.clock at call time: the tests move it
 from ..extensions import db, limiter
 from ..models import User
 from ..services import accounts, two_factor
-from . import PENDING_KEY, bp, clock, end_staff_session, start_staff_session
+from . import PENDING_KEY, bp, end_staff_session, start_staff_session
 
 # The password step is remembered this long while the two-factor code is typed.
 PENDING_TTL_S = 300
@@ -61,7 +62,7 @@ def login():
         user = accounts.authenticate(form.email.data or "", form.password.data or "")
         if user is not None and user.totp_enabled:
             end_staff_session()
-            session[PENDING_KEY] = {"uid": user.id, "sv": user.session_version, "at": int(clock())}
+            session[PENDING_KEY] = {"uid": user.id, "sv": user.session_version, "at": int(auth.clock())}
             return redirect(url_for("auth.login_code", next=request.args.get("next")), code=303)
         if user is not None:
             _log_in(user)
@@ -73,7 +74,7 @@ def login():
 
 def _pending_user() -> User | None:
     pending = session.get(PENDING_KEY)
-    if not isinstance(pending, dict) or clock() - pending.get("at", 0) > PENDING_TTL_S:
+    if not isinstance(pending, dict) or auth.clock() - pending.get("at", 0) > PENDING_TTL_S:
         return None
     user = db.session.get(User, pending.get("uid", 0))
     if user is None or not user.active or user.session_version != pending.get("sv"):

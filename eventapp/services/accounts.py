@@ -53,7 +53,7 @@ def authenticate(email: str, password: str) -> User | None:
     a dummy hash for an unknown address), so the answer takes as long for an unknown address."""
     try:
         email = normalise_email(email)
-    except Exception:
+    except ValueError:  # not an address: no such user, but the hash below still runs
         email = ""
     user = db.session.execute(select(User).where(User.email == email)).scalar_one_or_none() if email else None
     if not verify_password(user, password or ""):

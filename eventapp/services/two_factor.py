@@ -31,7 +31,8 @@ RECOVERY_CODE_LENGTH = 10  # 10 of 31 symbols: ~50 bits, enough for a code that 
 
 
 def _normalise(code: str) -> str:
-    text = unicodedata.normalize("NFKC", code or "").lower()
+    # Codes are short: a long input is cut before any work is done on it.
+    text = unicodedata.normalize("NFKC", (code or "")[:64]).lower()
     return "".join(ch for ch in text if ch.isalnum())
 
 

@@ -151,3 +151,18 @@ def test_only_admins_see_the_enrolment_page(app, client):
         email = make_user("staff").email
     login(client, email)
     assert client.get(PAGE).status_code == 403
+
+
+def test_the_password_step_expires_after_five_minutes(client, enrolled, monkeypatch):
+    from eventapp import auth
+
+    email, secret, codes = enrolled
+    now = [time.time()]
+    monkeypatch.setattr(auth, "clock", lambda: now[0])
+    _password_step(client, email)
+    now[0] += 301
+    response = client.get("/staff/login/code")
+    assert response.status_code == 303 and response.headers["Location"].startswith("/staff/login")
+    token = csrf_token_from(client.get("/staff/login").get_data(as_text=True))
+    client.post("/staff/login/code", data={"code": codes[0], "csrf_token": token})
+    assert not _logged_in(client), "a recovery code alone, after the password step expired, is no login"
