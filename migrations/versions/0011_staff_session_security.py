@@ -1,7 +1,7 @@
 """staff session versions, TOTP two-factor with recovery codes, 出席コード lockout per registration
 
 Revision ID: staff_session_security
-Revises: registration_attendee
+Revises: checkin_window
 Create Date: 2026-12-04 02:30:00
 
 users.session_version is copied into the session at login and compared on every request (bumped at
@@ -14,7 +14,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = 'staff_session_security'
-down_revision = 'registration_attendee'
+down_revision = 'checkin_window'
 branch_labels = None
 depends_on = None
 
