@@ -45,7 +45,7 @@ demo: migrate
 run: demo
 	@echo ""
 	@echo "  eventapp is running at http://127.0.0.1:$(PORT)/"
-	@echo "  Staff login: http://127.0.0.1:$(PORT)/staff/  (admin@example.jp / eventapp-demo)"
+	@echo "  Staff login: http://127.0.0.1:$(PORT)/staff/  (admin@example.jp / hanamaki-grape-demo)"
 	@echo "  API token:   $(BIN)/flask create-token admin@example.jp"
 	@echo "  Mails are written to instance/mail/*.eml"
 	@echo ""

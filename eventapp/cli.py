@@ -16,7 +16,7 @@ def register(app: Flask) -> None:
     @app.cli.command("create-user")
     @click.argument("email")
     @click.option("--role", type=click.Choice(["admin", "staff", "checkin"]), required=True)
-    @click.option("--password", default=None, help="At least 10 characters; generated if omitted.")
+    @click.option("--password", default=None, help="At least 10 characters, not a common password, not containing the e-mail or the app name; generated if omitted.")
     @click.option("--name", default="")
     def create_user_command(email: str, role: str, password: str | None, name: str) -> None:
         """Create a staff account."""

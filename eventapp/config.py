@@ -75,6 +75,10 @@ def load_config(instance_path: Path) -> dict:
         "REMEMBER_COOKIE_SECURE": production or env.get("SESSION_COOKIE_SECURE", "0") == "1",
         "REMEMBER_COOKIE_HTTPONLY": True,
         "REMEMBER_COOKIE_SAMESITE": "Lax",
+        # Staff sessions (eventapp/auth): out after this many seconds without a request, and this long after
+        # login whatever happens; logout and account changes end them at once (users.session_version).
+        "STAFF_IDLE_TIMEOUT": int(env.get("STAFF_IDLE_TIMEOUT", str(8 * 3600))),
+        "STAFF_SESSION_LIFETIME": int(env.get("STAFF_SESSION_LIFETIME", str(7 * 24 * 3600))),
         "PREFERRED_URL_SCHEME": "https" if production else "http",
         # Rate limits (Flask-Limiter syntax). database:// keeps the counters in the app's database, shared by
         # all gunicorn workers; redis://host:6379 also works; memory:// counts per worker process.

@@ -17,7 +17,7 @@ from .services import registration as registration_service
 from .services.accounts import create_user
 
 DEMO_ADMIN_EMAIL = "admin@example.jp"
-DEMO_ADMIN_PASSWORD = "eventapp-demo"
+DEMO_ADMIN_PASSWORD = "hanamaki-grape-demo"
 ORGANISER = {"organiser_name": "岩手県 遠恋複業課 事務局", "organiser_email": "enren@example.jp",
              "organiser_phone": "019-000-0000"}
 

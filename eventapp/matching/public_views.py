@@ -26,6 +26,9 @@ def attendance_code(token: str):
         attendance.enter_code(registration, request.form.get("code", ""))
         db.session.commit()
         flash("出席を記録しました。ご参加ありがとうございます。", "success")
+    except attendance.CodeRefused as exc:
+        db.session.commit()  # the wrong try is counted (the lockout), nothing else was written
+        flash(exc.message, "error")
     except DomainError as exc:
         db.session.rollback()
         flash(exc.message, "error")

@@ -5,6 +5,7 @@ from .checkin import CHECKIN_SOURCES, CheckIn
 from .event import EVENT_KINDS, EVENT_STATUSES, QUESTION_KINDS, Event, EventDay, ProgrammeItem, Question
 from .matching import (
     Attendance,
+    AttendanceCodeAttempts,
     EventAttendanceState,
     Invitation,
     MatchingLink,
@@ -20,13 +21,13 @@ from .person import IWATE_RELATIONS, Person
 from .privacy import PrivacyNotice
 from .ratelimit import RateLimitCounter
 from .registration import ACTIVE_STATUSES, ATTENDEE_FIELDS, REGISTRATION_STATUSES, Answer, Registration
-from .staff import ROLES, ApiToken, User
+from .staff import ROLES, ApiToken, RecoveryCode, User
 
 __all__ = [
     "ACTIVE_STATUSES", "ATTENDEE_FIELDS", "CHECKIN_SOURCES", "EVENT_KINDS", "EVENT_STATUSES", "IWATE_RELATIONS", "QUESTION_KINDS",
     "REGISTRATION_STATUSES", "ROLES", "Answer", "ApiToken", "AuditEntry", "CheckIn", "Event", "EventDay", "OutboxMessage",
-    "Person", "PrivacyNotice", "ProgrammeItem", "RateLimitCounter", "Question", "Registration", "User",
+    "Person", "PrivacyNotice", "ProgrammeItem", "RateLimitCounter", "Question", "RecoveryCode", "Registration", "User",
     # matching and organisations
-    "IWATE_MUNICIPALITIES", "PROJECT_TYPES", "Attendance", "EventAttendanceState", "EventOrganisation", "Invitation",
+    "IWATE_MUNICIPALITIES", "PROJECT_TYPES", "Attendance", "AttendanceCodeAttempts", "EventAttendanceState", "EventOrganisation", "Invitation",
     "MatchingLink", "MatchingSettings", "Organisation", "Outcome", "Preference", "SurveyResponse", "TimetableSlot",
 ]

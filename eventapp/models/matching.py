@@ -86,6 +86,19 @@ class EventAttendanceState(db.Model):
     finalised_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), default=None)
 
 
+class AttendanceCodeAttempts(db.Model):
+    """Wrong 出席コード entries of one registration, and until when its code entry is locked. In the
+    database, not in a worker's memory: every worker sees the same count."""
+
+    __tablename__ = "attendance_code_attempts"
+    __table_args__ = (CheckConstraint("failures >= 0", name="failures_valid"),)
+
+    registration_id: Mapped[int] = mapped_column(ForeignKey("registrations.id", ondelete="CASCADE"),
+                                                 primary_key=True)
+    failures: Mapped[int] = mapped_column(default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+
+
 class Attendance(db.Model):
     """Attendance not recorded by a check-in scan: an online seminar's code, or staff marking."""
 

@@ -27,8 +27,17 @@ class User(UserMixin, db.Model):
     password_hash: Mapped[str] = mapped_column(String(300), default="")
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # Copied into the session at login and compared on every request: bumping it (logout, password or
+    # role change, deactivation, "logout everywhere") ends every session of this user at once.
+    session_version: Mapped[int] = mapped_column(default=1, server_default="1")
+    # TOTP two-factor (admins): the base32 secret while enrolling or enabled; enabled once confirmed.
+    totp_secret: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    totp_enabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    # The last accepted TOTP time step: a code that was used once cannot be replayed.
+    totp_last_step: Mapped[int] = mapped_column(default=0, server_default="0")
 
     tokens = relationship("ApiToken", back_populates="user", cascade="all, delete-orphan")
+    recovery_codes = relationship("RecoveryCode", back_populates="user", cascade="all, delete-orphan")
 
     @property
     def is_active(self) -> bool:  # Flask-Login
@@ -36,6 +45,10 @@ class User(UserMixin, db.Model):
 
     def has_role(self, role: str) -> bool:
         return ROLE_RANK[self.role] >= ROLE_RANK[role]
+
+    @property
+    def totp_enabled(self) -> bool:
+        return self.totp_enabled_at is not None
 
 
 class ApiToken(db.Model):
@@ -49,3 +62,16 @@ class ApiToken(db.Model):
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
 
     user: Mapped[User] = relationship(back_populates="tokens")
+
+
+class RecoveryCode(db.Model):
+    """A single-use two-factor recovery code; only its SHA-256 is stored (the codes are random)."""
+
+    __tablename__ = "recovery_codes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64))
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+
+    user: Mapped[User] = relationship(back_populates="recovery_codes")

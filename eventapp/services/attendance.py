@@ -6,20 +6,40 @@ yearly report all read attendance through `attended_registration_ids`.
 
 from __future__ import annotations
 
+import logging
 import secrets
 import unicodedata
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import delete, select, text, update
 
 from ..extensions import db
-from ..models import Attendance, CheckIn, Event, EventAttendanceState, Registration, User
+from ..models import (
+    Attendance,
+    AttendanceCodeAttempts,
+    CheckIn,
+    Event,
+    EventAttendanceState,
+    Registration,
+    User,
+)
 from ..models.base import utcnow
 from .errors import DomainError, NotFound
+
+log = logging.getLogger(__name__)
 
 # The code may be entered from when the seminar starts until a day after it ends (people who
 # join late and type it in after the stream still count).
 CODE_GRACE = timedelta(days=1)
+# A 6-digit code is a million guesses: after this many wrong ones a registration's code entry rests
+# for CODE_LOCK (per registration, counted in the database so every worker sees the same count).
+MAX_WRONG_CODES = 10
+CODE_LOCK = timedelta(minutes=15)
+
+
+class CodeRefused(DomainError):
+    """A wrong or locked 出席コード entry. Unlike other errors the caller commits: the wrong try is
+    counted (and a lock set) even though the entry is refused."""
 
 
 def attended_registration_ids(event_ids: list[int] | int) -> set[int]:
@@ -86,17 +106,60 @@ def enter_code(registration: Registration, code: str, *, now: datetime | None = 
         raise DomainError("too_early", "出席コードはセミナー開始後に入力してください。")
     if now > event.ends_at + CODE_GRACE:
         raise DomainError("too_late", "出席コードの入力期限を過ぎています。出席の記録については事務局へご連絡ください。")
+    attempts = db.session.get(AttendanceCodeAttempts, registration.id, populate_existing=True)
+    if attempts is not None and attempts.locked_until is not None and now < attempts.locked_until:
+        raise _locked(attempts.locked_until, now)
     state = state_for(event.id)
     if state is None or not state.code or _normalise_code(code) != state.code:
-        raise DomainError("wrong_code", "出席コードが正しくありません。セミナー中に表示された6桁の数字を入力してください。",
+        locked_until = _count_wrong_code(registration, now)
+        if locked_until is not None:
+            raise _locked(locked_until, now)
+        raise CodeRefused("wrong_code", "出席コードが正しくありません。セミナー中に表示された6桁の数字を入力してください。",
                           fields={"code": "出席コードが正しくありません。"}, status=422)
+    if attempts is not None:  # the right code: earlier wrong tries no longer count
+        db.session.execute(delete(AttendanceCodeAttempts).where(
+            AttendanceCodeAttempts.registration_id == registration.id))
     existing = _attendance(registration.id)
     if existing is not None:
+        db.session.flush()
         return existing
     row = Attendance(registration_id=registration.id, source="code", recorded_at=now)
     db.session.add(row)
     db.session.flush()
     return row
+
+
+# One statement on both databases: concurrent wrong tries (several workers) each count, none is lost
+# to a read-modify-write, and two first tries do not collide on the insert.
+_COUNT_WRONG = text(
+    "INSERT INTO attendance_code_attempts (registration_id, failures) VALUES (:registration_id, 1) "
+    "ON CONFLICT (registration_id) DO UPDATE SET failures = attendance_code_attempts.failures + 1 "
+    "RETURNING failures").columns(AttendanceCodeAttempts.__table__.c.failures)
+
+
+def _count_wrong_code(registration: Registration, now: datetime) -> datetime | None:
+    """Count one wrong try; returns the end of the lock when this try set one."""
+    from . import audit
+
+    failures = db.session.execute(_COUNT_WRONG, {"registration_id": registration.id}).scalar_one()
+    if failures < MAX_WRONG_CODES:
+        return None
+    locked_until = now + CODE_LOCK
+    # After the lock a fresh series of tries.
+    db.session.execute(update(AttendanceCodeAttempts).where(
+        AttendanceCodeAttempts.registration_id == registration.id).values(failures=0, locked_until=locked_until))
+    log.warning("attendance code entry locked for registration %s until %s after %s wrong codes",
+                registration.id, locked_until.isoformat(), MAX_WRONG_CODES)
+    audit.record("attendance_lock", "registration", registration.id,
+                 f"出席コードの誤入力{MAX_WRONG_CODES}回: {int(CODE_LOCK.total_seconds() // 60)}分間入力を停止",
+                 actor="participant")
+    return locked_until
+
+
+def _locked(until: datetime, now: datetime) -> CodeRefused:
+    minutes = max(1, -(-int((until - now).total_seconds()) // 60))
+    return CodeRefused("code_locked", f"出席コードを続けて間違えたため、入力を一時的に停止しています。約{minutes}分後にもう一度お試しください。"
+                       "お急ぎの場合は事務局へご連絡ください。", status=429)
 
 
 def has_attended(registration: Registration) -> bool:

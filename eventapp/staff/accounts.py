@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from flask import current_app, flash, redirect, render_template, request, url_for
-from flask_login import current_user
+from flask import current_app, flash, make_response, redirect, render_template, request, session, url_for
+from flask_login import current_user, logout_user
 from sqlalchemy import select
 
+from ..auth import keep_staff_session
 from ..auth.decorators import role_required
 from ..extensions import db
 from ..models import ROLES, User
-from ..services import accounts, audit, privacy
+from ..services import accounts, audit, privacy, two_factor
 from ..services.errors import DomainError, ValidationFailed
+from ..services.tickets import qr_svg
 from . import bp
 
 ROLE_LABELS = {"admin": "管理者(すべて)", "staff": "事務局(イベント・参加者・出力)", "checkin": "受付(チェックインのみ)"}
@@ -61,6 +63,8 @@ def user_role(user_id: int):
     try:
         user = accounts.set_role(user_id, request.form.get("role", ""), acting=current_user)
         db.session.commit()
+        if user.id == current_user.id:
+            keep_staff_session(user)  # an admin changing their own role stays in, with the new rights
         flash(f"{user.email} の役割を変更しました。", "success")
     except DomainError as exc:
         db.session.rollback()
@@ -91,12 +95,65 @@ def password():
             accounts.change_password(current_user, request.form.get("current_password", ""),
                                      request.form.get("new_password", ""), request.form.get("confirm_password", ""))
             db.session.commit()
-            flash("パスワードを変更しました。", "success")
+            keep_staff_session(current_user)  # this session stays in; every other one is out
+            flash("パスワードを変更しました。ほかの端末のログインは終了しました。", "success")
             return redirect(url_for("staff.dashboard"), code=303)
         except ValidationFailed as exc:
             db.session.rollback()
             errors = exc.fields
     return render_template("staff/password.html", errors=errors), 422 if errors else 200
+
+
+@bp.post("/account/logout-everywhere")
+@role_required("checkin")
+def logout_everywhere():
+    accounts.end_sessions(current_user, everywhere=True)
+    db.session.commit()
+    logout_user()
+    session.clear()
+    flash("すべての端末からログアウトしました。", "success")
+    return redirect(url_for("auth.login"), code=303)
+
+
+@bp.route("/account/two-factor", methods=["GET", "POST"])
+@role_required("admin")
+def two_factor_settings():
+    """Admins: switch TOTP two-factor on (QR code, confirm with a code, recovery codes once) or off."""
+    errors: dict = {}
+    action = request.form.get("action") if request.method == "POST" else None
+    try:
+        if action == "begin":
+            two_factor.begin(current_user)
+            db.session.commit()
+            return redirect(url_for("staff.two_factor_settings"), code=303)
+        if action == "confirm":
+            codes = two_factor.confirm(current_user, request.form.get("code", ""))
+            db.session.commit()
+            # Shown once: never cached, never in a later page.
+            response = make_response(render_template("staff/two_factor.html", recovery_codes=codes, errors={}))
+            response.headers["Cache-Control"] = "no-store"
+            return response
+        if action == "disable":
+            two_factor.disable(current_user, request.form.get("password", ""), request.form.get("code", ""))
+            db.session.commit()
+            flash("二要素認証を無効にしました。", "success")
+            return redirect(url_for("staff.two_factor_settings"), code=303)
+    except ValidationFailed as exc:
+        db.session.rollback()
+        errors = exc.fields
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+        return redirect(url_for("staff.two_factor_settings"), code=303)
+    user = current_user
+    enrolling = not user.totp_enabled and bool(user.totp_secret)
+    uri = two_factor.provisioning_uri(user) if enrolling else None
+    response = make_response(render_template(
+        "staff/two_factor.html", errors=errors, enrolling=enrolling, secret=user.totp_secret if enrolling else None,
+        qr=qr_svg(uri, scale=4) if uri else None, remaining=two_factor.remaining_recovery_codes(user)),
+        422 if errors else 200)
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.route("/privacy", methods=["GET", "POST"])

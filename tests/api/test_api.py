@@ -464,8 +464,8 @@ def test_cli_create_user_and_token(app, client):
 
 def test_cli_refuses_bad_input_clearly(app):
     runner = app.test_cli_runner()
-    assert runner.invoke(args=["create-user", "a@example.jp", "--role", "staff", "--password", "x" * 12]).exit_code == 0
-    duplicate = runner.invoke(args=["create-user", "a@example.jp", "--role", "staff", "--password", "x" * 12])
+    assert runner.invoke(args=["create-user", "a@example.jp", "--role", "staff", "--password", "hanamaki-grape-harvest"]).exit_code == 0
+    duplicate = runner.invoke(args=["create-user", "a@example.jp", "--role", "staff", "--password", "hanamaki-grape-harvest"])
     assert duplicate.exit_code != 0 and "既に登録されています" in duplicate.output
     short = runner.invoke(args=["create-user", "b@example.jp", "--role", "staff", "--password", "short"])
     assert short.exit_code != 0 and "10文字以上" in short.output

@@ -138,7 +138,7 @@ def test_no_get_route_changes_state(app, admin_client, demo_ids):
     assert set(new_audit) <= {"export"}, new_audit
     changed = {t: (before[t], after[t]) for t in before if before[t] != after[t] and t != "audit_log"}
     assert not changed, f"GET requests changed {changed}"
-    # The walk really reached the pages: all answer 200 but the login form (redirects a logged-in user)
-    # and the invitation (forwards to the sign-up form).
+    # The walk really reached the pages: all answer 200 but the login form and its two-factor step
+    # (redirect a logged-in user) and the invitation (forwards to the sign-up form).
     others = {e: s for e, s in statuses.items() if s != 200}
-    assert set(others) <= {"auth.login", "matching_public.invitation"}, others
+    assert set(others) <= {"auth.login", "auth.login_code", "matching_public.invitation"}, others

@@ -11,8 +11,10 @@ from eventapp.models.staff import ROLE_RANK
 from tests.conftest import csrf_token_from, make_event, make_registration
 from tests.staff_support import login, make_user
 
-# Pages under /staff that anyone may open (the login form itself and logging out).
-PUBLIC_ENDPOINTS = {"auth.login", "auth.logout"}
+# Pages under /staff that anyone may open (the login form, its two-factor step and logging out).
+PUBLIC_ENDPOINTS = {"auth.login", "auth.login_code", "auth.logout"}
+# Allowed for every role, and it ends the session that asked: the walk logs in again after it.
+ENDS_THE_SESSION = {"staff.logout_everywhere"}
 
 
 def staff_rules(app):
@@ -92,5 +94,8 @@ def test_each_role_gets_exactly_its_pages(app, client, ids, role):
                 assert response.status_code < 500, (role, method, url)
             else:
                 assert response.status_code == 403, (role, method, url, response.status_code)
+            if rule.endpoint in ENDS_THE_SESSION and method != "GET":
+                login(client, email)
+                token = csrf_token_from(client.get("/staff/account/password").get_data(as_text=True))
             checked += 1
     assert checked >= 30
