@@ -219,6 +219,8 @@ NOT_USER_ENTERED: dict[str, str] = {
     "event_attendance_states.code": "a generated numeric 出席コード",
     "users.password_hash": "a password hash (argon2/scrypt, well under 300)",
     "api_tokens.token_hash": "sha256 hex digest: 64 characters",
+    "users.totp_secret": "pyotp.random_base32(): 32 characters",
+    "recovery_codes.code_hash": "sha256 hex digest: 64 characters",
     "rate_limit_counter.key": "Flask-Limiter's key: scope, limit and the client address",
 }
 
