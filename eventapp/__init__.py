@@ -121,6 +121,8 @@ def _register_blueprints(app: Flask) -> None:
     from .public import bp as public_bp
 
     app.register_blueprint(public_bp)
+    from .public.mypage import bp as mypage_bp
+    app.register_blueprint(mypage_bp)
     app.register_blueprint(auth_bp)
     from .checkin import bp as checkin_bp
     app.register_blueprint(checkin_bp)

@@ -97,6 +97,13 @@ def load_config(instance_path: Path) -> dict:
         # Personal calendar feeds: calendar services poll from few shared addresses.
         "FEED_RATE_LIMIT": env.get("FEED_RATE_LIMIT", "600/minute"),
         "CHECKIN_RATE_LIMIT": env.get("CHECKIN_RATE_LIMIT", "600/minute"),  # per staff user (or API token)
+        # マイページ sign-in links asked for, per address (hashed) and, with the second value, per client IP.
+        "MY_LINK_RATE_LIMIT": env.get("MY_LINK_RATE_LIMIT", "5/hour"),
+        "MY_LINK_IP_RATE_LIMIT": env.get("MY_LINK_IP_RATE_LIMIT", "30/hour"),
+        "MY_LINK_TTL_MINUTES": int(env.get("MY_LINK_TTL_MINUTES", "30")),  # a mailed sign-in link is valid this long
+        # A マイページ session ends after this much idle time, and at the latest this long after sign-in.
+        "MY_SESSION_IDLE_MINUTES": int(env.get("MY_SESSION_IDLE_MINUTES", "120")),
+        "MY_SESSION_MAX_HOURS": int(env.get("MY_SESSION_MAX_HOURS", "24")),
         # Personal data is anonymised this many days after the person's last event ended (purge-expired).
         "RETENTION_DAYS": int(env.get("RETENTION_DAYS", "365")),
         # Largest request body (bytes) Werkzeug reads; anything bigger is answered 413 before it is parsed

@@ -125,6 +125,12 @@ def checkin_client_key() -> str:
     return "ip:" + get_remote_address()
 
 
+def my_link_address_key() -> str:
+    """The マイページ link form is limited per address asked for (hashed; known or not alike)."""
+    from .services.mypage import address_key
+    return "my-address:" + address_key(request.form.get("email", ""))
+
+
 def _config_limit(name: str) -> Callable[[], str]:
     return lambda: current_app.config[name]
 
@@ -136,8 +142,11 @@ RATE_LIMITED_ENDPOINTS: dict[str, tuple[str, Callable[[], str], list[str] | None
     "token": ("TOKEN_RATE_LIMIT", get_remote_address, None,
               ("public.manage", "public.cancel", "public.registration_ics", "public.ticket_pdf", "public.ticket_png",
                "matching_public.invitation", "matching_public.attendance_code", "matching_public.survey",
-               "api.get_registration", "api.cancel_registration")),
+               "api.get_registration", "api.cancel_registration", "mypage.open_link")),
     "feed": ("FEED_RATE_LIMIT", get_remote_address, None, ("public.person_feed",)),
+    # Asking for a マイページ sign-in link: per client IP and, separately, per address asked for.
+    "my_link_ip": ("MY_LINK_IP_RATE_LIMIT", get_remote_address, ["POST"], ("mypage.request_link",)),
+    "my_link_address": ("MY_LINK_RATE_LIMIT", my_link_address_key, ["POST"], ("mypage.request_link",)),
     # Writes only: the screen polls its counters and roster, and those reads need no budget.
     "checkin": ("CHECKIN_RATE_LIMIT", checkin_client_key, ["POST", "DELETE"],
                 ("checkin.undo", "checkin_api.create_checkin", "checkin_api.checkin_batch",
@@ -155,22 +164,34 @@ CONDITIONAL_LIMITS: dict[str, tuple[str, Callable[[], bool]]] = {
 # and give later apps (tests create several) the same wrapper instead of registering it twice.
 _wrapped: dict[Callable, Callable] = {}
 _wrapped_conditional: dict[Callable, Callable] = {}
+_decorators: dict[str, Callable] = {}
+
+
+def _scope_decorator(scope: str) -> Callable:
+    if scope not in _decorators:
+        config_key, key_func, methods, _endpoints = RATE_LIMITED_ENDPOINTS[scope]
+        _decorators[scope] = limiter.shared_limit(_config_limit(config_key), scope=scope, key_func=key_func,
+                                                  methods=methods)
+    return _decorators[scope]
 
 
 def _apply_rate_limits(app: Flask) -> None:
-    for scope, (config_key, key_func, methods, endpoints) in RATE_LIMITED_ENDPOINTS.items():
-        decorator = None
+    # An endpoint may carry several scopes (e.g. per IP and per address): its decorators are stacked,
+    # and Flask-Limiter checks all of them in the innermost one.
+    scopes_of: dict[str, list[str]] = {}
+    for scope, (_key, _func, _methods, endpoints) in RATE_LIMITED_ENDPOINTS.items():
         for endpoint in endpoints:
-            view = app.view_functions.get(endpoint)
-            if view is None:
-                continue
-            if view in _wrapped.values():
-                continue
-            if view not in _wrapped:
-                decorator = decorator or limiter.shared_limit(
-                    _config_limit(config_key), scope=scope, key_func=key_func, methods=methods)
-                _wrapped[view] = decorator(view)
-            app.view_functions[endpoint] = _wrapped[view]
+            scopes_of.setdefault(endpoint, []).append(scope)
+    for endpoint, scopes in scopes_of.items():
+        view = app.view_functions.get(endpoint)
+        if view is None or view in _wrapped.values():
+            continue
+        if view not in _wrapped:
+            wrapped = view
+            for scope in scopes:
+                wrapped = _scope_decorator(scope)(wrapped)
+            _wrapped[view] = wrapped
+        app.view_functions[endpoint] = _wrapped[view]
     # Stacked on the wrappers above: Flask-Limiter checks every limit of a view in its innermost
     # wrapper, and limits of the same scope share one counter (so /r/<token> guesses count too).
     for endpoint, (scope, exempt_when) in CONDITIONAL_LIMITS.items():

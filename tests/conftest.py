@@ -59,6 +59,8 @@ def app(database_url, mail_dir):
         "SIGNUP_RATE_LIMIT": "10000/minute",
         "TOKEN_RATE_LIMIT": "10000/minute",
         "FEED_RATE_LIMIT": "10000/minute",
+        "MY_LINK_RATE_LIMIT": "10000/minute",
+        "MY_LINK_IP_RATE_LIMIT": "10000/minute",
         "CHECKIN_RATE_LIMIT": "100000/minute",
     })
     with app.app_context():

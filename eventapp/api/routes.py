@@ -8,9 +8,10 @@ from sqlalchemy import select
 from ..extensions import csrf, db
 from ..models import Event, Registration
 from ..services import events as event_service
+from ..services import mypage as mypage_service
 from ..services import registration as registration_service
 from ..services.capacity import availability, counts_for, counts_for_events
-from ..services.errors import NotFound
+from ..services.errors import DomainError, NotFound
 from ..urls import external_url
 from .auth import require_role
 from .errors import ErrorSchema
@@ -147,7 +148,17 @@ def create_registration(data, event_id):
     answers = data.pop("answers", {}) or {}
     consent = data.pop("consent_privacy", False) is True
     # register() answers 404 for an unknown or draft event itself.
-    result = registration_service.register(event_id, data, answers, consent=consent, source="api")
+    try:
+        result = registration_service.register(event_id, data, answers, consent=consent, source="api")
+    except DomainError as exc:
+        if exc.code != "duplicate":
+            raise
+        # As on the form: the 409 says only "look in your mailbox", and the mail goes out after the
+        # refused sign-up has been rolled back.
+        db.session.rollback()
+        mypage_service.resend_manage_link(event_id, str(data.get("email") or ""))
+        db.session.commit()
+        raise
     # Built before the commit, which expires every loaded object: saves reloading the registration,
     # its event and answers (a third of a sign-up's queries).
     payload = registration_payload(result.registration, waitlist_position=result.waitlist_position)

@@ -15,6 +15,7 @@ from .matching import (
     SurveyResponse,
     TimetableSlot,
 )
+from .mypage import MyPageLink
 from .organisation import IWATE_MUNICIPALITIES, PROJECT_TYPES, EventOrganisation, Organisation
 from .outbox import OutboxMessage
 from .person import IWATE_RELATIONS, Person
@@ -25,7 +26,7 @@ from .staff import ROLES, ApiToken, RecoveryCode, User
 
 __all__ = [
     "ACTIVE_STATUSES", "ATTENDEE_FIELDS", "CHECKIN_SOURCES", "EVENT_KINDS", "EVENT_STATUSES", "IWATE_RELATIONS", "QUESTION_KINDS",
-    "REGISTRATION_STATUSES", "ROLES", "Answer", "ApiToken", "AuditEntry", "CheckIn", "Event", "EventDay", "OutboxMessage",
+    "REGISTRATION_STATUSES", "ROLES", "Answer", "ApiToken", "AuditEntry", "CheckIn", "Event", "MyPageLink", "EventDay", "OutboxMessage",
     "Person", "PrivacyNotice", "ProgrammeItem", "RateLimitCounter", "Question", "RecoveryCode", "Registration", "User",
     # matching and organisations
     "IWATE_MUNICIPALITIES", "PROJECT_TYPES", "Attendance", "AttendanceCodeAttempts", "EventAttendanceState", "EventOrganisation", "Invitation",

@@ -48,10 +48,19 @@ class SignupForm(FlaskForm):
                 self[target].errors = [message]
 
 
-def signup_form_for(event: Event, formdata=None) -> SignupForm:
-    """A SignupForm subclass with one field per active question of the event."""
+class AttendeeForm(SignupForm):
+    """マイページ's edit form: the attendee's details and answers; the address and consent stay as they are."""
 
-    class EventSignupForm(SignupForm):
+    email = None
+    consent_privacy = None
+    PERSON_FIELDS = tuple(f for f in SignupForm.PERSON_FIELDS if f != "email")
+
+
+def signup_form_for(event: Event, formdata=None, *, base: type[SignupForm] = SignupForm,
+                    data: dict | None = None) -> SignupForm:
+    """A form class (SignupForm by default) with one field per active question of the event."""
+
+    class EventSignupForm(base):
         pass
 
     for question in event.active_questions:
@@ -66,4 +75,6 @@ def signup_form_for(event: Event, formdata=None) -> SignupForm:
         else:
             field = TextAreaField(label, render_kw={"rows": 2, "maxlength": 2000})
         setattr(EventSignupForm, f"q_{question.key}", field)
-    return EventSignupForm(formdata=formdata) if formdata is not None else EventSignupForm()
+    if formdata is not None:
+        return EventSignupForm(formdata=formdata)
+    return EventSignupForm(formdata=None, data=data) if data is not None else EventSignupForm()

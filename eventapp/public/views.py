@@ -12,6 +12,7 @@ from ..matching.public_views import prefill_from_invitation
 from ..models import EVENT_KINDS, Event
 from ..models.base import utcnow
 from ..services import matching as matching_service
+from ..services import mypage as mypage_service
 from ..services import registration as registration_service
 from ..services.capacity import availability, counts_for, counts_for_events
 from ..services.errors import DomainError, ValidationFailed
@@ -58,7 +59,7 @@ def signup(slug: str):
     event = _visible_event(slug)
     avail = availability(event, counts_for(event.id))
     form = signup_form_for(event, request.form if request.method == "POST" else None)
-    error = preference_error = None
+    error = preference_error = error_code = None
     if request.method == "GET" and request.args.get("invite"):
         prefill_from_invitation(form, event, request.args["invite"])  # personal link from an invitation mail
     if request.method == "POST" and avail.accepts_signups and form.validate():
@@ -80,11 +81,17 @@ def signup(slug: str):
             preference_error = exc.fields.get("preferences")
         except DomainError as exc:
             db.session.rollback()
-            error = exc.message
+            error, error_code = exc.message, exc.code
+            if exc.code == "duplicate":
+                # In its own transaction, after the refused sign-up's rollback: the address's owner
+                # gets the existing registration's manage link by mail; this page shows none of it.
+                mypage_service.resend_manage_link(event.id, form.email.data or "")
+                db.session.commit()
             avail = availability(event, counts_for(event.id))
     status = 422 if request.method == "POST" else 200
     return render_template("public/signup.html", event=event, form=form, availability=avail, error=error,
-                           notice=current_notice(), preference_error=preference_error), status
+                           error_code=error_code, notice=current_notice(),
+                           preference_error=preference_error), status
 
 
 @bp.get("/r/<token>")

@@ -85,8 +85,15 @@ def get_registration(registration_id: int, event_id: int | None = None) -> Regis
 
 def register_on_behalf(event_id: int, person_input: dict, answers: dict, *, notify: bool = True) -> SignupResult:
     """A phone sign-up: staff may add people to drafts and closed events; consent is given by phone."""
-    result = register(event_id, person_input, answers, consent=True, source="staff", staff_override=True,
-                      notify=notify and bool(person_input.get("email")))
+    try:
+        result = register(event_id, person_input, answers, consent=True, source="staff", staff_override=True,
+                          notify=notify and bool(person_input.get("email")))
+    except DomainError as exc:
+        if exc.code != "duplicate":
+            raise
+        # Staff may know what an anonymous caller is not told (and no mail goes out to the address).
+        raise DomainError("duplicate", "このメールアドレスでは既にこのイベントに申し込まれています。"
+                                       "参加者一覧でご確認ください。") from None
     registration = result.registration
     audit.record("register", "registration", registration.id,
                  f"{registration.person.name} を「{registration.event.title}」に代理申込({registration.status})",

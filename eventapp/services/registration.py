@@ -37,6 +37,9 @@ CLOSED_MESSAGES = {
 }
 
 
+DUPLICATE_MESSAGE = lazy_gettext("このメールアドレスでのお申し込みを確認するためのリンクをメールでお送りしました。")
+
+
 @dataclass(frozen=True)
 class SignupResult:
     registration: Registration
@@ -135,8 +138,9 @@ def register(event_id: int, person_input: dict, answers_input: dict | None, *, c
 
     # A person created just now has no registration to duplicate.
     if not new_person and _active_registration(event.id, person.id) is not None:
-        raise DomainError("duplicate", _("このメールアドレスでは既にお申し込みいただいています。"
-                                           "お申し込み内容はメールでお送りした確認用リンクからご確認ください。"))
+        # Tells an anonymous caller no more than "look in that mailbox"; the caller mails the manage
+        # link to the address after rolling this sign-up back (mypage.resend_manage_link).
+        raise DomainError("duplicate", DUPLICATE_MESSAGE)
 
     confirmed = counts.confirmed < event.capacity
     registration = db.session.scalars(_INSERT_REGISTRATION, [{
