@@ -206,6 +206,9 @@ def _apply_rate_limits(app: Flask) -> None:
 
 
 def rate_limited_endpoints() -> dict[str, str]:
-    """endpoint → scope, for tests and the README."""
-    return {endpoint: scope for scope, (_, _, _, endpoints) in RATE_LIMITED_ENDPOINTS.items()
-            for endpoint in endpoints}
+    """endpoint → scope (several joined by ", "), for tests and the README."""
+    scopes: dict[str, list[str]] = {}
+    for scope, (_, _, _, endpoints) in RATE_LIMITED_ENDPOINTS.items():
+        for endpoint in endpoints:
+            scopes.setdefault(endpoint, []).append(scope)
+    return {endpoint: ", ".join(names) for endpoint, names in scopes.items()}

@@ -40,16 +40,8 @@ BATCH = 100  # messages claimed, sent and marked per round of deliver_due
 def queue(kind: str, to_addr: str, template: str, context: dict, *,
           registration: Registration | None = None, attachments: list[dict] | None = None) -> OutboxMessage:
     """Render `templates/mail/<template>.txt` (first line `Subject: …`) and add it to the outbox."""
-    # Mails are Japanese even when the sender browsed in English (dates would otherwise mix languages).
-    # Straight from the Jinja environment: mail templates use no page context (context processors
-    # and render signals are page concerns, and cost a sign-up more than the template itself).
-    with force_locale("ja"):
-        rendered = current_app.jinja_env.get_template(f"mail/{template}.txt").render(context)
-    first, _, body = rendered.lstrip().partition("\n")
-    # The subject is derived text (a label plus the event's title): one line, shortened with … to its
-    # column, so no stored title can overflow it or break the header.
-    subject = fit(single_line(first.removeprefix("Subject:")), SUBJECT_LIMIT)
-    values = {"kind": kind, "to_addr": to_addr[:ADDRESS_LIMIT], "subject": subject, "body": body.strip() + "\n",
+    subject, body = render(template, context)
+    values = {"kind": kind, "to_addr": to_addr[:ADDRESS_LIMIT], "subject": subject, "body": body,
               "attachments": attachments or []}
     if registration is None or registration.id is not None:
         # One Core INSERT returning the new id (a sign-up queues its mail while it holds the event's
@@ -63,6 +55,19 @@ def queue(kind: str, to_addr: str, template: str, context: dict, *,
         db.session.add(message)
     g.setdefault("outbox_queued", []).append(message)
     return message
+
+
+def render(template: str, context: dict) -> tuple[str, str]:
+    """(subject, body) of `templates/mail/<template>.txt`."""
+    # Mails are Japanese even when the sender browsed in English (dates would otherwise mix languages).
+    # Straight from the Jinja environment: mail templates use no page context (context processors
+    # and render signals are page concerns, and cost a sign-up more than the template itself).
+    with force_locale("ja"):
+        rendered = current_app.jinja_env.get_template(f"mail/{template}.txt").render(context)
+    first, _, body = rendered.lstrip().partition("\n")
+    # The subject is derived text (a label plus the event's title): one line, shortened with … to its
+    # column, so no stored title can overflow it or break the header.
+    return fit(single_line(first.removeprefix("Subject:")), SUBJECT_LIMIT), body.strip() + "\n"
 
 
 def queue_registration_mail(kind: str, registration: Registration, **extra) -> OutboxMessage | None:

@@ -45,7 +45,9 @@ def demo_ids(app) -> dict:
                                      user=make_user("admin"), now=fieldwork.starts_at + timedelta(hours=1))
             db.session.commit()
             checkin = db.session.execute(select(CheckIn).order_by(CheckIn.id)).scalars().first()
+        my_email = registration.person.email
         return {
+            "my_email": my_email, "my_link_token": mailed_my_link(my_email), "fmt": "json",
             "event_id": fieldwork.id, "matching_event_id": matching.id, "slug": fieldwork.slug,
             "registration_id": registration.id, "person_id": registration.person_id,
             "token": registration.manage_token, "manage_token": registration.manage_token,
@@ -57,6 +59,30 @@ def demo_ids(app) -> dict:
         }
 
 
+def mailed_my_link(email: str) -> str:
+    """A fresh, unused マイページ sign-in token for the address, as read from its mail."""
+    import re
+
+    from eventapp.models import OutboxMessage
+    from eventapp.services.mypage import request_link
+
+    request_link(email)
+    db.session.commit()
+    body = db.session.execute(select(OutboxMessage.body).where(OutboxMessage.kind == "my_page_link")
+                              .order_by(OutboxMessage.id.desc())).scalars().first()
+    return re.search(r"/my/([A-Za-z0-9_-]{43})", body).group(1)
+
+
+def sign_in_mypage(app, client, email: str) -> None:
+    """Sign the client into マイページ with a link of its own (so the walk can GET every /my page)."""
+    from tests.factories import csrf_token_from
+    with app.app_context():
+        token = mailed_my_link(email)
+    page = client.get(f"/my/{token}")
+    response = client.post(f"/my/{token}", data={"csrf_token": csrf_token_from(page.get_data(as_text=True))})
+    assert response.status_code == 303, response.status_code
+
+
 def url_values(rule, ids: dict) -> dict:
     """The ids a rule needs, choosing the matching session for matching pages and the right kind of token."""
     values = dict(ids)
@@ -66,4 +92,6 @@ def url_values(rule, ids: dict) -> dict:
         values["token"] = ids["invitation_token"]
     if rule.rule.startswith("/feeds/person/"):
         values["token"] = ids["calendar_token"]
+    if rule.rule.startswith("/my/"):
+        values["token"] = ids["my_link_token"]
     return values

@@ -44,7 +44,7 @@ def test_the_limited_endpoints_exist(app):
     # A renamed view would silently lose its limit: every configured endpoint must be a real one.
     endpoints = rate_limited_endpoints()
     assert set(endpoints) <= set(app.view_functions), set(endpoints) - set(app.view_functions)
-    assert {"signup", "token", "feed", "checkin"} == set(endpoints.values())
+    assert {"signup", "token", "feed", "checkin", "my_link_ip, my_link_address"} == set(endpoints.values())
 
 
 def test_signup_is_limited_per_ip_on_the_form_and_the_api_together(app, client):
