@@ -60,6 +60,7 @@ def register(app: Flask) -> None:
         """Anonymise people whose events all ended more than N days ago (safe to run daily from cron)."""
         from flask import current_app
 
+        from .services.mypage import purge_links
         from .services.privacy import purge_expired
 
         days = days if days is not None else current_app.config["RETENTION_DAYS"]
@@ -67,8 +68,9 @@ def register(app: Flask) -> None:
             raise click.ClickException("--days must be 0 or more")
         with write_intent():
             count = purge_expired(days)
+            links = purge_links()  # マイページ sign-in links whose sessions have ended
             db.session.commit()
-        click.echo(f"anonymised {count} people (retention {days} days)")
+        click.echo(f"anonymised {count} people (retention {days} days); removed {links} old sign-in links")
 
     @app.cli.command("backup")
     @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))

@@ -81,7 +81,7 @@ def start_server(database_url: str, *, secret_key: str, workers: int = 4, extra_
         "PYTHONUNBUFFERED": "1",
         # Load tests and benchmarks send everything from 127.0.0.1: limits stay on (their storage is
         # exercised) but high enough never to throttle a run.
-        **{f"{name}_RATE_LIMIT": "1000000/minute" for name in ("LOGIN", "SIGNUP", "TOKEN", "FEED", "CHECKIN")},
+        **{f"{name}_RATE_LIMIT": "1000000/minute" for name in ("LOGIN", "SIGNUP", "TOKEN", "FEED", "CHECKIN", "MY_LINK", "MY_LINK_IP")},
         "RATELIMIT_STORAGE_URI": "database://",  # as in production (tests/conftest.py sets memory:// in-process)
         **(extra_env or {}),
     }

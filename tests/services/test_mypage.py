@@ -192,3 +192,15 @@ def test_resend_ticket_queues_the_confirmation_again(ctx):
     db.session.commit()
     with pytest.raises(DomainError):
         mypage.resend_ticket(registration)
+
+
+def test_old_links_are_purged_but_live_sessions_keep_theirs(ctx):
+    make_registration(make_event(), email="purge@example.com")
+    now = utcnow()
+    mypage.request_link("purge@example.com", now=now - timedelta(days=2))
+    mypage.request_link("purge@example.com", now=now - timedelta(hours=3))  # its session may still run
+    db.session.commit()
+    assert mypage.purge_links(now=now) == 1
+    db.session.commit()
+    remaining = db.session.execute(select(MyPageLink)).scalar_one()
+    assert remaining.created_at > now - timedelta(hours=4)
