@@ -34,6 +34,10 @@ _INSERT_MESSAGE = insert(OutboxMessage.__table__).returning(OutboxMessage.__tabl
 SUBJECT_LIMIT = column_limit(OutboxMessage.subject)
 ADDRESS_LIMIT = column_limit(OutboxMessage.to_addr)
 LEASE = timedelta(minutes=5)
+# Mails whose body is a secret that works on its own (a マイページ sign-in link, stored only hashed
+# elsewhere): once sent, the outbox keeps the subject but not the body.
+SCRUB_AFTER_SENDING = frozenset({"my_page_link"})
+SCRUBBED_BODY = "(送信済み。ログイン用リンクを含むため本文は削除しました)\n"
 BATCH = 100  # messages claimed, sent and marked per round of deliver_due
 
 
@@ -146,6 +150,8 @@ def _deliver_batch(ids: list[int], now: datetime) -> tuple[int, int]:
         if sent_ids:
             db.session.execute(update(table).where(table.c.id.in_(sent_ids))
                                .values(status="sent", sent_at=utcnow(), last_error=""))
+            if scrub := [m.id for m in messages if m.kind in SCRUB_AFTER_SENDING and m.id not in errors]:
+                db.session.execute(update(table).where(table.c.id.in_(scrub)).values(body=SCRUBBED_BODY))
         for message_id, error in errors.items():
             _record_failure(message_id, attempts[message_id], error)
         db.session.commit()
@@ -249,14 +255,15 @@ def _deliver_one(message_id: int, now: datetime) -> str:
         error = None
     except Exception as exc:  # any transport failure is retried later; the message stays queued
         error = f"{type(exc).__name__}: {exc}"
-    attempts = message.attempts
+    attempts, scrub = message.attempts, message.kind in SCRUB_AFTER_SENDING
     # Building the mail reloaded the expired message in a plain (deferred) read transaction; end it
     # so the write below starts with BEGIN IMMEDIATE instead of failing with "database is locked".
     db.session.rollback()
     with write_intent():
         if error is None:
             db.session.execute(update(OutboxMessage).where(OutboxMessage.id == message_id)
-                               .values(status="sent", sent_at=utcnow(), last_error=""))
+                               .values(status="sent", sent_at=utcnow(), last_error="",
+                                       **({"body": SCRUBBED_BODY} if scrub else {})))
         else:
             _record_failure(message_id, attempts, error)
         db.session.commit()
