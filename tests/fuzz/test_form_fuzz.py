@@ -25,6 +25,7 @@ from eventapp.extensions import db
 from eventapp.models.base import utcnow
 from eventapp.services import attendance, organisations
 from tests.conftest import future, make_event, make_registration
+from tests.security.conftest import sign_in_mypage
 from tests.services.test_matching import attend, make_org
 from tests.staff_support import login, make_user
 
@@ -219,7 +220,7 @@ def scene(app):
         ids = {"fieldwork": fieldwork, "session": session, "live_reg": live_reg.manage_token,
                "ended_reg": ended_reg.manage_token, "reg": regs[0].manage_token, "reg2": regs[1].manage_token,
                "attendee": attendee.manage_token, "bystander": bystander.id, "admin": admin.email,
-               "fieldwork_id": fieldwork.id, "session_id": session.id,
+               "fieldwork_id": fieldwork.id, "session_id": session.id, "my_email": regs[0].person.email,
                # Pages and actions of the bystander's rows are never crawled or posted.
                "avoid": re.compile("|".join(
                    [rf"/events/{bystander.id}(/|$)", rf"/events/{bystander.slug}(/|$)"]
@@ -294,14 +295,16 @@ def fuzz_forms(app, client, forms: list[Form], failures: list[str], relogin=None
 def test_public_forms_survive_hostile_input(app, scene):
     client = app.test_client()
     before = fingerprint(app, scene["bystander"])
+    sign_in_mypage(app, client, scene["my_email"])  # マイページ's forms too (logout is left for last)
     seeds = ["/", f"/events/{scene['fieldwork']}", f"/events/{scene['fieldwork']}/register",
              f"/events/{scene['session']}/register", f"/r/{scene['reg']}", f"/r/{scene['reg2']}/cancel",
              f"/r/{scene['live_reg']}", f"/r/{scene['ended_reg']}/survey", f"/r/{scene['attendee']}",
-             "/staff/login"]
-    forms = crawl(client, seeds, "/", scene["avoid"])
-    actions = {re.sub(r"/[\w-]{20,}", "/TOKEN", urlsplit(f.action).path) for f in forms}
+             "/staff/login", "/my", "/my/"]
+    forms = crawl(client, seeds, "/", re.compile(scene["avoid"].pattern + r"|^/my/logout$"))
+    actions = {re.sub(r"/\d+/", "/N/", re.sub(r"/[\w-]{20,}", "/TOKEN", urlsplit(f.action).path)) for f in forms}
     for expected in ("/events/fw-open/register", "/r/TOKEN/cancel", "/r/TOKEN/attendance", "/r/TOKEN/survey",
-                     "/staff/login", "/events/ms-next/register"):
+                     "/staff/login", "/events/ms-next/register", "/my", "/my/registrations/N/edit",
+                     "/my/registrations/N/cancel", "/my/feed/rotate"):
         assert expected in actions, f"form {expected} not found (found {sorted(actions)})"
     failures: list[str] = []
     STATUSES.clear()
