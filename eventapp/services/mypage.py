@@ -26,7 +26,6 @@ from sqlalchemy.orm import selectinload
 from ..extensions import db
 from ..models import (
     ATTENDEE_FIELDS,
-    Answer,
     AuditEntry,
     CheckIn,
     Event,
@@ -42,7 +41,7 @@ from . import audit, mail
 from .capacity import roster_frozen
 from .errors import DomainError, NotFound, ValidationFailed
 from .people import clean_text, normalise_email, validate_person
-from .registration import answers_by_key, validate_answers, waitlist_position
+from .registration import apply_attendee_changes, validate_answers, waitlist_position
 
 LINK_MAIL = "my_page_link"
 MANAGE_LINK_MAIL = "manage_link"
@@ -231,11 +230,13 @@ def feed_links(person: Person) -> dict[str, str] | None:
 # --- changes -------------------------------------------------------------------------------------
 
 def update_attendee(registration: Registration, data: dict, answers: dict, *, by: str,
-                    now: datetime | None = None) -> bool:
-    """Change a registration's attendee details and answers (until the event starts).
+                    now: datetime | None = None) -> dict:
+    """The participant changes a registration's attendee details and answers (until the event starts).
 
-    Audit-logged with before/after; once the roster is frozen (printed lists may be out) the
-    event's organiser is also told by mail. Returns whether anything changed."""
+    Validated like a sign-up; applied by the same `registration.apply_attendee_changes` as staff
+    corrections, and audit-logged in the same shape (`changes`: field → before/after). Once the
+    roster is frozen (printed lists may be out) the event's organiser is also told by mail.
+    Returns the changes ({} if none)."""
     now = now or clock()
     event = registration.event
     if registration.status == "cancelled":
@@ -243,54 +244,35 @@ def update_attendee(registration: Registration, data: dict, answers: dict, *, by
     if now >= event.starts_at:
         raise DomainError("edit_closed", _("イベントが始まったため、登録内容は変更できません。事務局へ直接ご連絡ください。"))
     errors: dict[str, str] = {}
+    person_data = None
     try:
-        person_data = validate_person({**data, "email": ""}, email_required=False)
+        person_data = validate_person({**{f: data.get(f, "") for f in ATTENDEE_FIELDS}, "email": ""},
+                                      email_required=False)
     except ValidationFailed as exc:
         errors.update(exc.fields)
-        person_data = None
     values, answer_errors = validate_answers(event, answers)
     errors.update(answer_errors)
     if errors or person_data is None:
         raise ValidationFailed(errors)
-
-    before = {**registration.attendee, "answers": answers_by_key(registration)}
-    for field in ATTENDEE_FIELDS:
-        setattr(registration, field, getattr(person_data, field))
-    existing = {a.question_id: a for a in registration.answers if a.question_id is not None}
-    for question in event.active_questions:
-        answer = existing.get(question.id)
-        value = values.get(question.id)
-        if value is None and answer is not None:
-            registration.answers.remove(answer)
-        elif value is not None and answer is None:
-            registration.answers.append(Answer(question_id=question.id, question_label=question.label, value=value))
-        elif value is not None:
-            answer.value = value
+    changes = apply_attendee_changes(registration, person_data, values)
+    if not changes:
+        return changes
     db.session.flush()
-    after = {**registration.attendee, "answers": {q.key: values[q.id] for q in event.active_questions
-                                                  if q.id in values}}
-    # Answers to questions no longer asked stay as they were (they are not on the form).
-    after["answers"] = {**{k: v for k, v in before["answers"].items()
-                           if k not in {q.key for q in event.active_questions}}, **after["answers"]}
-    if before == after:
-        return False
-    changed = sorted(k for k in after if before.get(k) != after.get(k))
+    labels = _change_labels(event)
+    names = "、".join(labels.get(k, k) for k in changes)
     audit.record("update", "registration", registration.id,
-                 f"参加者本人がマイページで登録内容を変更: {event.title}",
-                 {"by": by, "person_id": registration.person_id, "event_id": event.id, "changed": changed,
-                  "before": before, "after": after}, actor=by)
+                 f"{registration.name}(「{event.title}」): 本人がマイページで変更({names})",
+                 {"by": by, "event_id": event.id, "person_id": registration.person_id, "changes": changes},
+                 actor=by)
     if roster_frozen(event, now) and event.organiser_email:
         mail.queue(STAFF_CHANGE_MAIL, event.organiser_email, STAFF_CHANGE_MAIL, {
-            "event": event, "registration": registration, "before": before, "after": after, "changed": changed,
-            "labels": _change_labels(event)})
-    return True
+            "event": event, "registration": registration, "changes": changes, "labels": labels})
+    return changes
 
 
 def _change_labels(event: Event) -> dict[str, str]:
-    labels = {"name": "氏名", "furigana": "ふりがな", "phone": "電話番号", "prefecture": "都道府県",
-              "iwate_relation": "岩手との関係", "occupation": "職業", "skills": "スキル・経験", "answers": "回答"}
-    labels.update({f"answers.{q.key}": q.label for q in event.questions})
-    return labels
+    from .participants import ATTENDEE_LABELS
+    return {**ATTENDEE_LABELS, **{f"answers.{q.key}": q.label for q in event.questions}}
 
 
 def resend_ticket(registration: Registration) -> None:

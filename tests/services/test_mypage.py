@@ -87,7 +87,7 @@ def test_update_attendee_changes_only_this_registration_and_is_audited(ctx):
     changed = mypage.update_attendee(first, {**first.attendee, "name": "岩手 一朗", "furigana": "イワテ イチロウ"},
                                      {"bus": "no", "diet": "えび"}, by="participant:1")
     db.session.commit()
-    assert changed is True
+    assert set(changed) == {"name", "furigana", "answers.bus", "answers.diet"}
     db.session.expire_all()
     first, other = db.session.get(Registration, first.id), db.session.get(Registration, other.id)
     assert (first.name, first.furigana) == ("岩手 一朗", "いわて いちろう")
@@ -95,13 +95,14 @@ def test_update_attendee_changes_only_this_registration_and_is_audited(ctx):
     assert other.name == "岩手 二郎"
     entry = db.session.execute(select(AuditEntry).where(AuditEntry.object_type == "registration")).scalar_one()
     assert entry.action == "update" and entry.object_id == first.id and entry.actor == "participant:1"
-    assert entry.details["before"]["name"] == "岩手 一郎" and entry.details["after"]["name"] == "岩手 一朗"
-    assert entry.details["before"]["answers"] == {"bus": "yes"}
-    assert entry.details["after"]["answers"] == {"bus": "no", "diet": "えび"}
+    assert entry.details["changes"]["name"] == {"before": "岩手 一郎", "after": "岩手 一朗"}
+    assert entry.details["changes"]["answers.bus"] == {"before": "yes", "after": "no"}
+    assert entry.details["changes"]["answers.diet"] == {"before": "", "after": "えび"}
+    assert "本人がマイページで変更" in entry.summary
     # Before the roster freeze nobody is mailed about it.
     assert db.session.execute(select(OutboxMessage).where(OutboxMessage.kind == "attendee_changed")).first() is None
     # Nothing changed: no entry.
-    assert mypage.update_attendee(first, first.attendee, {"bus": "no", "diet": "えび"}, by="participant:1") is False
+    assert mypage.update_attendee(first, first.attendee, {"bus": "no", "diet": "えび"}, by="participant:1") == {}
 
 
 def test_update_attendee_validates_and_closes_at_the_start(ctx):

@@ -22,6 +22,7 @@ from eventapp.services import mail
 from eventapp.services import mypage as mypage_service
 from eventapp.urls import external_url
 from tests.factories import csrf_token_from, make_event, make_registration
+from tests.staff_support import login, make_user
 
 LINK_RE = re.compile(r"http://testserver\.local(/my/[A-Za-z0-9_-]{43})")
 QUESTIONS = [{"key": "bus", "kind": "yesno", "label": "送迎バス", "required": True},
@@ -282,8 +283,14 @@ def test_edit_answers_is_audited_and_changes_only_that_registration(app, client)
         assert first.name == "岩手 華子" and {a.value for a in first.answers} == {"no", "そば"}
         assert db.session.get(Registration, ids["second"]).name == "岩手 太郎"
         entry = db.session.execute(select(AuditEntry).where(AuditEntry.object_id == ids["first"])).scalar_one()
-        assert entry.details["before"]["answers"]["bus"] == "yes"
-        assert entry.details["after"]["answers"] == {"bus": "no", "diet": "そば"}
+        assert entry.details["changes"]["answers.bus"] == {"before": "yes", "after": "no"}
+        assert entry.details["changes"]["answers.diet"] == {"before": "", "after": "そば"}
+    # Staff see it in the audit log, with before and after.
+    staff = app.test_client()
+    with app.app_context():
+        login(staff, make_user("admin").email)
+    audit_page = staff.get("/staff/audit?action=update").get_data(as_text=True)
+    assert "本人がマイページで変更" in audit_page and "岩手 華子" in audit_page and "そば" in audit_page
 
 
 def test_resend_ticket(app, client):
