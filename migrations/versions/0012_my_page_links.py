@@ -1,7 +1,7 @@
 """my_page_links: hashed, single-use sign-in links of マイページ
 
 Revision ID: my_page_links
-Revises: checkin_window
+Revises: staff_session_security
 Create Date: 2026-12-04 02:20:00
 
 """
@@ -10,7 +10,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = 'my_page_links'
-down_revision = 'checkin_window'
+down_revision = 'staff_session_security'
 branch_labels = None
 depends_on = None
 
