@@ -126,7 +126,17 @@ def test_every_mail_kind_is_built_and_sent_without_an_injected_header(scene, sen
             "person": person, "event": scene.session, "attended": scene.fieldwork,
             "invitation": SimpleNamespace(token="x" * 32), "settings": settings_for(scene.session.id),
             "organisations": event_organisation_list(scene.session.id)})
-    queued |= {"staff_message", "survey_request", "matching_invitation"}
+        # マイページ: the sign-in link, the duplicate sign-up's manage link, the organiser's change notice.
+        mail.queue("my_page_link", person.email, "my_page_link",
+                   {"link": "https://example.jp/my/" + "x" * 43, "expires_at": registration.created_at,
+                    "minutes": 30})
+        mail.queue("manage_link", person.email, "manage_link", {**context, "my_url": "https://example.jp/my"},
+                   registration=registration)
+        mail.queue("attendee_changed", registration.event.organiser_email, "attendee_changed", {
+            **context, "changes": {"name": {"before": "前" + INJECT, "after": registration.name}},
+            "labels": {"name": "氏名"}})
+    queued |= {"staff_message", "survey_request", "matching_invitation", "my_page_link", "manage_link",
+               "attendee_changed"}
     assert queued == MAIL_KINDS  # a new mail template must be added here
     db.session.commit()  # on PostgreSQL the derived subjects must fit outbox.subject varchar(300)
 

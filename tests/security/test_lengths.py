@@ -221,6 +221,7 @@ NOT_USER_ENTERED: dict[str, str] = {
     "api_tokens.token_hash": "sha256 hex digest: 64 characters",
     "users.totp_secret": "pyotp.random_base32(): 32 characters",
     "recovery_codes.code_hash": "sha256 hex digest: 64 characters",
+    "my_page_links.token_hash": "sha256 hex digest of a マイページ sign-in token: 64 characters",
     "rate_limit_counter.key": "Flask-Limiter's key: scope, limit and the client address",
 }
 
