@@ -22,7 +22,8 @@ from icalendar import Calendar
 from sqlalchemy import select
 
 from eventapp.extensions import db
-from eventapp.models import Answer, CheckIn, OutboxMessage, Person, Registration
+from eventapp.models import Answer, CheckIn, Event, OutboxMessage, Person, Registration
+from eventapp.models.base import utcnow
 from eventapp.services import checkin as checkin_service
 from eventapp.services import documents
 from eventapp.services.mail import build_email
@@ -268,5 +269,13 @@ def test_the_attackers_confirmed_pages_and_files_show_only_their_registration(ap
     visited = _crawl(client, texts, secrets, depth=3)
     assert {f"/r/{token}", f"/r/{token}/ticket.png", f"/r/{token}/ticket.pdf", f"/r/{token}/invite.ics",
             f"/r/{token}/cancel"} <= visited
+    # After the seminar the manage page adds the attendance code and the survey (the matching extras).
+    seminar = db.session.get(Event, event.id)
+    seminar.starts_at, seminar.ends_at = utcnow() - timedelta(hours=3), utcnow() - timedelta(hours=1)
+    db.session.commit()
+    page = client.get(f"/r/{token}").get_data(as_text=True)
+    assert f"/r/{token}/attendance" in page and f"/r/{token}/survey" in page
+    visited |= _crawl(client, [page], secrets)
+    assert f"/r/{token}/survey" in visited
     assert not any(p.startswith("/feeds/person/") for p in visited)
     assert _victim_state(victim) == before
