@@ -13,6 +13,7 @@ from sqlalchemy import delete, func, select
 from ..extensions import db
 from ..formatting import format_datetime, kana_sort_key
 from ..models import (
+    ATTENDEE_FIELDS,
     Event,
     EventOrganisation,
     Invitation,
@@ -280,6 +281,17 @@ def invitation_by_token(token: str) -> Invitation:
     if invitation is None:
         raise NotFound("invitation_not_found", "招待リンクが見つかりません。メールのリンクをご確認ください。")
     return invitation
+
+
+def invited_attendee(invitation: Invitation) -> dict[str, str]:
+    """What the invitation's sign-up form is pre-filled with: the attendee of the address's latest
+    attended registration (the one invited), else the person's contact details (a staff override)."""
+    person = invitation.person
+    regs = db.session.execute(select(Registration).where(Registration.person_id == person.id)
+                              .order_by(Registration.created_at.desc(), Registration.id.desc())).scalars().all()
+    attended = attendance.attended_registration_ids(list({r.event_id for r in regs})) if regs else set()
+    came = next((r for r in regs if r.id in attended), None)
+    return came.attendee if came is not None else {f: getattr(person, f) for f in ATTENDEE_FIELDS}
 
 
 def invitations_for(event_id: int) -> list[Invitation]:

@@ -184,8 +184,12 @@ def test_invitation_greets_the_attendee_who_came_not_the_addresss_first_sign_up(
     daughter = make_registration(fieldwork, email="family@example.com", name="岩手 さくら", furigana="いわて さくら",
                                  now=BEFORE_FIELDWORK)
     attend(daughter)
-    matching.finalise_attendance_and_invite(fieldwork.id, now=FIELDWORK_AT + timedelta(days=1))
+    [invitation] = [i for i in matching.finalise_attendance_and_invite(fieldwork.id, now=FIELDWORK_AT + timedelta(days=1))
+                    if i.person_id == daughter.person_id]
     db.session.commit()
+    # The invitation's sign-up form is pre-filled with her, too.
+    assert (matching.invited_attendee(invitation)["name"], matching.invited_attendee(invitation)["furigana"]) == (
+        "岩手 さくら", "いわて さくら")
     mail = db.session.execute(select(OutboxMessage).where(OutboxMessage.kind == "matching_invitation",
                                                           OutboxMessage.to_addr == "family@example.com")).scalar_one()
     assert mail.body.startswith("岩手 さくら 様") and "岩手 一郎" not in mail.body
