@@ -109,3 +109,18 @@ def test_check_in_shows_the_registrations_own_attendee(app, client, family, key)
 
     listing = client.get(f"/checkin/events/{event_id}/list").get_data(as_text=True)
     assert own["name"] in listing and not any(name in listing for name in _others(key))
+
+
+def test_staff_find_the_address_by_any_attendee_and_see_each_one(app, client, family):
+    found = client.get("/staff/people?q=とめ").get_data(as_text=True)
+    assert ATTENDEES["seminar"]["name"] in found  # the contact (first sign-up) …
+    assert ATTENDEES["phone"]["name"] in found and ATTENDEES["fieldwork"]["name"] in found  # … and its attendees
+    person_id = re.search(r'href="/staff/people/(\d+)"', found).group(1)
+    history = client.get(f"/staff/people/{person_id}").get_data(as_text=True)
+    assert all(a["name"] in history and a["furigana"] in history for a in ATTENDEES.values())
+    with app.app_context():
+        reg_id = db.session.execute(select(Registration.id).where(
+            Registration.event_id == family["ids"]["fieldwork"])).scalar_one()
+    detail = client.get(f"/staff/registrations/{reg_id}").get_data(as_text=True)
+    assert ATTENDEES["fieldwork"]["phone"] in detail and ATTENDEES["fieldwork"]["name"] in detail
+    assert ATTENDEES["seminar"]["phone"] not in detail
