@@ -6,6 +6,7 @@ roster search, list) shows that registration's own attendee, never the address's
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -13,7 +14,7 @@ from sqlalchemy import select
 from eventapp.extensions import db
 from eventapp.models import Person, Registration
 from eventapp.services.accounts import create_token
-from tests.conftest import csrf_token_from, future, make_event
+from tests.conftest import JST, csrf_token_from, make_event
 from tests.pdf_support import flat, pdf_text
 from tests.staff_support import login, make_user, post_form
 
@@ -29,10 +30,12 @@ ATTENDEES = {
 def family(app, client):
     """The three events and sign-ups; returns event ids and a check-in API token."""
     with app.app_context():
+        # Within a few hours: sign-up is still open and so is the check-in window.
+        soon = datetime.now(JST).replace(second=0, microsecond=0) + timedelta(hours=3)
         events = {
-            "seminar": make_event(title="遠恋複業セミナー", kind="onsite_seminar"),
-            "fieldwork": make_event(title="花巻ぶどう収穫フィールドワーク", starts_at=future(days=45)),
-            "phone": make_event(title="遠野どぶろく仕込み体験", starts_at=future(days=60)),
+            "seminar": make_event(title="遠恋複業セミナー", kind="onsite_seminar", starts_at=soon),
+            "fieldwork": make_event(title="花巻ぶどう収穫フィールドワーク", starts_at=soon + timedelta(minutes=30)),
+            "phone": make_event(title="遠野どぶろく仕込み体験", starts_at=soon + timedelta(hours=1)),
         }
         ids = {key: e.id for key, e in events.items()}
         slugs = {key: e.slug for key, e in events.items()}
