@@ -53,7 +53,7 @@ def _fill(app) -> str:
                 db.session.add(Registration(event=event, person=person, status="confirmed", confirmed_at=start,
                                             manage_token=f"bench-manage-{n:04d}-xxxxxxxxxxxxxxxx",
                                             ticket_code=f"E{n}-BENCH-{n:04d}", consent_version="bench",
-                                            consent_at=start))
+                                            consent_at=start, name=person.name, furigana=person.furigana))
         db.session.commit()
         return person.calendar_token
 

@@ -66,7 +66,9 @@ def _prepare(app, registrations: int) -> tuple[int, list[str], str]:
             {"event_id": event.id, "person_id": pid, "status": "confirmed", "confirmed_at": now,
              "manage_token": make_manage_token(), "ticket_code": code, "consent_version": version,
              "consent_at": now, "source": "web", "staff_note": "", "cancelled_by": "",
-             "created_at": now, "updated_at": now} for pid, code in zip(person_ids, codes, strict=True)])
+             "created_at": now, "updated_at": now, "name": f"岩手 太郎{n}", "furigana": "いわて たろう",
+             "phone": "", "prefecture": "東京都", "iwate_relation": "none", "occupation": "", "skills": ""}
+            for n, (pid, code) in enumerate(zip(person_ids, codes, strict=True))])
         db.session.commit()
         return event.id, codes, token
 

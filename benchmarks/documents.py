@@ -69,7 +69,8 @@ def build_fixture(participants: int):
     for i, person in enumerate(people):
         reg = Registration(event_id=event.id, person_id=person.id, status="confirmed", confirmed_at=now,
                            manage_token=make_manage_token(), ticket_code=make_ticket_code(event.id),
-                           consent_version="bench", consent_at=now)
+                           consent_version="bench", consent_at=now, name=person.name, furigana=person.furigana,
+                           phone=person.phone, prefecture=person.prefecture)
         reg.answers = [
             Answer(question_id=questions["bus"].id, question_label=questions["bus"].label,
                    value="yes" if i % 4 else "no"),

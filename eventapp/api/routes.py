@@ -76,6 +76,7 @@ def registration_payload(registration: Registration, *, staff: bool = False,
         "cancelled_at": registration.cancelled_at,
         # Plain values: the sign-up builds its answer before the commit, which would expire the event.
         "event": {name: getattr(registration.event, name) for name in EVENT_REF_FIELDS},
+        "attendee": registration.attendee,
         "answers": registration_service.answers_by_key(registration),
     }
     if staff:
@@ -144,7 +145,11 @@ def patch_event(data, event_id):
 @blp.response(201, RegistrationEnvelopeSchema)
 @documents_errors(400, 404, 409, 422)
 def create_registration(data, event_id):
-    """Sign up: confirmed while seats are left, otherwise waitlisted."""
+    """Sign up: confirmed while seats are left, otherwise waitlisted.
+
+    `name`, `furigana`, `phone`, `prefecture`, `iwate_relation`, `occupation` and `skills` describe this
+    registration's attendee (returned as `attendee`). An address that already has registrations is
+    not proof of owning it: the sign-up neither changes nor reveals the address's other registrations."""
     answers = data.pop("answers", {}) or {}
     consent = data.pop("consent_privacy", False) is True
     # register() answers 404 for an unknown or draft event itself.

@@ -222,6 +222,16 @@ class EventRefSchema(Schema):
     ends_at = JSTDateTime()
 
 
+class AttendeeSchema(Schema):
+    name = Text()
+    furigana = Text()
+    phone = Text()
+    prefecture = Text()
+    iwate_relation = Text(validate=validate.OneOf(IWATE_RELATIONS))
+    occupation = Text()
+    skills = Text()
+
+
 class RegistrationSchema(Schema):
     id = fields.Integer()
     status = Text(validate=validate.OneOf(REGISTRATION_STATUSES))
@@ -232,6 +242,9 @@ class RegistrationSchema(Schema):
     created_at = JSTDateTime()
     cancelled_at = JSTDateTime(allow_none=True)
     event = fields.Nested(EventRefSchema)
+    attendee = fields.Nested(AttendeeSchema, metadata={
+        "description": "who attends, as given for this registration (each registration of one address "
+                       "may name a different attendee); rosters, badges and check-in show these"})
     answers = fields.Dict(keys=Text(), values=Text())
 
 
@@ -250,7 +263,9 @@ class PersonSchema(Schema):
 
 
 class StaffRegistrationSchema(RegistrationSchema):
-    person = fields.Nested(PersonSchema)
+    person = fields.Nested(PersonSchema, metadata={
+        "description": "the contact identity (one per e-mail address, as at its first sign-up); "
+                       "the registration's attendee is `attendee`"})
     source = Text()
 
 

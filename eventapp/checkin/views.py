@@ -71,7 +71,7 @@ def undo(event_id: int, checkin_id: int):
     try:
         row = service.undo(event_id, checkin_id, user=current_user._get_current_object())
         db.session.commit()
-        flash(f"{row.registration.person.name} さんの受付を取り消しました。", "success")
+        flash(f"{row.registration.name} さんの受付を取り消しました。", "success")
     except DomainError as exc:
         db.session.rollback()
         flash(exc.message, "error")

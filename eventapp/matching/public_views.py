@@ -70,8 +70,8 @@ def prefill_from_invitation(form, event, token: str) -> None:
         return
     if invite.matching_event_id != event.id or invite.person is None or not invite.person.email:
         return
-    person = invite.person
-    form.name.data, form.furigana.data, form.email.data = person.name, person.furigana, person.email
-    for field in ("phone", "prefecture", "iwate_relation", "occupation", "skills"):
-        if getattr(person, field):
-            form[field].data = getattr(person, field)
+    attendee = matching.invited_attendee(invite)
+    form.email.data = invite.person.email
+    for field, value in attendee.items():
+        if value:
+            form[field].data = value

@@ -313,7 +313,7 @@ def attendance_page(event_id: int):
     regs = db.session.execute(select(Registration).where(
         Registration.event_id == event.id, Registration.status == "confirmed")).scalars().all()
     from ..formatting import kana_sort_key
-    regs = sorted(regs, key=lambda r: kana_sort_key(r.person.furigana))
+    regs = sorted(regs, key=lambda r: kana_sort_key(r.furigana))
     return render_template("matching/attendance.html", event=event, registrations=regs,
                            attended=attendance.attended_registration_ids(event.id),
                            state=attendance.state_for(event.id), sessions=matching.matching_sessions_linked_to(event),

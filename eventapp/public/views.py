@@ -100,7 +100,9 @@ def manage(token: str):
     position = registration_service.waitlist_position(registration)
     qr = qr_svg(registration.ticket_code) if registration.status == "confirmed" else None
     response = Response(render_template(
-        "public/manage.html", registration=registration, event=registration.event, person=registration.person,
+        # This registration only (its attendee, the address it was made with): nothing of the
+        # address's other registrations, since a manage link proves no ownership of the mailbox.
+        "public/manage.html", registration=registration, event=registration.event, email=registration.person.email,
         position=position, qr=qr, is_new=request.args.get("new") == "1", now=utcnow(),
     ))
     response.headers["Referrer-Policy"] = "no-referrer"  # the URL is the key to this page

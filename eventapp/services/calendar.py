@@ -164,7 +164,7 @@ def description_text(event: Event, span: _Span, total_days: int, *, join_url: st
 
 
 def _vevents(event: Event, *, uid, now: datetime, status: str, sequence: int, last_modified: datetime,
-             join_url: str = "", manage_url: str = "", attendee: Person | None = None) -> list[VEvent]:
+             join_url: str = "", manage_url: str = "", attendee: Registration | None = None) -> list[VEvent]:
     spans = _spans(event)
     summary = ("【中止】" if status == "CANCELLED" else "") + single_line(event.title)
     url = external_url("public.event_detail", slug=event.slug)
@@ -190,8 +190,10 @@ def _vevents(event: Event, *, uid, now: datetime, status: str, sequence: int, la
         vevent.add("description", description_text(event, span, len(spans), join_url=join_url,
                                                    manage_url=manage_url))
         vevent.add("organizer", _organizer(event))
-        attendee_email = _mail_address(attendee.email) if attendee is not None else ""
-        if attendee is not None and attendee_email:
+        email = attendee.person.email if attendee is not None and attendee.person is not None else None
+        attendee_email = _mail_address(email) if email else ""
+        if attendee_email:
+            # The registration's attendee at the address the invite is mailed to.
             address = vCalAddress(f"mailto:{attendee_email}")
             address.params.update({"CN": vText(single_line(attendee.name)), "ROLE": "REQ-PARTICIPANT",
                                    "PARTSTAT": "DECLINED" if status == "CANCELLED" else "ACCEPTED",
@@ -334,7 +336,7 @@ def _registration_vevents(registration: Registration, now: datetime, *, attendee
         status="CANCELLED" if cancelled else "CONFIRMED", sequence=sequence, last_modified=last_modified,
         join_url=join_url_for(registration),
         manage_url=external_url("public.manage", token=registration.manage_token),
-        attendee=registration.person if attendee else None,
+        attendee=registration if attendee else None,
     )
 
 
@@ -438,19 +440,29 @@ def web_calendar_links(event: Event, registration: Registration | None = None) -
 
 
 def calendar_links(event: Event, registration: Registration | None = None) -> dict[str, str]:
-    """Every calendar link a page may show: .ics download, web calendars and the personal feed."""
+    """The calendar links a page may show for one event or one registration: .ics download and web
+    calendars.
+
+    Never the address's personal feed: a manage page (or a mail) is reached with one registration's
+    token, and the feed lists every registration of the address with their manage links. Anyone can
+    sign up with someone else's address, so the feed is only shown where the mailbox was proven
+    (マイページ, `personal_feed_links`)."""
     links = web_calendar_links(event, registration)
     if registration is None:
         links["ics"] = external_url("public.event_ics", slug=event.slug)
-    else:
-        if registration.status != "waitlisted":
-            links["ics"] = external_url("public.registration_ics", token=registration.manage_token)
-        token = registration.person.calendar_token if registration.person else None
-        if token:
-            feed = external_url("public.person_feed", token=token)
-            links["feed"] = feed
-            links["webcal"] = "webcal://" + feed.split("://", 1)[1]
+    elif registration.status != "waitlisted":
+        links["ics"] = external_url("public.registration_ics", token=registration.manage_token)
     return links
+
+
+def personal_feed_links(person: Person) -> dict[str, str]:
+    """The subscription URLs of a person's feed ({"feed", "webcal"}; empty without a token, e.g. once
+    anonymised). The feed holds the manage links of all the address's registrations: show it only
+    to someone who proved they own the mailbox (マイページ), never on a manage page or in a sign-up mail."""
+    if not person.calendar_token or person.anonymised_at is not None:
+        return {}
+    feed = external_url("public.person_feed", token=person.calendar_token)
+    return {"feed": feed, "webcal": "webcal://" + feed.split("://", 1)[1]}
 
 
 # --- mail -------------------------------------------------------------------------------------
@@ -544,4 +556,5 @@ def init_app(app: Flask) -> None:
 
 
 __all__ = ["ICS_MIMETYPE", "calendar_links", "event_ics", "init_app", "mail_attachments", "notify_event_change",
-           "person_feed_ics", "public_feed_ics", "registration_ics", "snapshot", "web_calendar_links"]
+           "person_feed_ics", "personal_feed_links", "public_feed_ics", "registration_ics", "snapshot",
+           "web_calendar_links"]

@@ -139,9 +139,10 @@ def _check_nonce(nonce: str) -> str:
 
 # The scan's statements are built once (constructing a select() costs about as much Python as
 # running it, and the door runs these on every scan).
-# Person and answers (the notes shown at the door) in the same query.
+# The answers (the notes shown at the door) in the same query; the name shown is the registration's
+# attendee, so the person (the contact address) is not read at all.
 _BY_TICKET = (select(Registration).where(Registration.ticket_code == bindparam("code"))
-              .options(joinedload(Registration.person), joinedload(Registration.answers)))
+              .options(joinedload(Registration.answers)))
 _DAYS = select(EventDay).where(EventDay.event_id == bindparam("event_id")).order_by(EventDay.starts_at)
 _INSERT_CHECKIN = insert_or_skip(CheckIn.__table__, returning=["id"])
 _NONCE_OR_ACTIVE = select(CheckIn).where(or_(
@@ -217,8 +218,7 @@ def prepare_check_in(event_id: int, code: str | None, nonce: str, *, day_id: int
     # The registration's event exists, so the days are the only other read (no event query).
     days = db.session.execute(_DAYS, {"event_id": event_id}).scalars().all()
     day = _choose_day(list(days), day_id, scanned_at)
-    person = registration.person
-    plan = ScanPlan(registration.id, day.id, scanned_at, nonce, f"{person.name}({person.furigana})")
+    plan = ScanPlan(registration.id, day.id, scanned_at, nonce, f"{registration.name}({registration.furigana})")
     return plan, registration, day
 
 
@@ -400,9 +400,9 @@ def _outcome(res: CheckInResult, **extra) -> dict:
 
 
 def registration_summary(registration: Registration) -> dict:
-    """What the check-in screen shows: name, furigana and the answers staff should notice."""
-    person = registration.person
-    return {"id": registration.id, "name": person.name, "furigana": person.furigana,
+    """What the check-in screen shows: the registration's attendee (name, furigana) and the answers
+    staff should notice."""
+    return {"id": registration.id, "name": registration.name, "furigana": registration.furigana,
             "status": registration.status, "source": registration.source,
             "notes": [{"label": a.question_label, "value": a.value} for a in registration.answers if a.value]}
 
@@ -425,7 +425,7 @@ def roster_snapshot(event_id: int) -> dict:
     event = _event(event_id)
     registrations = db.session.execute(
         select(Registration).where(Registration.event_id == event_id)
-        .options(joinedload(Registration.person), selectinload(Registration.answers))
+        .options(selectinload(Registration.answers))
     ).scalars().all()
     checkins = db.session.execute(
         select(CheckIn).join(Registration).where(Registration.event_id == event_id, CheckIn.undone_at.is_(None),
@@ -438,7 +438,7 @@ def roster_snapshot(event_id: int) -> dict:
     people = []
     for r in registrations:
         entry = registration_summary(r)
-        entry.update(code_hash=code_hash(r.ticket_code), phone_digits=_digits(r.person.phone),
+        entry.update(code_hash=code_hash(r.ticket_code), phone_digits=_digits(r.phone),
                      checkins=by_registration.get(r.id, []))
         people.append(entry)
     people.sort(key=lambda p: (kana_sort_key(p["furigana"]), p["id"]))
@@ -483,7 +483,7 @@ def day_checkins(event_id: int, day_id: int | None = None) -> tuple[EventDay, li
     day = pick_day(_event(event_id), day_id)
     rows = db.session.execute(
         select(CheckIn).where(CheckIn.event_day_id == day.id).order_by(CheckIn.checked_in_at.desc(), CheckIn.id.desc())
-        .options(joinedload(CheckIn.registration).joinedload(Registration.person), joinedload(CheckIn.by_user))
+        .options(joinedload(CheckIn.registration), joinedload(CheckIn.by_user))
     ).scalars().all()
     return day, list(rows)
 
@@ -492,8 +492,7 @@ def _audit(action: str, row: CheckIn, user: User | None, *, label: str | None = 
     """Check-ins and undos go to the staff audit log, in the same transaction (`now`: written at
     once, for a scan whose check-in row was inserted without the unit of work)."""
     if label is None:
-        person = row.registration.person
-        label = f"{person.name}({person.furigana})"
+        label = f"{row.registration.name}({row.registration.furigana})"
     write = audit.write_now if now else audit.record
     write(action, "checkin", row.id, f"{label} {format_time(row.checked_in_at)}",
           {"registration_id": row.registration_id, "day": row.event_day_id, "device": row.device_id,

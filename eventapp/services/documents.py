@@ -35,7 +35,6 @@ from urllib.parse import unquote, urlsplit
 from flask import current_app, render_template
 from flask_babel import force_locale
 from sqlalchemy import select
-from sqlalchemy.orm import selectinload
 
 from ..extensions import db
 from ..formatting import format_datetime, kana_sort_key, to_jst
@@ -259,7 +258,7 @@ def ticket_pdf(registration: Registration, *, now: datetime | None = None) -> Re
         raise ValidationFailed({}, "参加が確定したお申し込みのみ受付票を発行できます。")
     event = registration.event
     return render_document(
-        "ticket", registration=registration, event=event, person=registration.person,
+        "ticket", registration=registration, event=event,
         qr=qr_data_uri(registration.ticket_code),
         manage_url=external_url("public.manage", token=registration.manage_token),
         organiser=event.organiser_name or current_app.config["ORGANISER_NAME"], printed_at=_printed_at(now),
@@ -302,7 +301,7 @@ def _print_columns(event: Event, preset: str) -> tuple[str, list[exports.Column]
         raise ValidationFailed({"preset": "名簿の種類を選んでください。"}, "名簿の種類が正しくありません。")
     title = exports.PRESETS[preset][0]
     if preset == "reception":
-        return title, [exports.NAME, exports.FURIGANA, exports.Column("居住地", lambda r: r.person.prefecture),
+        return title, [exports.NAME, exports.FURIGANA, exports.Column("居住地", lambda r: r.prefecture),
                        exports.Column("備考", _notes)], True
     columns = exports.preset_columns(event, preset)
     tick = any(c is exports.CHECK for c in columns) or preset == "bus"
@@ -314,16 +313,12 @@ ROSTER_PRESETS = ("reception", "bus", "lodging", "insurance")
 SORTS = {"kana": "五十音順", "signup": "申込順"}
 
 
-# A roster reads a few columns of each registration, its person and its answers: they are loaded as
+# A roster reads a few columns of each registration (its attendee), the contact address and its answers: they are loaded as
 # plain rows into these stand-ins (the attributes the export columns read), which is several times
 # cheaper than ORM objects with their identity map, and runs before either process can start drawing.
 @dataclass(slots=True)
 class _RosterPerson:
-    name: str
-    furigana: str
-    email: str | None
-    phone: str
-    prefecture: str
+    email: str | None  # the contact address; the attendee's details are the registration's
 
 
 @dataclass(slots=True)
@@ -343,18 +338,23 @@ class _RosterRegistration:
     id: int
     created_at: datetime
     staff_note: str
+    name: str
+    furigana: str
+    phone: str
+    prefecture: str
     person: _RosterPerson
     answers: list[_RosterAnswer] = field(default_factory=list)
 
 
 def _roster_rows(event: Event) -> list[_RosterRegistration]:
-    """The event's confirmed registrations with person and answers (in answer order), as plain rows."""
+    """The event's confirmed registrations with their attendee, the contact address and answers (in
+    answer order), as plain rows."""
     confirmed = (Registration.event_id == event.id, Registration.status == "confirmed")
     registrations = {
-        rid: _RosterRegistration(rid, created_at, staff_note, _RosterPerson(name, furigana, email, phone, prefecture))
-        for rid, created_at, staff_note, name, furigana, email, phone, prefecture in db.session.execute(
-            select(Registration.id, Registration.created_at, Registration.staff_note, Person.name,
-                   Person.furigana, Person.email, Person.phone, Person.prefecture)
+        rid: _RosterRegistration(rid, created_at, staff_note, name, furigana, phone, prefecture, _RosterPerson(email))
+        for rid, created_at, staff_note, name, furigana, phone, prefecture, email in db.session.execute(
+            select(Registration.id, Registration.created_at, Registration.staff_note, Registration.name,
+                   Registration.furigana, Registration.phone, Registration.prefecture, Person.email)
             .join(Person, Person.id == Registration.person_id).where(*confirmed))
     }
     questions: dict[str, _RosterQuestion] = {}
@@ -393,7 +393,7 @@ def roster_data(event: Event, preset: str = "reception", sort: str = "kana") -> 
                                 for a in r.answers)]
         note = "送迎バス利用者のみ"
     if sort == "kana":
-        registrations.sort(key=lambda r: (kana_sort_key(r.person.furigana), r.id))
+        registrations.sort(key=lambda r: (kana_sort_key(r.furigana), r.id))
     else:
         registrations.sort(key=lambda r: (r.created_at, r.id))
 
@@ -830,14 +830,13 @@ def badges_pdf(event: Event, sort: str = "kana", *, now: datetime | None = None)
         raise ValidationFailed({"sort": "並び順を選んでください。"}, "並び順が正しくありません。")
     registrations = db.session.execute(
         select(Registration).where(Registration.event_id == event.id, Registration.status == "confirmed")
-        .options(selectinload(Registration.person))
     ).scalars().all()
     if sort == "kana":
-        registrations = sorted(registrations, key=lambda r: (kana_sort_key(r.person.furigana), r.id))
+        registrations = sorted(registrations, key=lambda r: (kana_sort_key(r.furigana), r.id))
     else:
         registrations = sorted(registrations, key=lambda r: (r.created_at, r.id))
-    people = [r.person for r in registrations]
-    pages = [people[i:i + BADGES_PER_PAGE] for i in range(0, len(people), BADGES_PER_PAGE)] or [[]]
+    # A badge shows the registration's attendee (two attendees of one address each get their own name).
+    pages = [registrations[i:i + BADGES_PER_PAGE] for i in range(0, len(registrations), BADGES_PER_PAGE)] or [[]]
     return render_document("badges", event=event, pages=pages, name_size=name_size,
                            printed_at=_printed_at(now))
 

@@ -46,11 +46,11 @@ def _status(r: Registration) -> str:
 
 
 NO = Column("No.", lambda r: "")  # numbered when the table is built
-NAME = Column("氏名", lambda r: r.person.name)
-FURIGANA = Column("ふりがな", lambda r: r.person.furigana)
+NAME = Column("氏名", lambda r: r.name)
+FURIGANA = Column("ふりがな", lambda r: r.furigana)
 EMAIL = Column("メールアドレス", lambda r: r.person.email or "")
-PHONE = Column("電話番号", lambda r: r.person.phone)
-PREFECTURE = Column("都道府県", lambda r: r.person.prefecture)
+PHONE = Column("電話番号", lambda r: r.phone)
+PREFECTURE = Column("都道府県", lambda r: r.prefecture)
 STATUS = Column("状態", _status)
 TICKET = Column("受付コード", lambda r: r.ticket_code)
 CHECK = Column("受付", lambda r: "")  # an empty box to tick on paper
@@ -62,7 +62,7 @@ PRESETS: dict[str, tuple[str, list[Column]]] = {
     "lodging": ("宿泊名簿", [NO, NAME, FURIGANA, PREFECTURE, PHONE, Column("宿泊", _answer("lodging")),
                             Column("食事の配慮", _answer("dietary")), NOTE]),
     "insurance": ("保険名簿", [NO, NAME, FURIGANA, PREFECTURE, PHONE, EMAIL]),
-    "all": ("全項目", []),  # built per event: every person field, every question, every timestamp
+    "all": ("全項目", []),  # built per event: every attendee field, every question, every timestamp
 }
 # Rosters for the bus, rooms and insurer list people who are coming; reception also shows the waitlist.
 PRESET_STATUSES = {"reception": ("confirmed", "waitlisted"), "all": ("confirmed", "waitlisted", "cancelled")}
@@ -70,8 +70,8 @@ PRESET_STATUSES = {"reception": ("confirmed", "waitlisted"), "all": ("confirmed"
 
 def _all_columns(event: Event) -> list[Column]:
     columns = [NO, NAME, FURIGANA, EMAIL, PHONE, PREFECTURE,
-               Column("岩手との関係", lambda r: str(IWATE_LABELS.get(r.person.iwate_relation, ""))),
-               Column("職業", lambda r: r.person.occupation), Column("スキル", lambda r: r.person.skills),
+               Column("岩手との関係", lambda r: str(IWATE_LABELS.get(r.iwate_relation, ""))),
+               Column("職業", lambda r: r.occupation), Column("スキル", lambda r: r.skills),
                STATUS, Column("申込日時", lambda r: format_datetime(r.created_at)),
                Column("確定日時", lambda r: format_datetime(r.confirmed_at)),
                Column("キャンセル日時", lambda r: format_datetime(r.cancelled_at)),
@@ -110,7 +110,7 @@ def table(event: Event, preset: str) -> tuple[list[str], list[list[object]]]:
     columns = preset_columns(event, preset)
     statuses = PRESET_STATUSES.get(preset, ("confirmed",))
     registrations = [r for r in registrations_for(event.id) if r.status in statuses]
-    registrations.sort(key=lambda r: (r.status != "confirmed", kana_sort_key(r.person.furigana), r.id))
+    registrations.sort(key=lambda r: (r.status != "confirmed", kana_sort_key(r.furigana), r.id))
     rows = []
     for n, registration in enumerate(registrations, start=1):
         rows.append([n if column is NO else neutralise(column.value(registration)) for column in columns])

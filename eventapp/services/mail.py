@@ -133,7 +133,7 @@ def _deliver_batch(ids: list[int], now: datetime) -> tuple[int, int]:
     messages = db.session.execute(
         select(OutboxMessage).where(OutboxMessage.id.in_(claimed)).order_by(OutboxMessage.id)
         .options(joinedload(OutboxMessage.registration).joinedload(Registration.event),
-                 joinedload(OutboxMessage.registration).joinedload(Registration.person))  # the invite's attendee
+                 joinedload(OutboxMessage.registration).joinedload(Registration.person))  # the invite's address
         .execution_options(populate_existing=True)
     ).scalars().all()
     errors: dict[int, str] = {}

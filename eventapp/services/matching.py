@@ -13,6 +13,7 @@ from sqlalchemy import delete, func, select
 from ..extensions import db
 from ..formatting import format_datetime, kana_sort_key
 from ..models import (
+    ATTENDEE_FIELDS,
     Event,
     EventOrganisation,
     Invitation,
@@ -239,7 +240,12 @@ def finalise_attendance_and_invite(event_id: int, *, user: User | None = None,
     state = attendance.state_for(event_id, create=True)
     state.finalised_at = now
     state.finalised_by_id = user.id if user else None
-    person_ids = attendance.attended_person_ids([event_id])
+    # The invitation greets the attendee as they signed up for the attended event (one address may
+    # have brought someone else than its first sign-up); the person is only the mailbox.
+    attended_ids = attendance.attended_registration_ids([event_id])
+    names = dict(db.session.execute(select(Registration.person_id, Registration.name).where(
+        Registration.id.in_(attended_ids)).order_by(Registration.id)).all()) if attended_ids else {}
+    person_ids = set(names)
     invitations: list[Invitation] = []
     for session in matching_sessions_linked_to(event):
         if session.starts_at <= now:
@@ -258,7 +264,8 @@ def finalise_attendance_and_invite(event_id: int, *, user: User | None = None,
             db.session.add(invitation)
             db.session.flush()
             mail.queue("matching_invitation", person.email, "matching_invitation", {
-                "person": person, "event": session, "attended": event, "invitation": invitation,
+                "person": person, "attendee_name": names[person_id], "event": session, "attended": event,
+                "invitation": invitation,
                 "settings": settings_for(session.id),
                 "organisations": event_organisation_list(session.id),
             })
@@ -274,6 +281,17 @@ def invitation_by_token(token: str) -> Invitation:
     if invitation is None:
         raise NotFound("invitation_not_found", "招待リンクが見つかりません。メールのリンクをご確認ください。")
     return invitation
+
+
+def invited_attendee(invitation: Invitation) -> dict[str, str]:
+    """What the invitation's sign-up form is pre-filled with: the attendee of the address's latest
+    attended registration (the one invited), else the person's contact details (a staff override)."""
+    person = invitation.person
+    regs = db.session.execute(select(Registration).where(Registration.person_id == person.id)
+                              .order_by(Registration.created_at.desc(), Registration.id.desc())).scalars().all()
+    attended = attendance.attended_registration_ids(list({r.event_id for r in regs})) if regs else set()
+    came = next((r for r in regs if r.id in attended), None)
+    return came.attendee if came is not None else {f: getattr(person, f) for f in ATTENDEE_FIELDS}
 
 
 def invitations_for(event_id: int) -> list[Invitation]:
@@ -367,7 +385,7 @@ def preference_matrix(event_id: int) -> PreferenceMatrix:
     _matching_event(event_id)
     registrations = db.session.execute(select(Registration).where(
         Registration.event_id == event_id, Registration.status == "confirmed")).scalars().all()
-    registrations = sorted(registrations, key=lambda r: kana_sort_key(r.person.furigana))
+    registrations = sorted(registrations, key=lambda r: kana_sort_key(r.furigana))
     orgs = {o.id: o for o in event_organisation_list(event_id)}
     ranks: dict[tuple[int, int], int] = {}
     demand: dict[int, dict[int, int]] = defaultdict(lambda: defaultdict(int))

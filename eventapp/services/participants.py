@@ -50,7 +50,8 @@ def registrations_for(event_id: int) -> list[Registration]:
 
 def participant_list(event: Event, *, q: str = "", status: str = "active", question_id: int | None = None,
                      answer: str = "", sort: str = "kana") -> ParticipantList:
-    """Search name/furigana/email, filter by status and by one question's answer, sort 五十音順 or by time."""
+    """Search the attendee's name/furigana and the contact email, filter by status and by one question's
+    answer, sort 五十音順 (the attendee's furigana) or by time."""
     rows = registrations_for(event.id)
     cancelled = sum(r.status == "cancelled" for r in rows)
     if status == "active":
@@ -59,7 +60,7 @@ def participant_list(event: Event, *, q: str = "", status: str = "active", quest
         rows = [r for r in rows if r.status == status]
     needle = _fold(q)
     if needle:
-        rows = [r for r in rows if needle in _fold(r.person.name) or needle in _fold(r.person.furigana)
+        rows = [r for r in rows if needle in _fold(r.name) or needle in _fold(r.furigana)
                 or needle in _fold(r.person.email or "")]
     if question_id:
         wanted = clean_text(answer)
@@ -68,7 +69,7 @@ def participant_list(event: Event, *, q: str = "", status: str = "active", quest
     if sort == "signup":
         rows.sort(key=lambda r: (r.created_at, r.id))
     else:
-        rows.sort(key=lambda r: (kana_sort_key(r.person.furigana), r.id))
+        rows.sort(key=lambda r: (kana_sort_key(r.furigana), r.id))
     waiting = sorted((r for r in registrations_for(event.id) if r.status == "waitlisted"),
                      key=lambda r: (r.waitlisted_at, r.id))
     positions = {r.id: n for n, r in enumerate(waiting, start=1)}
@@ -96,7 +97,7 @@ def register_on_behalf(event_id: int, person_input: dict, answers: dict, *, noti
                                        "参加者一覧でご確認ください。") from None
     registration = result.registration
     audit.record("register", "registration", registration.id,
-                 f"{registration.person.name} を「{registration.event.title}」に代理申込({registration.status})",
+                 f"{registration.name} を「{registration.event.title}」に代理申込({registration.status})",
                  {"event_id": event_id, "person_id": registration.person_id})
     return result
 
@@ -115,7 +116,7 @@ def confirm_waitlisted(registration_id: int, *, now: datetime | None = None) -> 
     confirmed = counts_for(event.id).confirmed
     over = confirmed > event.capacity
     audit.record("confirm", "registration", registration.id,
-                 f"{registration.person.name}: キャンセル待ち → 参加確定({confirmed}/{event.capacity}名)",
+                 f"{registration.name}: キャンセル待ち → 参加確定({confirmed}/{event.capacity}名)",
                  {"event_id": event.id, "over_capacity": over})
     return over
 
@@ -125,7 +126,7 @@ def cancel_on_behalf(registration_id: int) -> Registration:
 
     registration = cancel(registration_id, by="staff")
     audit.record("cancel", "registration", registration.id,
-                 f"{registration.person.name} の「{registration.event.title}」申込を事務局がキャンセル",
+                 f"{registration.name} の「{registration.event.title}」申込を事務局がキャンセル",
                  {"event_id": registration.event_id})
     return registration
 
@@ -136,7 +137,7 @@ def set_note(registration_id: int, note: str) -> Registration:
     if len(note) > 2000:
         raise ValidationFailed({"staff_note": "メモは2000文字以内で入力してください。"})
     registration.staff_note = note
-    audit.record("note", "registration", registration.id, f"{registration.person.name}: メモを更新")
+    audit.record("note", "registration", registration.id, f"{registration.name}: メモを更新")
     return registration
 
 
@@ -148,7 +149,7 @@ def resend_confirmation(registration_id: int) -> None:
     kind = {"confirmed": "registration_confirmed", "waitlisted": "registration_waitlisted",
             "cancelled": "registration_cancelled"}[registration.status]
     mail.queue_registration_mail(kind, registration, waitlist_position=waitlist_position(registration))
-    audit.record("resend", "registration", registration.id, f"{registration.person.name}: 確認メールを再送")
+    audit.record("resend", "registration", registration.id, f"{registration.name}: 確認メールを再送")
 
 
 def message_participants(event_id: int, audience: str, subject: str, body: str) -> int:
@@ -203,13 +204,18 @@ def person_history(person_id: int) -> tuple[Person, list[Registration], dict[int
 
 
 def search_people(q: str, limit: int = 100) -> list[Person]:
-    """People across all events whose name, furigana or email contains the search text."""
+    """People across all events whose contact name, furigana or email, or the name or furigana of one
+    of their registrations' attendees, contains the search text."""
     needle = _fold(q)
     if not needle:
         return []
     people = db.session.execute(select(Person).order_by(Person.furigana)).scalars().all()
+    attendees: dict[int, list[str]] = {}
+    for person_id, name, furigana in db.session.execute(
+            select(Registration.person_id, Registration.name, Registration.furigana).distinct()):
+        attendees.setdefault(person_id, []).extend((name, furigana))
     found = [p for p in people if needle in _fold(p.name) or needle in _fold(p.furigana)
-             or needle in _fold(p.email or "")]
+             or needle in _fold(p.email or "") or any(needle in _fold(t) for t in attendees.get(p.id, ()))]
     found.sort(key=lambda p: kana_sort_key(p.furigana))
     return found[:limit]
 

@@ -58,7 +58,7 @@ def participant_new(event_id: int):
             db.session.commit()
             state = "参加確定" if result.registration.status == "confirmed" else \
                 f"キャンセル待ち({result.waitlist_position}番目)"
-            flash(f"{result.registration.person.name} 様を登録しました: {state}", "success")
+            flash(f"{result.registration.name} 様を登録しました: {state}", "success")
             return redirect(url_for("staff.participant_list", event_id=event.id), code=303)
         except ValidationFailed as exc:
             db.session.rollback()

@@ -394,6 +394,30 @@ def test_staff_lists_registrations_with_people(app, client, tokens):
     assert_error(client.get("/api/v1/events/999999/registrations", headers=auth(tokens["staff"])), 404)
 
 
+def test_registrations_of_one_address_carry_their_own_attendee(app, client, tokens):
+    """Two sign-ups with one address and two names: each payload's `attendee` is its own; `person`
+    (staff only) is the address's contact, as at its first sign-up."""
+    first, second = new_event(app), new_event(app)
+    answers = [client.post(f"/api/v1/events/{event_id}/registrations", json=signup_body(
+        email="family@example.com", name=name, furigana=kana, phone=phone, iwate_relation="connected"))
+        for event_id, name, kana, phone in ((first, "岩手 太郎", "いわて たろう", "090-1111-2222"),
+                                            (second, "岩手 次郎", "いわて じろう", "080-3333-4444"))]
+    assert [a.status_code for a in answers] == [201, 201]
+    attendee = answers[1].get_json()["registration"]["attendee"]
+    assert attendee == {"name": "岩手 次郎", "furigana": "いわて じろう", "phone": "080-3333-4444", "prefecture": "",
+                        "iwate_relation": "connected", "occupation": "", "skills": ""}
+    token = answers[0].get_json()["registration"]["manage_token"]
+    assert client.get(f"/api/v1/registrations/{token}").get_json()["registration"]["attendee"]["name"] == "岩手 太郎"
+    listed = client.get(f"/api/v1/events/{second}/registrations", headers=auth(tokens["staff"])).get_json()
+    [registration] = listed["registrations"]
+    assert registration["attendee"]["name"] == "岩手 次郎"
+    assert (registration["person"]["name"], registration["person"]["email"]) == ("岩手 太郎", "family@example.com")
+    schemas = client.get("/api/v1/openapi.json").get_json()["components"]["schemas"]
+    assert set(schemas["Attendee"]["properties"]) == {"name", "furigana", "phone", "prefecture", "iwate_relation",
+                                                      "occupation", "skills"}
+    assert "attendee" in schemas["Registration"]["properties"]
+
+
 def test_api_does_not_need_csrf_but_forms_do(app, client):
     # bearer tokens and secret manage tokens authenticate the API; no cookie session is involved
     event_id = new_event(app)

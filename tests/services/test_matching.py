@@ -177,6 +177,24 @@ def test_finalising_attendance_invites_attendees_once(setup, sent_mail):
     assert db.session.execute(select(Invitation)).scalars().all() == invited
 
 
+def test_invitation_greets_the_attendee_who_came_not_the_addresss_first_sign_up(setup):
+    fieldwork, session, _, _ = setup
+    configure(session, "attendees_only", fieldwork=fieldwork)
+    make_registration(make_event(slug="earlier"), email="family@example.com", name="岩手 一郎", furigana="いわて いちろう")
+    daughter = make_registration(fieldwork, email="family@example.com", name="岩手 さくら", furigana="いわて さくら",
+                                 now=BEFORE_FIELDWORK)
+    attend(daughter)
+    [invitation] = [i for i in matching.finalise_attendance_and_invite(fieldwork.id, now=FIELDWORK_AT + timedelta(days=1))
+                    if i.person_id == daughter.person_id]
+    db.session.commit()
+    # The invitation's sign-up form is pre-filled with her, too.
+    assert (matching.invited_attendee(invitation)["name"], matching.invited_attendee(invitation)["furigana"]) == (
+        "岩手 さくら", "いわて さくら")
+    mail = db.session.execute(select(OutboxMessage).where(OutboxMessage.kind == "matching_invitation",
+                                                          OutboxMessage.to_addr == "family@example.com")).scalar_one()
+    assert mail.body.startswith("岩手 さくら 様") and "岩手 一郎" not in mail.body
+
+
 def test_finalising_before_the_event_is_refused(setup):
     fieldwork, _, _, _ = setup
     with pytest.raises(DomainError) as err:

@@ -97,9 +97,9 @@ def test_validation_reports_every_field_in_japanese(ctx):
 def test_furigana_in_katakana_is_stored_as_hiragana(ctx):
     event = make_event()
     registration = make_registration(event, furigana="イワテ　ハナコ")
-    assert registration.person.furigana == "いわて はなこ"
+    assert registration.furigana == registration.person.furigana == "いわて はなこ"
     half_width = make_registration(event, furigana="ｽｽﾞｷ ｲﾁﾛｳ")
-    assert half_width.person.furigana == "すずき いちろう"
+    assert half_width.furigana == half_width.person.furigana == "すずき いちろう"
 
 
 def test_cancel_promotes_first_waitlisted_fifo(ctx):

@@ -83,7 +83,7 @@ def test_cancel_event_cancels_and_notifies_every_active_registrant(ctx):
     assert all(db.session.get(Registration, r.id).cancelled_by == "event" for r in cancelled)
     mails = db.session.query(OutboxMessage).filter_by(kind="event_cancelled").all()
     assert sorted(m.to_addr for m in mails) == sorted([confirmed.person.email, waiting.person.email])
-    assert "台風のため" in mails[0].body and confirmed.person.name in {m.body.split(" 様")[0] for m in mails}
+    assert "台風のため" in mails[0].body and confirmed.name in {m.body.split(" 様")[0] for m in mails}
     with pytest.raises(DomainError) as exc:
         staff_events.cancel_event(event.id)
     assert exc.value.code == "already_cancelled"

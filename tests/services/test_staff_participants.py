@@ -18,18 +18,18 @@ def test_list_searches_filters_and_sorts_gojuon(ctx):
     make_registration(event, name="加藤 誠", furigana="かとう まこと", email="makoto@corp.example",
                       answers={"bus": "yes"})
     result = participants.participant_list(event)
-    assert [r.person.name for r in result.rows] == ["青木 陽子", "加藤 誠", "渡辺 健"]  # 五十音順, katakana folded
+    assert [r.name for r in result.rows] == ["青木 陽子", "加藤 誠", "渡辺 健"]  # 五十音順, katakana folded
     assert (result.counts.confirmed, result.counts.waitlisted) == (2, 1)
     assert result.waitlist_positions == {result.rows[1].id: 1}
 
     by_time = participants.participant_list(event, sort="signup")
-    assert [r.person.name for r in by_time.rows] == ["渡辺 健", "青木 陽子", "加藤 誠"]
-    assert [r.person.name for r in participants.participant_list(event, q="あおき").rows] == ["青木 陽子"]
-    assert [r.person.name for r in participants.participant_list(event, q="CORP").rows] == ["加藤 誠"]
-    assert [r.person.name for r in participants.participant_list(event, q="渡辺").rows] == ["渡辺 健"]
+    assert [r.name for r in by_time.rows] == ["渡辺 健", "青木 陽子", "加藤 誠"]
+    assert [r.name for r in participants.participant_list(event, q="あおき").rows] == ["青木 陽子"]
+    assert [r.name for r in participants.participant_list(event, q="CORP").rows] == ["加藤 誠"]
+    assert [r.name for r in participants.participant_list(event, q="渡辺").rows] == ["渡辺 健"]
     assert [r.status for r in participants.participant_list(event, status="waitlisted").rows] == ["waitlisted"]
     bus = event.questions[0].id
-    assert {r.person.name for r in participants.participant_list(event, question_id=bus, answer="yes").rows} == {
+    assert {r.name for r in participants.participant_list(event, question_id=bus, answer="yes").rows} == {
         "渡辺 健", "加藤 誠"}
 
 
@@ -87,7 +87,7 @@ def test_message_participants_by_audience(ctx):
     messages = db.session.query(OutboxMessage).order_by(OutboxMessage.id).all()
     assert [m.to_addr for m in messages] == [waiting.person.email, confirmed.person.email, waiting.person.email]
     assert messages[0].subject == "集合場所の変更" and "新花巻駅に変更です" in messages[0].body
-    assert f"{waiting.person.name} 様" in messages[0].body
+    assert f"{waiting.name} 様" in messages[0].body
     with pytest.raises(ValidationFailed) as exc:
         participants.message_participants(event.id, "everyone", "", "")
     assert set(exc.value.fields) == {"audience", "subject", "body"}
@@ -101,3 +101,15 @@ def test_person_history_across_events(ctx):
     assert {r.event.title for r in registrations} == {"A", "B"}
     assert attended == {}
     assert [p.id for p in participants.search_people("SAME@")] == [person.id]
+
+
+def test_people_search_finds_an_address_by_any_of_its_attendees(ctx):
+    """The person keeps the first sign-up's name; staff still find it by a later attendee's name or furigana."""
+    make_registration(make_event(), email="family@example.com", name="岩手 一郎", furigana="いわて いちろう")
+    second = make_registration(make_event(), email="family@example.com", name="岩手 さくら", furigana="いわて さくら")
+    make_registration(make_event(), email="other@example.com", name="盛岡 花子", furigana="もりおか はなこ")
+    assert second.person.name == "岩手 一郎"
+    assert [p.id for p in participants.search_people("さくら")] == [second.person_id]
+    assert [p.id for p in participants.search_people("サクラ")] == [second.person_id]  # katakana folded
+    assert [p.id for p in participants.search_people("一郎")] == [second.person_id]
+    assert participants.search_people("存在しない") == []

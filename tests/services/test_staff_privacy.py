@@ -27,7 +27,11 @@ def test_anonymise_wipes_personal_data_but_keeps_counts(ctx):
         "匿名", "とくめい", None, "", "")
     assert person.anonymised_at is not None
     assert [a.value for a in db.session.query(Answer)] == [""]
-    assert db.session.get(Registration, registration.id).staff_note == ""
+    wiped = db.session.get(Registration, registration.id)
+    assert wiped.staff_note == ""
+    # The registration's own copy of the attendee goes too; prefecture and relation stay for statistics.
+    assert (wiped.name, wiped.furigana, wiped.phone, wiped.occupation, wiped.skills) == ("匿名", "とくめい", "", "", "")
+    assert wiped.prefecture == person.prefecture == "東京都"
     assert counts_for(event.id).confirmed == 1  # statistics stay
     assert db.session.query(AuditEntry).filter_by(action="anonymise").one().object_id == person.id
     # The address is free again: the same person can sign up anew later.
