@@ -32,6 +32,7 @@ from ..extensions import db
 from ..models import Person
 from ..services import mypage as mypage_service
 from ..services import registration as registration_service
+from ..services.calendar import personal_feed_links
 from ..services.errors import DomainError, ValidationFailed
 from ..services.exports import neutralise, to_csv
 from ..services.tickets import qr_svg
@@ -136,7 +137,7 @@ def home(person: Person):
     tickets = {e.registration.id: qr_svg(e.registration.ticket_code) for e in upcoming
                if e.registration.status == "confirmed"}
     return render_template("mypage/home.html", person=person, upcoming=upcoming, past=past, tickets=tickets,
-                           feed=mypage_service.feed_links(person))
+                           feed=personal_feed_links(person))
 
 
 @bp.post("/logout")

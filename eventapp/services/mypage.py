@@ -219,14 +219,6 @@ def overview(person: Person, *, now: datetime | None = None) -> tuple[list[Entry
     return upcoming, past
 
 
-def feed_links(person: Person) -> dict[str, str] | None:
-    """The personal calendar feed's https and webcal URLs (shown only inside マイページ)."""
-    if not person.calendar_token:
-        return None
-    url = external_url("public.person_feed", token=person.calendar_token)
-    return {"feed": url, "webcal": "webcal://" + url.split("://", 1)[1]}
-
-
 # --- changes -------------------------------------------------------------------------------------
 
 def update_attendee(registration: Registration, data: dict, answers: dict, *, by: str,

@@ -14,6 +14,7 @@ from eventapp.models import AuditEntry, MyPageLink, OutboxMessage, Registration
 from eventapp.models.base import utcnow
 from eventapp.services import mypage
 from eventapp.services import registration as registration_service
+from eventapp.services.calendar import personal_feed_links
 from eventapp.services.errors import DomainError, NotFound, ValidationFailed
 from tests.factories import make_event, make_registration, person_input
 
@@ -137,12 +138,12 @@ def test_feed_rotate_and_revoke(ctx):
     registration = make_registration(make_event())
     person = registration.person
     old = person.calendar_token
-    assert mypage.feed_links(person)["webcal"].startswith("webcal://testserver.local/")
+    assert personal_feed_links(person)["webcal"].startswith("webcal://testserver.local/")
     new = mypage.rotate_feed(person)
     assert new and new != old
     mypage.revoke_feed(person)
     db.session.commit()
-    assert person.calendar_token is None and mypage.feed_links(person) is None
+    assert person.calendar_token is None and personal_feed_links(person) == {}
 
 
 def test_export_holds_person_registrations_answers_consents_and_audit(ctx):
