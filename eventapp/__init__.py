@@ -29,7 +29,8 @@ class BoundedIntConverter(IntegerConverter):
     driver error."""
 
     def __init__(self, map, *args, **kwargs) -> None:
-        kwargs.setdefault("max", 2**31 - 1)
+        from .params import MAX_ID
+        kwargs.setdefault("max", MAX_ID)
         super().__init__(map, *args, **kwargs)
 
 

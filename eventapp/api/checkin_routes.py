@@ -11,7 +11,6 @@ import functools
 import time
 
 from flask import g, request
-from flask_smorest import Blueprint
 from flask_wtf.csrf import ValidationError, validate_csrf
 from marshmallow import Schema, fields, validate
 
@@ -20,6 +19,8 @@ from ..services import checkin as service
 from ..services.errors import DomainError, ValidationFailed
 from .auth import require_role
 from .errors import ErrorSchema
+from .parser import ID_RANGE, MAX_ID
+from .parser import ApiBlueprint as Blueprint
 from .schemas import JSTDateTime, StrictSchema
 
 blp = Blueprint("checkin_api", __name__, url_prefix="/api/v1", description="Onsite check-in")
@@ -84,10 +85,11 @@ def errors(*statuses: int):
 
 class CheckInCreateSchema(StrictSchema):
     code = fields.String(validate=validate.Length(max=200), metadata={"description": "the QR ticket code"})
-    registration_id = fields.Integer(metadata={"description": "instead of `code`: manual check-in from the roster"})
+    registration_id = fields.Integer(validate=ID_RANGE,
+                                     metadata={"description": "instead of `code`: manual check-in from the roster"})
     nonce = fields.String(required=True, validate=validate.Length(min=8, max=64),
                           metadata={"description": "client-chosen idempotency key (e.g. a UUID)"})
-    day = fields.Integer(metadata={"description": "event day id; default: today's day"})
+    day = fields.Integer(validate=ID_RANGE, metadata={"description": "event day id; default: today's day"})
     scanned_at = JSTDateTime(metadata={"description": "when the ticket was scanned (offline devices)"})
     device_id = fields.String(validate=validate.Length(max=64))
 
@@ -124,8 +126,8 @@ class UndoResultSchema(Schema):
 
 
 class StatsQuerySchema(Schema):
-    day = fields.Integer()
-    after = fields.Integer(load_default=0, validate=validate.Range(min=0))
+    day = fields.Integer(validate=ID_RANGE)
+    after = fields.Integer(load_default=0, validate=validate.Range(min=0, max=MAX_ID, error="範囲外の数値です。"))
 
 
 class CheckInRowSchema(Schema):
@@ -170,9 +172,9 @@ class RosterSchema(Schema):
 
 class BatchScanSchema(StrictSchema):
     code = fields.String(validate=validate.Length(max=200))
-    registration_id = fields.Integer()
+    registration_id = fields.Integer(validate=ID_RANGE)
     nonce = fields.String(required=True, validate=validate.Length(min=8, max=64))
-    day = fields.Integer()
+    day = fields.Integer(validate=ID_RANGE)
     scanned_at = JSTDateTime(required=True)
 
 
@@ -213,7 +215,7 @@ class WalkInSchema(StrictSchema):
     phone = fields.String(validate=validate.Length(max=40))
     answers = fields.Dict(keys=fields.String(validate=validate.Length(max=64)), values=fields.Raw(allow_none=True))
     nonce = fields.String(required=True, validate=validate.Length(min=8, max=64))
-    day = fields.Integer()
+    day = fields.Integer(validate=ID_RANGE)
     device_id = fields.String(validate=validate.Length(max=64))
     send_mail = fields.Boolean(load_default=False, metadata={
         "description": "確認メールを送る(既定: 送らない。メールアドレスがあるときだけ)"})

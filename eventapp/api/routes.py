@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from flask_smorest import Blueprint
 from sqlalchemy import select
 
 from ..extensions import csrf, db
@@ -15,6 +14,7 @@ from ..services.errors import DomainError, NotFound
 from ..urls import external_url
 from .auth import require_role
 from .errors import ErrorSchema
+from .parser import ApiBlueprint as Blueprint
 from .schemas import (
     EventCreateSchema,
     EventListQuerySchema,

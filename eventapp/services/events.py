@@ -47,6 +47,11 @@ def _aware(value: datetime | None) -> datetime | None:
 
 
 MAX_EVENT_SPAN = timedelta(days=92)
+YEARS = (2000, 2100)  # far dates overflow date arithmetic and UTC conversion (9999-12-31T23:59-09:00)
+
+
+def in_year_range(value: datetime) -> bool:
+    return YEARS[0] <= value.year <= YEARS[1]
 
 
 def default_days(starts_at: datetime, ends_at: datetime) -> list[EventDay]:
@@ -119,9 +124,6 @@ def apply_event_fields(event: Event, data: dict, *, creating: bool) -> None:
         elif ends - starts > MAX_EVENT_SPAN:
             # default_days makes one row per date: a span of centuries would loop for minutes.
             errors["ends_at"] = _("イベントの期間は92日以内にしてください。")
-        for field, value in (("starts_at", starts), ("ends_at", ends)):
-            if not 2000 <= value.year <= 2100:  # far dates overflow date arithmetic (9999-12-31 + 1 day)
-                errors[field] = _("日時は2000年から2100年の間で入力してください。")
         closes, opens = merged.get("registration_closes_at"), merged.get("registration_opens_at")
         if closes and closes > ends:
             errors["registration_closes_at"] = _("申込締切はイベント終了より前にしてください。")
@@ -137,6 +139,10 @@ def apply_event_fields(event: Event, data: dict, *, creating: bool) -> None:
         deadline = merged.get("cancellation_deadline")
         if deadline and deadline > ends:
             errors["cancellation_deadline"] = _("キャンセル期限はイベント終了より前にしてください。")
+    for field in TIME_FIELDS:
+        # Every instant, not only the event's own: a deadline in year 1 or 9999 must not reach the database.
+        if merged.get(field) is not None and not in_year_range(merged[field]):
+            errors[field] = _("日時は2000年から2100年の間で入力してください。")
     for field in ("latitude", "longitude"):
         value = values.get(field)
         limit = 90 if field == "latitude" else 180
@@ -234,7 +240,7 @@ def build_days(days: list[dict]) -> list[EventDay]:
     result, errors = [], {}
     for index, raw in enumerate(days):
         starts, ends = _aware(raw.get("starts_at")), _aware(raw.get("ends_at"))
-        if not starts or not ends or ends <= starts:
+        if not starts or not ends or ends <= starts or not in_year_range(starts) or not in_year_range(ends):
             errors[f"days.{index}"] = _("日程の開始・終了時刻を確認してください。")
             continue
         day = EventDay(starts_at=starts, ends_at=ends,

@@ -24,6 +24,8 @@ from ..models.event import EVENT_KINDS
 from ..models.matching import MATCHED_STATUSES
 from ..models.organisation import PROJECT_TYPE_LABELS, PROJECT_TYPES
 from .attendance import attended_registration_ids
+from .errors import NotFound
+from .events import YEARS
 from .fiscal import fiscal_year, fiscal_year_bounds
 
 SEMINAR_KINDS = ("online_seminar", "onsite_seminar")
@@ -99,6 +101,8 @@ def available_years(now: datetime | None = None) -> list[int]:
 
 
 def year_report(year: int, *, now: datetime | None = None) -> YearReport:
+    if not YEARS[0] <= year <= YEARS[1]:  # /staff/reports/9999.csv, /0.csv: no 年度 any event can be in
+        raise NotFound("year_not_found", "その年度の報告はありません。")
     now = now or utcnow()
     start, end = fiscal_year_bounds(year)
     events = db.session.execute(select(Event).where(

@@ -10,6 +10,7 @@ from ..auth import keep_staff_session
 from ..auth.decorators import role_required
 from ..extensions import db
 from ..models import ROLES, User
+from ..params import query_int
 from ..services import accounts, audit, privacy, two_factor
 from ..services.errors import DomainError, ValidationFailed
 from ..services.tickets import qr_svg
@@ -21,7 +22,7 @@ ROLE_LABELS = {"admin": "管理者(すべて)", "staff": "事務局(イベント
 @bp.get("/audit")
 @role_required("admin")
 def audit_log():
-    page = request.args.get("page", 1, type=int)
+    page = query_int("page", 1)
     action = request.args.get("action") or None
     object_type = request.args.get("object_type") or None
     rows, has_next = audit.entries(action=action, object_type=object_type, page=page)

@@ -8,6 +8,7 @@ from flask_login import current_user
 from ..auth.decorators import role_required
 from ..extensions import db
 from ..models import ATTENDEE_FIELDS, Person, Registration
+from ..params import query_int
 from ..public.forms import IWATE_RELATION_CHOICES
 from ..services import participants as service
 from ..services import privacy
@@ -34,7 +35,7 @@ def _back(registration: Registration):
 def participant_list(event_id: int):
     event = load_event(event_id)
     args = request.args
-    question_id = args.get("question", type=int)
+    question_id = query_int("question", None)
     status = args.get("status", "active")
     sort = args.get("sort", "kana")
     result = service.participant_list(event, q=args.get("q", ""), status=status, question_id=question_id,
