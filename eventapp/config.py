@@ -96,6 +96,9 @@ def load_config(instance_path: Path) -> dict:
         "TOKEN_RATE_LIMIT": env.get("TOKEN_RATE_LIMIT", "120/minute"),
         # Personal calendar feeds: calendar services poll from few shared addresses.
         "FEED_RATE_LIMIT": env.get("FEED_RATE_LIMIT", "600/minute"),
+        # Renders of public PDFs (programme) per client IP; served from the shared cache, a PDF costs nothing.
+        "PDF_RATE_LIMIT": env.get("PDF_RATE_LIMIT", "30/minute"),
+        "PDF_CACHE_DIR": env.get("PDF_CACHE_DIR", str(instance_path / "pdf-cache")),
         "CHECKIN_RATE_LIMIT": env.get("CHECKIN_RATE_LIMIT", "600/minute"),  # per staff user (or API token)
         # マイページ sign-in links asked for, per address (hashed) and, with the second value, per client IP.
         "MY_LINK_RATE_LIMIT": env.get("MY_LINK_RATE_LIMIT", "5/hour"),

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from flask import Response, abort
+from flask import Response, abort, current_app, request
+from flask_limiter.util import get_remote_address
 from flask_login import current_user
+from limits import parse
 from sqlalchemy import select
 
-from ..extensions import db
+from ..extensions import db, limiter
 from ..models import Event
-from ..services import documents
+from ..services import documents, pdf_cache
 from ..services import registration as registration_service
 from . import bp
 
@@ -26,6 +28,20 @@ def pdf_response(pdf: bytes, filename: str, *, private: bool = False) -> Respons
     return response
 
 
+def _count_render() -> None:
+    """Only renders (cache misses) count against a client: PDF_RATE_LIMIT per IP address."""
+    item = parse(current_app.config["PDF_RATE_LIMIT"])
+    try:
+        allowed = limiter.limiter.hit(item, "pdf-render", get_remote_address())
+    except Exception:  # a storage outage lets the request through, as for the other limits
+        if not current_app.config.get("RATELIMIT_SWALLOW_ERRORS"):
+            raise
+        current_app.logger.exception("PDF rate limit: storage failed")
+        allowed = True
+    if not allowed:
+        abort(429)
+
+
 @bp.get("/events/<slug>/programme.pdf")
 def programme_pdf(slug: str):
     event = db.session.execute(select(Event).where(Event.slug == slug)).scalar_one_or_none()
@@ -33,10 +49,21 @@ def programme_pdf(slug: str):
     is_staff = current_user.is_authenticated and current_user.has_role("staff")
     if event is None or (event.status == "draft" and not is_staff):
         abort(404)
-    response = pdf_response(documents.programme_pdf(event).pdf, f"{event.slug}-programme.pdf")
-    if event.status == "draft":
+    if event.status == "draft":  # a preview for staff: rendered each time, kept by nobody
+        response = pdf_response(documents.programme_pdf(event).pdf, f"{event.slug}-programme.pdf")
         response.headers["Cache-Control"] = "private, no-store"
-    return response
+        return response
+    etag = pdf_cache.programme_etag(event)
+    if request.if_none_match.contains(etag):  # the client's copy is current: no file read, no render
+        response = Response(status=304)
+        response.set_etag(etag)
+        response.headers["Cache-Control"] = "public, max-age=300"
+        return response
+    cached = pdf_cache.programme(event, before_render=_count_render, etag=etag)
+    response = pdf_response(cached.read(), f"{event.slug}-programme.pdf")
+    response.set_etag(cached.etag)
+    response.last_modified = cached.last_modified
+    return response.make_conditional(request)
 
 
 @bp.get("/r/<token>/ticket.pdf")

@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+from collections import Counter
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -54,6 +55,7 @@ FONT_FILE = Path("/usr/share/fonts/opentype/ipaexfont-gothic/ipaexg.ttf")
 PARALLEL_PAGES = 8
 
 _render_lock = threading.Lock()  # Pango/fontconfig objects are shared between renders
+RENDERS: Counter[str] = Counter()  # renders per template in this process (tests and the PDF cache's checks)
 
 
 # --------------------------------------------------------------------------- URL fetcher
@@ -231,6 +233,7 @@ def render_document(template: str, *, fetcher: RestrictedFetcher | None = None, 
     # Documents are Japanese whatever language the requesting page was shown in.
     with force_locale("ja"):
         html = render_template(f"pdf/{template}.html", **context)
+    RENDERS[template] += 1
     return render_html(html, template, fetcher=fetcher)
 
 

@@ -117,3 +117,95 @@ def test_staff_event_page_links_the_checkin_screen(ctx, staff_client):
     event = make_event()
     html = staff_client.get(f"/staff/events/{event.id}").get_data(as_text=True)
     assert f'href="/checkin/events/{event.id}"' in html
+
+
+@pytest.fixture
+def pdf_cache_dir(app, tmp_path):
+    saved = {k: app.config[k] for k in ("PDF_CACHE_DIR", "PDF_RATE_LIMIT")}
+    app.config["PDF_CACHE_DIR"] = str(tmp_path / "pdf-cache")
+    yield tmp_path / "pdf-cache"
+    app.config.update(saved)
+
+
+def test_programme_pdf_is_rendered_once_for_50_requests_and_shared_on_disk(ctx, client, pdf_cache_dir):
+    from eventapp.services.documents import RENDERS
+
+    event = make_event(title="キャッシュ試験")
+    before = RENDERS["programme"]
+    bodies = set()
+    for _ in range(50):
+        response = client.get(f"/events/{event.slug}/programme.pdf")
+        assert_pdf(response)
+        bodies.add(response.data)
+    assert RENDERS["programme"] - before == 1
+    assert len(bodies) == 1
+    assert response.headers["Cache-Control"] == "public, max-age=300"
+    assert response.headers["ETag"] and response.headers["Last-Modified"]
+    # One file, fully written (no temporary left), which another worker reads instead of rendering.
+    files = sorted(p.name for p in pdf_cache_dir.glob("*.pdf"))
+    assert files == [f"programme-{event.id}-{response.headers['ETag'].strip(chr(34))}.pdf"]
+    assert not list(pdf_cache_dir.glob(".tmp-*"))
+
+
+def test_programme_pdf_answers_304_to_conditional_requests(ctx, client, pdf_cache_dir):
+    from eventapp.services.documents import RENDERS
+
+    event = make_event()
+    first = client.get(f"/events/{event.slug}/programme.pdf")
+    assert_pdf(first)
+    etag, modified = first.headers["ETag"], first.headers["Last-Modified"]
+    before = RENDERS["programme"]
+    again = client.get(f"/events/{event.slug}/programme.pdf", headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.data == b""
+    assert again.headers["ETag"] == etag
+    since = client.get(f"/events/{event.slug}/programme.pdf", headers={"If-Modified-Since": modified})
+    assert since.status_code == 304
+    other = client.get(f"/events/{event.slug}/programme.pdf", headers={"If-None-Match": '"stale"'})
+    assert other.status_code == 200 and other.data == first.data
+    assert RENDERS["programme"] == before
+
+
+def test_an_event_update_changes_the_etag_and_renders_the_new_programme(ctx, client, pdf_cache_dir):
+    from eventapp.extensions import db
+    from eventapp.services.documents import RENDERS
+    from eventapp.services.events import update_event
+
+    event = make_event(title="変更前のしおり")
+    first = client.get(f"/events/{event.slug}/programme.pdf")
+    assert "変更前のしおり" in flat(pdf_text(assert_pdf(first)))
+    update_event(event.id, {"title": "変更後のしおり"})
+    db.session.commit()
+    before = RENDERS["programme"]
+    second = client.get(f"/events/{event.slug}/programme.pdf", headers={"If-None-Match": first.headers["ETag"]})
+    assert second.status_code == 200
+    assert second.headers["ETag"] != first.headers["ETag"]
+    assert "変更後のしおり" in flat(pdf_text(second.data))
+    assert RENDERS["programme"] - before == 1
+    assert len(list(pdf_cache_dir.glob("programme-*.pdf"))) == 1  # the old version is gone
+
+
+def test_programme_renders_are_rate_limited_per_client_but_cached_copies_are_not(app, ctx, client, pdf_cache_dir):
+    app.config["PDF_RATE_LIMIT"] = "2/minute"
+    events = [make_event() for _ in range(3)]
+    ip = {"REMOTE_ADDR": "198.51.100.7"}
+    for event in events[:2]:
+        assert_pdf(client.get(f"/events/{event.slug}/programme.pdf", environ_base=ip))
+    assert client.get(f"/events/{events[2].slug}/programme.pdf", environ_base=ip).status_code == 429
+    # Cached versions are still served to that client, and other clients may render.
+    for _ in range(5):
+        assert_pdf(client.get(f"/events/{events[0].slug}/programme.pdf", environ_base=ip))
+    assert_pdf(client.get(f"/events/{events[2].slug}/programme.pdf", environ_base={"REMOTE_ADDR": "198.51.100.8"}))
+
+
+def test_ticket_pdf_stays_private_and_out_of_the_shared_cache(ctx, client, pdf_cache_dir):
+    from eventapp.services.documents import RENDERS
+
+    registration = make_registration(make_event())
+    before = RENDERS["ticket"]
+    for _ in range(2):
+        response = client.get(f"/r/{registration.manage_token}/ticket.pdf")
+        assert_pdf(response)
+        assert response.headers["Cache-Control"] == "private, no-store"
+        assert "ETag" not in response.headers
+    assert RENDERS["ticket"] - before == 2
+    assert not pdf_cache_dir.exists() or not any(pdf_cache_dir.iterdir())
