@@ -53,6 +53,9 @@ def load_config(instance_path: Path) -> dict:
         "MAIL_SENDER": env.get("MAIL_SENDER", "遠恋複業課 事務局 <noreply@example.jp>"),
         "MAIL_FILE_DIR": env.get("MAIL_FILE_DIR", str(instance_path / "mail")),
         "MAIL_MAX_ATTEMPTS": int(env.get("MAIL_MAX_ATTEMPTS", "8")),
+        # A sender's claim on the mails it is sending; renewed every third of it while it sends, so a
+        # sender that died leaves its mails to the next one within this many seconds (services/mail.py).
+        "MAIL_LEASE_S": float(env.get("MAIL_LEASE_S", "30")),
         # after_response: the web worker sends a request's mail once its response is out (no extra
         # process to run). sender: web workers only queue; `flask send-mail --watch` sends.
         "MAIL_DELIVERY": env.get("MAIL_DELIVERY", "after_response"),

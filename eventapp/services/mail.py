@@ -3,6 +3,11 @@
 Delivery claims a message by bumping `attempts` with a conditional UPDATE before sending, so two
 workers never send the same message twice at once; a failed send waits with exponential backoff
 and is retried by `flask --app eventapp send-mail` (cron) or the next request that queues mail.
+
+A claim is a short lease (MAIL_LEASE_S, 30 s) on `next_attempt_at`, renewed by a heartbeat thread
+while its sender is alive and sending (see `_Heartbeat`); the heartbeat also marks what has gone out
+so far. A sender killed mid-batch thus leaves its unsent mails to the next sender within the lease,
+and at most one heartbeat's worth of mails is sent again.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from pathlib import Path
 
 from flask import current_app, g
 from flask_babel import force_locale
-from sqlalchemy import func, insert, inspect, select, update
+from sqlalchemy import func, insert, inspect, select, tuple_, update
 from sqlalchemy.orm import joinedload, make_transient_to_detached
 
 from ..database import write_intent
@@ -33,7 +38,7 @@ _INSERT_MESSAGE = insert(OutboxMessage.__table__).returning(OutboxMessage.__tabl
 # 「【参加確定】」+ a 300-character title overflowed the column and failed every sign-up on PostgreSQL.
 SUBJECT_LIMIT = column_limit(OutboxMessage.subject)
 ADDRESS_LIMIT = column_limit(OutboxMessage.to_addr)
-LEASE = timedelta(minutes=5)
+LEASE = timedelta(seconds=30)  # default of MAIL_LEASE_S
 # Mails whose body is a secret that works on its own (a マイページ sign-in link, stored only hashed
 # elsewhere): once sent, the outbox keeps the subject but not the body.
 SCRUB_AFTER_SENDING = frozenset({"my_page_link"})
@@ -95,6 +100,63 @@ def registration_attachments(message: OutboxMessage) -> list[dict]:
     return hook(message.kind, message.registration)
 
 
+def _lease() -> timedelta:
+    return timedelta(seconds=current_app.config.get("MAIL_LEASE_S", LEASE.total_seconds()))
+
+
+class _Heartbeat:
+    """While a sender sends its claimed messages, renew their lease every third of it and mark the ones
+    sent so far, on a connection of its own.
+
+    Ownership is (id, attempts) as the claim left it: a message whose lease ran out and that another
+    sender claimed (attempts moved on) is not touched. Stops when the block ends (the final mark follows
+    at once); a renewal that fails (database restarting) is logged and tried again at the next beat.
+    """
+
+    def __init__(self, claims: dict[int, int], *, scrub: set[int] | frozenset[int] = frozenset()) -> None:
+        self.claims = dict(claims)  # id → attempts as claimed
+        self.scrub = scrub  # ids whose body is removed once sent (SCRUB_AFTER_SENDING)
+        self.sent: list[int] = []  # appended by the sending thread (list.append is atomic)
+        self._marked = 0
+        self._lease = _lease()
+        self._engine = db.engine
+        self._app = current_app._get_current_object()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="mail-lease-heartbeat", daemon=True)
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._lease.total_seconds() / 3):
+            try:
+                self.beat()
+            except Exception:
+                self._app.logger.exception("mail lease heartbeat failed")
+
+    def beat(self) -> None:
+        table = OutboxMessage.__table__
+        sent = self.sent[:]
+        newly_sent, self._marked = sent[self._marked:], len(sent)
+        pending = [(i, a) for i, a in self.claims.items() if i not in set(sent)]
+        with write_intent(), self._engine.begin() as conn:
+            if newly_sent:
+                conn.execute(update(table).where(
+                    tuple_(table.c.id, table.c.attempts).in_([(i, self.claims[i]) for i in newly_sent]),
+                    table.c.status == "pending").values(status="sent", sent_at=utcnow(), last_error=""))
+                if secret := [i for i in newly_sent if i in self.scrub]:
+                    conn.execute(update(table).where(table.c.id.in_(secret)).values(body=SCRUBBED_BODY))
+            if pending:
+                conn.execute(update(table).where(tuple_(table.c.id, table.c.attempts).in_(pending),
+                                                 table.c.status == "pending")
+                             .values(next_attempt_at=utcnow() + self._lease))
+
+
 def deliver_due(*, now: datetime | None = None, limit: int = 100) -> tuple[int, int]:
     """Send pending messages whose time has come, in batches. Returns (sent, failed attempts).
 
@@ -123,10 +185,11 @@ def _deliver_batch(ids: list[int], now: datetime) -> tuple[int, int]:
     table = OutboxMessage.__table__
     with write_intent():
         # Only rows still pending and due: one another sender claimed meanwhile carries its lease.
-        claimed = db.session.execute(
+        claimed = dict(db.session.execute(
             update(table).where(table.c.id.in_(ids), table.c.status == "pending", table.c.next_attempt_at <= now)
-            .values(attempts=table.c.attempts + 1, next_attempt_at=now + LEASE).returning(table.c.id)
-        ).scalars().all()
+            .values(attempts=table.c.attempts + 1, next_attempt_at=now + _lease())
+            .returning(table.c.id, table.c.attempts)
+        ).all())
         db.session.commit()
     if not claimed:
         return 0, 0
@@ -137,24 +200,27 @@ def _deliver_batch(ids: list[int], now: datetime) -> tuple[int, int]:
         .execution_options(populate_existing=True)
     ).scalars().all()
     errors: dict[int, str] = {}
-    with _transport() as send:
-        for message in messages:
-            try:
-                send(message)
-            except Exception as exc:  # any transport failure is retried later; the message stays queued
-                errors[message.id] = f"{type(exc).__name__}: {exc}"
-    attempts = {message.id: message.attempts for message in messages}
-    db.session.rollback()  # end the read so the write below begins with BEGIN IMMEDIATE
-    sent_ids = [message_id for message_id in attempts if message_id not in errors]
-    with write_intent():
-        if sent_ids:
-            db.session.execute(update(table).where(table.c.id.in_(sent_ids))
-                               .values(status="sent", sent_at=utcnow(), last_error=""))
-            if scrub := [m.id for m in messages if m.kind in SCRUB_AFTER_SENDING and m.id not in errors]:
-                db.session.execute(update(table).where(table.c.id.in_(scrub)).values(body=SCRUBBED_BODY))
-        for message_id, error in errors.items():
-            _record_failure(message_id, attempts[message_id], error)
-        db.session.commit()
+    scrub = {m.id for m in messages if m.kind in SCRUB_AFTER_SENDING}
+    with _Heartbeat(claimed, scrub=scrub) as heartbeat:
+        with _transport() as send:
+            for message in messages:
+                try:
+                    send(message)
+                    heartbeat.sent.append(message.id)
+                except Exception as exc:  # any transport failure is retried later; the message stays queued
+                    errors[message.id] = f"{type(exc).__name__}: {exc}"
+        attempts = {message.id: message.attempts for message in messages}
+        db.session.rollback()  # end the read so the write below begins with BEGIN IMMEDIATE
+        sent_ids = [message_id for message_id in attempts if message_id not in errors]
+        with write_intent():
+            if sent_ids:
+                db.session.execute(update(table).where(table.c.id.in_(sent_ids))
+                                   .values(status="sent", sent_at=utcnow(), last_error=""))
+                if sent_scrub := [i for i in sent_ids if i in scrub]:
+                    db.session.execute(update(table).where(table.c.id.in_(sent_scrub)).values(body=SCRUBBED_BODY))
+            for message_id, error in errors.items():
+                _record_failure(message_id, attempts[message_id], error)
+            db.session.commit()
     return len(sent_ids), len(errors)
 
 
@@ -237,7 +303,7 @@ def _deliver_one(message_id: int, now: datetime) -> str:
         claimed = db.session.execute(
             update(OutboxMessage).where(OutboxMessage.id == message_id, OutboxMessage.attempts == seen,
                                         OutboxMessage.status == "pending")
-            .values(attempts=seen + 1, next_attempt_at=now + LEASE)
+            .values(attempts=seen + 1, next_attempt_at=now + _lease())
         ).rowcount
         db.session.commit()
     if not claimed:
@@ -250,7 +316,7 @@ def _deliver_one(message_id: int, now: datetime) -> str:
         .execution_options(populate_existing=True)
     ).scalar_one()
     try:
-        with _transport() as send:
+        with _Heartbeat({message_id: seen + 1}), _transport() as send:  # a slow SMTP server keeps the claim
             send(message)
         error = None
     except Exception as exc:  # any transport failure is retried later; the message stays queued

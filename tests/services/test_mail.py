@@ -11,7 +11,7 @@ from email import message_from_bytes, policy
 
 import pytest
 from aiosmtpd.controller import Controller
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from eventapp.database import write_intent
 from eventapp.extensions import db
@@ -348,3 +348,23 @@ def test_watching_sender_waits_for_the_end_of_a_rush(app, mail_config, sent_mail
         stop.set()
         thread.join(timeout=30)
     assert len(sent_mail()) == 42 and sent == [42]
+
+
+def test_heartbeat_renews_only_its_own_claims_and_marks_what_went_out(app, ctx, mail_config):
+    mail_config["MAIL_LEASE_S"] = 30
+    _queue(3)
+    first, second, third = db.session.scalars(select(OutboxMessage.id).order_by(OutboxMessage.id).limit(3)).all()
+    db.session.rollback()
+    long_ago = utcnow() - timedelta(minutes=10)
+    with write_intent():
+        db.session.execute(update(OutboxMessage).values(attempts=1, next_attempt_at=long_ago))
+        # The third one's lease ran out and another sender claimed it (attempts moved on): not ours any more.
+        db.session.execute(update(OutboxMessage).where(OutboxMessage.id == third).values(attempts=2))
+        db.session.commit()
+    heartbeat = mail._Heartbeat({first: 1, second: 1, third: 1})
+    heartbeat.sent.append(first)
+    heartbeat.beat()
+    rows = {m.id: m for m in outbox()}
+    assert rows[first].status == "sent" and rows[first].sent_at is not None
+    assert rows[second].status == "pending" and rows[second].next_attempt_at > utcnow() + timedelta(seconds=25)
+    assert rows[third].status == "pending" and rows[third].next_attempt_at == long_ago
