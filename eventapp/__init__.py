@@ -69,6 +69,8 @@ def create_app(overrides: dict | None = None) -> Flask:
     calendar.init_app(app)  # mail invite hook + calendar_links() for templates
 
     _register_request_hooks(app)
+    from . import idempotency
+    idempotency.init_app(app)  # the sign-up form's hidden one-time key
     _register_blueprints(app)
     from . import health
     health.init_app(app)  # GET /healthz; Server-Timing when SERVER_TIMING is on

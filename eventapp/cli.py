@@ -66,11 +66,15 @@ def register(app: Flask) -> None:
         days = days if days is not None else current_app.config["RETENTION_DAYS"]
         if days < 0:
             raise click.ClickException("--days must be 0 or more")
+        from . import idempotency
+
         with write_intent():
             count = purge_expired(days)
             links = purge_links()  # マイページ sign-in links whose sessions have ended
+            keys = idempotency.purge_expired()  # sign-up retry keys older than 24 hours
             db.session.commit()
         click.echo(f"anonymised {count} people (retention {days} days); removed {links} old sign-in links")
+        click.echo(f"deleted {keys} expired idempotency keys")
 
     @app.cli.command("backup")
     @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))

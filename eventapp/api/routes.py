@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from .. import idempotency
 from ..extensions import csrf, db
 from ..models import Event, Registration
 from ..services import events as event_service
@@ -141,9 +142,11 @@ def patch_event(data, event_id):
 
 
 @blp.route("/events/<int:event_id>/registrations", methods=["POST"])
+@blp.doc(parameters=[idempotency.OPENAPI_HEADER])
 @blp.arguments(RegistrationCreateSchema())
 @blp.response(201, RegistrationEnvelopeSchema)
 @documents_errors(400, 404, 409, 422)
+@idempotency.api_view(RegistrationEnvelopeSchema, 201)  # Idempotency-Key: a retry gets the first answer
 def create_registration(data, event_id):
     """Sign up: confirmed while seats are left, otherwise waitlisted.
 
@@ -167,6 +170,7 @@ def create_registration(data, event_id):
     # Built before the commit, which expires every loaded object: saves reloading the registration,
     # its event and answers (a third of a sign-up's queries).
     payload = registration_payload(result.registration, waitlist_position=result.waitlist_position)
+    idempotency.remember({"registration": payload})  # stored with the registration, in its transaction
     db.session.commit()
     return {"registration": payload}
 

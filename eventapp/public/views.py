@@ -6,6 +6,7 @@ from flask import Response, abort, flash, redirect, render_template, request, ur
 from flask_babel import gettext as _
 from sqlalchemy import select
 
+from .. import idempotency
 from ..extensions import db
 from ..formatting import KIND_LABELS
 from ..matching.public_views import prefill_from_invitation
@@ -55,6 +56,7 @@ def event_detail(slug: str):
 
 
 @bp.route("/events/<slug>/register", methods=["GET", "POST"])
+@idempotency.form_view  # the form's hidden one-time key: a resubmitted sign-up gets its first answer
 def signup(slug: str):
     event = _visible_event(slug)
     avail = availability(event, counts_for(event.id))
@@ -72,8 +74,10 @@ def signup(slug: str):
                 result = registration_service.register(
                     event.id, form.person_data(), form.answers(event), consent=bool(form.consent_privacy.data),
                 )
+            location = url_for("public.manage", token=result.registration.manage_token, new=1)
+            idempotency.remember(location)  # stored with the registration, in its transaction
             db.session.commit()
-            return redirect(url_for("public.manage", token=result.registration.manage_token, new=1), code=303)
+            return redirect(location, code=303)
         except ValidationFailed as exc:
             db.session.rollback()
             form.show_errors(exc.fields)
