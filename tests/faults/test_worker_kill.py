@@ -1,13 +1,17 @@
 """gunicorn workers killed with SIGKILL at random moments during a burst of sign-ups: no half-written
-registration, no lost seat, no oversell (SQLite or PostgreSQL, whichever the run uses)."""
+registration, no lost seat, no oversell (SQLite or PostgreSQL, whichever the run uses); a client whose
+answer was lost retries with its Idempotency-Key and gets its original registration, never a 409."""
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
+import socket
 import threading
 import time
+import uuid
 from collections import Counter
 from pathlib import Path
 
@@ -72,7 +76,9 @@ def test_killed_workers_leave_no_half_written_registration_and_no_lost_seat(tmp_
         server = start_server(url, secret_key=TEST_SECRET, workers=4, log_path=tmp_path / "gunicorn.log",
                               extra_env={"SIGNUP_RATE_LIMIT": "1000000/minute", "GUNICORN_CMD_ARGS": "--preload"})
         created: dict[str, str] = {}  # manage token → status told to the client
+        emails: dict[str, str] = {}  # e-mail → manage token told to the client
         outcomes: Counter = Counter()
+        retries: Counter = Counter()  # what retries after a lost connection were answered
         counter = iter(range(10**6))
         lock = threading.Lock()
         stop_signups, stop_kills = threading.Event(), threading.Event()
@@ -83,18 +89,29 @@ def test_killed_workers_leave_no_half_written_registration_and_no_lost_seat(tmp_
                 with lock:
                     n = next(counter)
                 body = {**signup_body(n, "kill"), "answers": {"bus": "yes", "note": f"よろしく{n}"}}
-                try:
-                    # A fresh connection each time: a killed worker takes its keep-alive socket with it.
-                    response = requests.post(f"{server.url}/api/v1/events/{event_id}/registrations",
-                                             json=body, timeout=60)
-                except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError):
-                    # The worker died (before or while answering): committed or not, unknown.
-                    outcomes["connection lost"] += 1
+                headers = {"Idempotency-Key": f"kill-{n}-{uuid.uuid4()}"}
+                lost = 0
+                for _ in range(20):
+                    try:
+                        # A fresh connection each time: a killed worker takes its keep-alive socket with it.
+                        response = requests.post(f"{server.url}/api/v1/events/{event_id}/registrations",
+                                                 json=body, headers=headers, timeout=60)
+                    except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError):
+                        # The worker died (before or while answering): committed or not, unknown, so the
+                        # client retries with the same key.
+                        outcomes["connection lost"] += 1
+                        lost += 1
+                        continue
+                    break
+                else:
                     continue
                 outcomes[response.status_code] += 1
+                if lost:
+                    retries["replayed" if response.headers.get("Idempotent-Replayed") else response.status_code] += 1
                 if response.status_code == 201:
                     registration = response.json()["registration"]
                     created[registration["manage_token"]] = registration["status"]
+                    emails[body["email"]] = registration["manage_token"]
 
         signers = [threading.Thread(target=sign_up_until_stopped) for _ in range(8)]
         killer = threading.Thread(target=_kill_workers_until, args=(stop_kills, server.process.pid, killed))
@@ -121,7 +138,10 @@ def test_killed_workers_leave_no_half_written_registration_and_no_lost_seat(tmp_
         assert len(killed) >= 5, f"only {len(killed)} workers were killed"
         assert outcomes[201] >= CAPACITY + 10, outcomes
         assert outcomes["connection lost"] >= 1, "no kill hit a request in flight"
-        assert set(outcomes) <= {201, "connection lost"}, outcomes  # the rest never saw a 5xx
+        assert set(outcomes) <= {201, "connection lost"}, outcomes  # the rest never saw a 5xx, nor a 409
+        assert sum(retries.values()) >= 1, "no client had to retry"
+        assert set(retries) <= {201, "replayed"}, retries
+        print("retries after a lost connection:", dict(retries))  # shown with -s
 
         with app.app_context():
             rows = db.session.execute(
@@ -131,6 +151,11 @@ def test_killed_workers_leave_no_half_written_registration_and_no_lost_seat(tmp_
             # Every sign-up a client was told about is there, with the status it was told.
             assert {token: by_token[token].status for token in created if token in by_token} == created
             assert set(created) <= set(by_token)
+            # Every client saw its own registration, also those who retried after a lost answer.
+            people = {r.manage_token: db.session.get(Person, r.person_id).email for r in rows}
+            assert {people[token]: token for token in emails.values()} == emails
+            # One registration per client: no retry made a second one.
+            assert len(rows) == len(set(people.values()))
 
             # No half-written registration: person, answers, ticket and its mail all came with it.
             for registration in rows:
@@ -157,5 +182,60 @@ def test_killed_workers_leave_no_half_written_registration_and_no_lost_seat(tmp_
             last_seat_taken = max(r.confirmed_at for r in rows if r.status == "confirmed")
             assert all(r.waitlisted_at >= last_seat_taken for r in waiting)
             assert [waitlist_position(r) for r in waiting] == list(range(1, len(waiting) + 1))
+            db.session.remove()
+            db.engine.dispose()
+
+
+def test_a_client_whose_answer_was_lost_gets_its_registration_from_a_new_worker(tmp_path):
+    """Deterministic: the first answer never reaches the client (it hangs up), every worker is killed after
+    the commit, and the retry, served by a fresh worker, gets the stored original (not 409)."""
+    with scratch_database_url(tmp_path) as url:
+        app = migrated_app(url)
+        with app.app_context():
+            event_id = make_event(capacity=CAPACITY, title="応答消失試験", questions=QUESTIONS).id
+            db.engine.dispose()
+        server = start_server(url, secret_key=TEST_SECRET, workers=2, log_path=tmp_path / "gunicorn.log",
+                              extra_env={"SIGNUP_RATE_LIMIT": "1000000/minute", "GUNICORN_CMD_ARGS": "--preload"})
+        body = {**signup_body(1, "lost"), "answers": {"bus": "yes", "note": "よろしく"}}
+        key = str(uuid.uuid4())
+        try:
+            payload = json.dumps(body).encode()
+            host, port = server.url.removeprefix("http://").split(":")
+            with socket.create_connection((host, int(port)), timeout=30) as conn:
+                conn.sendall(f"POST /api/v1/events/{event_id}/registrations HTTP/1.1\r\nHost: {host}\r\n"
+                             f"Content-Type: application/json\r\nIdempotency-Key: {key}\r\n"
+                             f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n".encode() + payload)
+                # The client hangs up without reading: its answer is lost.
+            with app.app_context():
+                deadline = time.monotonic() + 30
+                while time.monotonic() < deadline and not db.session.scalar(
+                        select(func.count()).select_from(Registration).where(Registration.event_id == event_id)):
+                    db.session.rollback()
+                    time.sleep(0.05)
+                db.session.remove()
+            old_workers = _worker_pids(server.process.pid)
+            for pid in old_workers:
+                os.kill(pid, signal.SIGKILL)
+            retry = None
+            for _ in range(100):  # until gunicorn has new workers
+                try:
+                    retry = requests.post(f"{server.url}/api/v1/events/{event_id}/registrations", json=body,
+                                          headers={"Idempotency-Key": key}, timeout=30)
+                    break
+                except requests.ConnectionError:
+                    time.sleep(0.1)
+            other = requests.post(f"{server.url}/api/v1/events/{event_id}/registrations", json=body,
+                                  headers={"Idempotency-Key": str(uuid.uuid4())}, timeout=30)
+            serving = _worker_pids(server.process.pid)
+        finally:
+            server.stop()
+        assert old_workers and not old_workers & serving, "the retry was not served by a new worker"
+        assert retry is not None and retry.status_code == 201, retry and retry.text
+        assert retry.headers.get("Idempotent-Replayed") == "true"
+        assert other.status_code == 409  # a new key for the same person is the usual duplicate
+        with app.app_context():
+            rows = db.session.scalars(select(Registration).where(Registration.event_id == event_id)).all()
+            assert [r.manage_token for r in rows] == [retry.json()["registration"]["manage_token"]]
+            assert retry.json()["registration"]["status"] == "confirmed"
             db.session.remove()
             db.engine.dispose()
