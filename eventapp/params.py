@@ -24,3 +24,14 @@ def query_int(name: str, default: int | None, *, minimum: int = 1, maximum: int 
     if not minimum <= value <= maximum:
         abort(404)
     return value
+
+
+def parse_int(value: object, default: int | None = None, *, minimum: int = -MAX_ID,
+              maximum: int = MAX_ID) -> int | None:
+    """A number typed in a form field (ids of hidden fields and selects included): `default` when it is
+    not an integer or lies outside what an INTEGER column holds."""
+    try:
+        number = int(str(value).strip())
+    except (TypeError, ValueError):  # also 5,000 digits (Python's int-string limit)
+        return default
+    return number if minimum <= number <= maximum else default

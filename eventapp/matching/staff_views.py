@@ -16,6 +16,7 @@ from ..models import Event, Person, Registration
 from ..models.base import utcnow
 from ..models.matching import ACCESS_RULE_LABELS, LINK_SCOPE_LABELS, OUTCOME_STATUS_LABELS
 from ..models.organisation import EVENT_ORG_ROLE_LABELS, IWATE_MUNICIPALITIES, PROJECT_TYPE_LABELS
+from ..params import parse_int
 from ..services import attendance, audit, matching, organisations, reports, surveys
 from ..services.errors import DomainError, ValidationFailed
 from ..services.fiscal import fiscal_year
@@ -31,10 +32,7 @@ def _event(event_id: int, kind: str | None = None) -> Event:
 
 
 def _int(value, default: int | None = None) -> int | None:
-    try:
-        return int(str(value).strip())
-    except (TypeError, ValueError):
-        return default
+    return parse_int(value, default)  # bounded: an id of 2**64 is no id, not an OverflowError
 
 
 # ---------------------------------------------------------------- organisations

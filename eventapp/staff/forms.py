@@ -13,6 +13,7 @@ from werkzeug.datastructures import MultiDict
 
 from ..formatting import JST, to_jst
 from ..models import Event
+from ..params import parse_int as bounded_int
 
 EVENT_TEXT = ("title", "summary", "description", "venue_name", "venue_address", "meeting_point", "access",
               "online_url", "what_to_bring", "organiser_name", "organiser_email", "organiser_phone")
@@ -151,15 +152,15 @@ def day_rows(form: MultiDict) -> tuple[list[dict], dict[str, str]]:
 
 def question_rows(form: MultiDict) -> list[dict]:
     rows = []
-    indexes = sorted({int(k.split("-")[1]) for k in form if re.match(r"^q-\d+-", k)})
+    indexes = sorted({int(k.split("-")[1]) for k in form if re.match(r"^q-\d{1,4}-", k)})  # rows of the editor
     for n in indexes:
         get = lambda f, n=n: (form.get(f"q-{n}-{f}") or "").strip()  # noqa: E731
         position = get("position")
         rows.append({
-            "id": int(get("id")) if get("id").isdigit() else None,
+            "id": bounded_int(get("id"), None, minimum=1),
             "label": get("label"), "kind": get("kind") or "text", "key": get("key"),
             "choices": [c.strip() for c in form.get(f"q-{n}-choices", "").splitlines() if c.strip()],
             "required": bool(get("required")), "help_text": get("help_text"), "remove": bool(get("remove")),
-            "position": int(position) if position.lstrip("-").isdigit() else None,
+            "position": bounded_int(position, None),
         })
     return rows

@@ -3,11 +3,15 @@ and ids of real objects, must never give a 5xx and every response must match the
 
 from __future__ import annotations
 
+import json
 import time
+import traceback
+from collections import Counter
 
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
@@ -78,3 +82,142 @@ def test_api_conforms_to_its_schema(app, real_objects):
             print(f"{operation.label} [{mode.value}] {time.perf_counter() - started:.1f}s")  # shown with -s / on failure
     assert operations >= 10, "the OpenAPI description lost its operations"
     assert not failures, "\n\n".join(failures)
+
+
+# --------------------------------------------------------------------------- hostile values everywhere
+# What the outside fuzzing found beyond schemathesis' generation: integers of 5,000 digits (Python's int-string
+# limit makes json.loads raise a plain ValueError) and beyond 64 bits, dates in years 1 and 9999 with offsets
+# (they overflow when converted to UTC), lone surrogates in strings (PostgreSQL's driver cannot encode them).
+# Every operation gets bodies built from its own schema with such values in every property, and huge
+# numbers in its path and query parameters.
+
+HOSTILE_EXAMPLES = 15
+
+
+class Raw:
+    """A JSON literal sent as is: json.dumps cannot write a 5,000-digit integer."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return f"Raw({self.text[:20]}…)" if len(self.text) > 20 else f"Raw({self.text})"
+
+
+HUGE_NUMBERS = [Raw("9" * 5000), Raw("-" + "9" * 5000), Raw(str(2**63)), Raw(str(2**64)), Raw(str(-(2**63) - 1)),
+                Raw("1e400"), Raw("-1e400"), Raw("1" + "0" * 30), Raw("1e20"), Raw("0.5e-400")]
+EXTREME_DATES = ["9999-12-31T23:59:59-09:00", "0001-01-01T00:00:00+09:00", "9999-12-31T23:59:59.999999-12:00",
+                 "0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59Z", "0001-01-01", "9999-12-31",
+                 "10000-01-01T00:00:00Z", "2025-13-01T00:00:00+09:00", "2025-06-01T25:00:00+09:00"]
+SURROGATE_TEXT = st.one_of(st.sampled_from(["\ud800", "a\udfffb", "\udc80\udc80", "岩手\ud83d"]),
+                           st.text(alphabet=st.characters(categories=["Cs"]), min_size=1, max_size=4),
+                           st.tuples(st.text(max_size=5), st.characters(categories=["Cs"])).map("".join))
+HUGE_PATH_INTS = [2**31, 2**63 - 1, 2**63, 2**64, 10**30, 0]
+HUGE_QUERY_VALUES = [str(2**63), str(2**64), "9" * 5000, "1e20", "-1", "9223372036854775807", "%ED%A0%80"]
+
+
+def dumps(value) -> str:
+    if isinstance(value, Raw):
+        return value.text
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{json.dumps(k)}:{dumps(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ",".join(dumps(v) for v in value) + "]"
+    return json.dumps(value)  # ensure_ascii: a lone surrogate travels as \ud800, as a client sends it
+
+
+def hostile_for(spec: dict, node: dict, depth: int = 0) -> st.SearchStrategy:
+    """Values of the node's shape, mostly hostile: huge numbers, extreme dates, lone surrogates."""
+    while "$ref" in node:
+        node = spec["components"]["schemas"][node["$ref"].rsplit("/", 1)[-1]]
+    if "allOf" in node:
+        node = node["allOf"][0]
+    kind = node.get("type")
+    if kind in ("integer", "number"):
+        return st.one_of(st.sampled_from(HUGE_NUMBERS), st.integers(0, 10))
+    if kind == "string" and node.get("format") in ("date-time", "date", "time"):
+        return st.one_of(st.sampled_from(EXTREME_DATES), SURROGATE_TEXT)
+    if kind == "string":
+        return st.one_of(SURROGATE_TEXT, SURROGATE_TEXT, st.sampled_from(node.get("enum") or ["x"]))
+    if kind == "boolean":
+        return st.one_of(st.booleans(), st.sampled_from(HUGE_NUMBERS))
+    if kind == "array":
+        return st.lists(hostile_for(spec, node.get("items", {}), depth + 1), max_size=2)
+    if kind == "object" or "properties" in node:
+        if depth > 3 or not node.get("properties"):
+            return st.dictionaries(SURROGATE_TEXT, st.one_of(SURROGATE_TEXT, st.sampled_from(HUGE_NUMBERS)),
+                                   max_size=2)
+        return st.fixed_dictionaries({}, optional={name: hostile_for(spec, prop, depth + 1)
+                                                   for name, prop in node["properties"].items()})
+    return st.one_of(SURROGATE_TEXT, st.sampled_from(HUGE_NUMBERS))
+
+
+def _operations(spec: dict):
+    for path, item in spec["paths"].items():
+        for method, operation in item.items():
+            if method in ("get", "post", "patch", "put", "delete"):
+                parameters = operation.get("parameters", []) + item.get("parameters", [])
+                body = operation.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
+                yield method, path, parameters, body
+
+
+def _hostile_run(client, headers: dict, method: str, path: str, strategy, statuses: Counter):
+    @given(values=strategy)
+    @settings(max_examples=HOSTILE_EXAMPLES, deadline=None, database=None, derandomize=True,
+              suppress_health_check=list(HealthCheck))
+    def run(values):
+        url = path.format(**values["path"])
+        if values["query"]:
+            url += "?" + "&".join(f"{k}={v}" for k, v in values["query"].items())
+        kwargs = {"headers": headers}
+        if values["body"] is not None:
+            kwargs.update(data=dumps(values["body"]), content_type="application/json")
+        try:
+            response = client.open(url, method=method.upper(), **kwargs)
+        except Exception:
+            raise AssertionError(f"{method.upper()} {url}: exception\n{traceback.format_exc(limit=-6)}") from None
+        assert response.status_code < 500, f"{method.upper()} {url} {dumps(values['body'])[:300]}: " \
+                                           f"{response.status_code} {response.get_data(as_text=True)[:300]}"
+        statuses[response.status_code] += 1
+
+    return run
+
+
+@pytest.mark.parametrize("token_role", ["admin", "checkin"])
+def test_every_operation_survives_huge_numbers_extreme_dates_and_surrogates(app, real_objects, token_role):
+    from eventapp.services.accounts import create_token
+
+    if token_role == "checkin":
+        with app.app_context():
+            token = create_token(make_user("checkin").email)
+            db.session.commit()
+    else:
+        token = real_objects["token"]
+    client = app.test_client()
+    spec = client.get("/api/v1/openapi.json").json
+    headers = {"Authorization": f"Bearer {token}"}
+    failures: list[str] = []
+    statuses: Counter = Counter()
+    operations = list(_operations(spec))
+    assert len(operations) >= 10
+    for method, path, parameters, body_schema in operations:
+        path_names = [p["name"] for p in parameters if p["in"] == "path"]
+        query_names = [p["name"] for p in parameters if p["in"] == "query"]
+        strategy = st.fixed_dictionaries({
+            "path": st.fixed_dictionaries({
+                name: st.one_of(st.just(real_objects.get(name, 1)), st.sampled_from(HUGE_PATH_INTS)
+                                if name.endswith("_id") else st.sampled_from(["%ED%A0%80", "x" * 300]))
+                for name in path_names}),
+            "query": st.fixed_dictionaries({}, optional={name: st.sampled_from(HUGE_QUERY_VALUES)
+                                                         for name in query_names}),
+            "body": hostile_for(spec, body_schema) if body_schema else st.none(),
+        })
+
+        run = _hostile_run(client, headers, method, path, strategy, statuses)
+        try:
+            run()
+        except Exception as exc:
+            failures.append(f"{method.upper()} {path}: {str(exc)[:2000]}")
+    assert not failures, "\n\n".join(failures)
+    # The values reached validation (422/400) and the routes behind it (404 for huge ids), not only auth.
+    assert statuses[422] and statuses[404], statuses

@@ -43,7 +43,14 @@ HOSTILE = [
     "\u202eevil\u202c", "\u200f\u200e\u200b\ufeff", "👩‍👩‍👧‍👦🏯🍇", "\x01\x02\x07\x1b[31m", "a\r\nb\tc",
     "\x00", "\ud800", "ｱｲｳ" * 3, "岩手 花子", "person@example.com", "not-an-email", "a@b",
     "x" * 5000, "あ" * 20000,
+    # Found by outside fuzzing: integers beyond 64 bits and Python's int-string limit, edge dates (with
+    # offsets they overflow when converted to UTC), lone surrogates.
+    "9" * 5000, str(2**63), str(2**64), "-9223372036854775809", "1e20",
+    "9999-12-31T23:59", "0001-01-01T00:00", "9999-12-31", "0001-01-01", "9999-12-31T23:59:59-09:00",
+    "0001-01-01T00:00:00+09:00", "10000-01-01T00:00", "\udfff", "岩手\udc80花子",
 ]
+EXTREME_DATES = ["9999-12-31T23:59", "0001-01-01T00:00", "9999-12-31", "0001-01-01", "9999-12-31T23:59:59-09:00",
+                 "0001-01-01T00:00:00+09:00"]
 
 
 def hostile_text() -> st.SearchStrategy[str]:
@@ -54,6 +61,10 @@ def hostile_text() -> st.SearchStrategy[str]:
         st.integers(min_value=-10**20, max_value=10**20).map(str),
         st.floats(allow_nan=True, allow_infinity=True).map(str),
         st.dates().map(lambda d: d.isoformat()),
+        st.sampled_from(EXTREME_DATES),
+        st.integers(min_value=2**63 - 2, max_value=2**70).map(str),
+        # Lone surrogates anywhere in a string (sent as the invalid UTF-8 a broken client produces).
+        st.tuples(st.text(max_size=10), st.characters(categories=["Cs"]), st.text(max_size=10)).map("".join),
     )
 
 
@@ -119,6 +130,11 @@ def value_strategy(spec: dict) -> st.SearchStrategy:
     """Mostly hostile text; for choices also a real option (so the rest of the form gets validated)."""
     if spec["type"] == "hidden":
         return st.one_of(st.just(spec["value"]), hostile_text())
+    if spec["type"] in ("date", "datetime-local", "time"):  # year 1 and 9999 edges, with and without offsets
+        return st.one_of(st.sampled_from(EXTREME_DATES), st.sampled_from(EXTREME_DATES), hostile_text(), st.none())
+    if spec["type"] == "number":
+        return st.one_of(st.sampled_from(["9" * 5000, str(2**63), str(2**64), "1e20", "-1"]), hostile_text(),
+                         st.none())
     if spec["options"]:
         real = st.sampled_from(spec["options"])
         if spec["multiple"]:
@@ -335,3 +351,66 @@ def test_staff_forms_survive_hostile_input(app, scene):
     assert count >= 15
     assert not failures, "\n\n".join(failures)
     assert fingerprint(app, scene["bystander"]) == before
+
+
+# --------------------------------------------------------------------------- numbers in paths and queries
+
+HUGE_PATH_INTS = [0, 9999, 2**31 - 1, 2**31, 2**63 - 1, 2**63, 2**64, 10**30]
+HUGE_QUERY_VALUES = [str(2**63 - 1), str(2**63), str(2**64), "9" * 5000, "1e20", "-1", "0", "%ED%A0%80"]
+QUERY_NAMES = ["page", "after", "year", "question", "day", "event", "event_id", "registration_id", "id", "limit",
+               "offset", "q", "sort", "preset", "status", "kind", "answer", "action", "object_type", "invite"]
+SWEEP_EXAMPLES = 5
+
+
+def _sweep_run(client, rule, values_for: dict, statuses: Counter):
+    int_args = [name for name, converter in rule._converters.items() if type(converter).__name__ ==
+                "BoundedIntConverter"]
+    other_args = [name for name in rule.arguments if name not in int_args]
+    strategy = st.fixed_dictionaries({
+        "path": st.fixed_dictionaries({
+            **{name: st.sampled_from(HUGE_PATH_INTS + [values_for.get(name, 1)]) for name in int_args},
+            **{name: st.sampled_from([str(values_for.get(name, "x")), "%ED%A0%80", "x" * 300]) for name in other_args},
+        }),
+        "query": st.dictionaries(st.sampled_from(QUERY_NAMES), st.sampled_from(HUGE_QUERY_VALUES), max_size=4),
+    })
+
+    @given(values=strategy)
+    @settings(max_examples=SWEEP_EXAMPLES, deadline=None, database=None, derandomize=True,
+              suppress_health_check=list(HealthCheck))
+    def run(values):
+        path = rule.rule
+        for name, value in values["path"].items():
+            path = re.sub(rf"<(?:[\w()=, ]+:)?{name}>", str(value), path)
+        url = path + ("?" + "&".join(f"{k}={v}" for k, v in values["query"].items()) if values["query"] else "")
+        try:
+            response = client.get(url)
+        except Exception:
+            raise AssertionError(f"GET {url}: exception\n{traceback.format_exc(limit=-6)}") from None
+        assert response.status_code < 500, f"GET {url}: {response.status_code}"
+        statuses[response.status_code] += 1
+
+    return run
+
+
+def test_every_page_survives_huge_numbers_in_its_path_and_query(app, scene):
+    """Every GET route of the app (public, staff, check-in, API), signed in as admin: ids beyond 64 bits
+    in the path, and numbers beyond 64 bits (and Python's int-string limit) in the usual query parameters."""
+    client = app.test_client()
+    login(client, scene["admin"])
+    values_for = {"event_id": scene["fieldwork_id"], "slug": scene["fieldwork"], "token": scene["reg"],
+                  "manage_token": scene["reg"], "year": 2025}
+    rules = [rule for rule in app.url_map.iter_rules()
+             if "GET" in rule.methods and rule.endpoint not in ("static", "auth.logout")
+             and not scene["avoid"].search(rule.rule)]
+    assert len(rules) >= 40, len(rules)
+    failures: list[str] = []
+    statuses: Counter = Counter()
+    for rule in rules:
+        try:
+            _sweep_run(client, rule, values_for, statuses)()
+        except Exception as exc:
+            failures.append(f"{rule.rule}: {str(exc)[:1500]}")
+        if client.get("/staff/").status_code != 200:  # a route that ended the session
+            login(client, scene["admin"])
+    assert not failures, "\n\n".join(failures)
+    assert statuses[404] and statuses[200], statuses
