@@ -8,7 +8,7 @@ from flask_login import current_user
 from ..auth.decorators import role_required
 from ..extensions import db
 from ..models import ATTENDEE_FIELDS, Person, Registration
-from ..params import query_int
+from ..params import parse_int, query_int
 from ..public.forms import IWATE_RELATION_CHOICES
 from ..services import participants as service
 from ..services import privacy
@@ -233,7 +233,7 @@ def person_merge(person_id: int):
 @bp.post("/people/<int:person_id>/merge")
 @role_required("staff")
 def person_merge_confirm(person_id: int):
-    merge_id = request.form.get("merge_id", type=int)
+    merge_id = parse_int(request.form.get("merge_id"), None, minimum=1)  # bounded: 2**64 is no person
     if merge_id is None or request.form.get("confirm") != "yes":
         flash("統合するには内容を確認してチェックを入れてください。", "error")
         return redirect(url_for("staff.person_merge", person_id=person_id, email=request.form.get("email", "")),

@@ -1,7 +1,7 @@
 """idempotency keys: the stored response of a sign-up that carried an Idempotency-Key (retry-safe sign-up)
 
 Revision ID: idempotency_keys
-Revises: registration_attendee
+Revises: checkin_window
 Create Date: 2026-12-04 02:30:00.000000
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'idempotency_keys'
-down_revision = 'registration_attendee'
+down_revision = 'checkin_window'
 branch_labels = None
 depends_on = None
 
