@@ -106,12 +106,13 @@ def test_a_killed_senders_claimed_mails_go_out_from_the_next_sender_within_secon
         killed_at = time.monotonic()
         assert _statuses()["pending"] > MAILS // 2, "the batch was not in flight"
         second = _sender(database_url, port)
-        assert _wait(lambda: _statuses() == Counter(sent=MAILS), 30), _statuses()
+        assert _wait(lambda: _statuses() == Counter(sent=MAILS), 60), _statuses()
         took = time.monotonic() - killed_at
     finally:
         _stop(first, *([second] if second else []))
-    # Within the lease and a batch's sending time, not the five minutes of the old lease.
-    assert took < LEASE_S + MAILS * SEND_S + 5, took
+    # The lease, a batch's sending time and a sender process's start (slow on a busy machine): seconds, not
+    # the five minutes of the old lease.
+    assert took < 40, took
     received = Counter(recipients[0] for _, recipients, _ in recorder.messages)
     assert set(received) == set(addresses)
     # Only what went out since the dead sender's last heartbeat can have been sent twice.
