@@ -144,3 +144,20 @@ def test_one_new_address_signing_up_for_several_events_at_once_becomes_one_perso
         time.sleep(0.2)
     assert pending == 0
     assert server_errors(live_server) == []
+
+
+def test_concurrent_duplicates_with_one_idempotency_key_make_one_registration_and_get_its_answer(ctx, live_server):
+    """The same sign-up sent 8 times at once with one key (a client retrying impatiently): each copy waits
+    for the one that went first and answers with its registration; none gets 409."""
+    event = make_event(capacity=CAPACITY, title="同時再送試験")
+    url = f"{live_server.url}/api/v1/events/{event.id}/registrations"
+    body = {"name": "再送 太郎", "furigana": "さいそう たろう", "email": "retry@example.com", "consent_privacy": True}
+    headers = {"Idempotency-Key": "concurrent-retry-0001"}
+    responses = _concurrently([lambda: requests.post(url, json=body, headers=headers, timeout=180)] * 8)
+    assert [r.status_code for r in responses] == [201] * 8, [r.text for r in responses]
+    assert len({r.content for r in responses}) == 1  # one answer, byte for byte
+    assert sum(1 for r in responses if r.headers.get("Idempotent-Replayed") == "true") == 7
+    db.session.rollback()
+    assert db.session.scalar(select(func.count()).select_from(Registration)
+                             .where(Registration.event_id == event.id)) == 1
+    assert server_errors(live_server) == []
