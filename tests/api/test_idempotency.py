@@ -14,6 +14,7 @@ from sqlalchemy import func, select, update
 from eventapp.extensions import db
 from eventapp.models import IdempotencyKey, Registration
 from eventapp.models.base import utcnow
+from eventapp.models.idempotency import KEY_MAX
 from tests.api.test_api import assert_error, new_event, signup_body
 from tests.live_server import PROJECT_ROOT
 from tests.views.test_public import signup_form_data
@@ -81,6 +82,13 @@ def test_refused_sign_ups_are_not_stored_and_may_be_retried_with_the_same_key(ap
     assert bad.status_code == 422
     good = _post(client, event_id, signup_body())
     assert good.status_code == 201 and "Idempotent-Replayed" not in good.headers
+
+
+def test_a_key_as_long_as_its_column_is_accepted(app, client):
+    assert IdempotencyKey.__table__.c.key.type.length == KEY_MAX == 200
+    event_id = new_event(app)
+    assert _post(client, event_id, signup_body(), key="k" * KEY_MAX).status_code == 201
+    assert _post(client, event_id, signup_body(), key="k" * KEY_MAX).headers["Idempotent-Replayed"] == "true"
 
 
 @pytest.mark.parametrize("key", ["", " ", "a" * 201, "鍵", "a\tb"])

@@ -223,6 +223,10 @@ NOT_USER_ENTERED: dict[str, str] = {
     "recovery_codes.code_hash": "sha256 hex digest: 64 characters",
     "my_page_links.token_hash": "sha256 hex digest of a マイページ sign-in token: 64 characters",
     "rate_limit_counter.key": "Flask-Limiter's key: scope, limit and the client address",
+    "idempotency_keys.key": "Idempotency-Key header / form field: longer ones are refused (400) or ignored by "
+                            "idempotency.valid_key at the column length (tests/api/test_idempotency.py)",
+    "idempotency_keys.scope": "route, its arguments and the client, cut to the column by idempotency._scope",
+    "idempotency_keys.request_hash": "sha256 hex digest: 64 characters",
 }
 
 
