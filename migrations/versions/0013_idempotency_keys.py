@@ -1,7 +1,7 @@
 """idempotency keys: the stored response of a sign-up that carried an Idempotency-Key (retry-safe sign-up)
 
 Revision ID: idempotency_keys
-Revises: staff_session_security
+Revises: my_page_links
 Create Date: 2026-12-04 02:30:00.000000
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'idempotency_keys'
-down_revision = 'staff_session_security'
+down_revision = 'my_page_links'
 branch_labels = None
 depends_on = None
 
