@@ -185,7 +185,8 @@ class EventWriteSchema(StrictSchema):
     # An address as the services accept it (email_validator), or "" for none.
     organiser_email = Text(validate=text.marshmallow_validator(limit=text.MAX_EMAIL, kind="email"))
     organiser_phone = _event_text("organiser_phone")
-    days = fields.List(fields.Nested(EventDaySchema), validate=validate.Length(max=31))
+    days = fields.List(fields.Nested(EventDaySchema), validate=validate.Length(min=1, max=31), metadata={
+        "description": "The event's days: they decide when it happens (starts_at/ends_at follow them)."})
     questions = fields.List(fields.Nested(QuestionSchema), validate=validate.Length(max=200))
 
 

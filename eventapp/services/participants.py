@@ -111,7 +111,8 @@ def confirm_waitlisted(registration_id: int, *, now: datetime | None = None) -> 
         raise DomainError("not_waitlisted", "キャンセル待ちの方だけを参加確定にできます。")
     registration.status = "confirmed"
     registration.confirmed_at = now or utcnow()
-    mail.queue_registration_mail("registration_promoted", registration)
+    # Not "registration_promoted" (「キャンセルが出たため」): here staff gave the seat, maybe past capacity.
+    mail.queue_registration_mail("registration_confirmed_by_staff", registration)
     db.session.flush()
     confirmed = counts_for(event.id).confirmed
     over = confirmed > event.capacity

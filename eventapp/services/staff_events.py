@@ -29,6 +29,7 @@ from .events import (
     TEXT_FIELDS,
     TIME_FIELDS,
     apply_event_fields,
+    days_span,
     days_with_checkins,
 )
 from .people import clean_text
@@ -181,6 +182,12 @@ def update_days(event_id: int, rows: list[dict]) -> Event:
         errors["days"] = "日程を少なくとも1日残してください。"
     if errors:
         raise ValidationFailed(errors)
+    # Days are the source of truth: the event's start and end (lists, pages, API) follow them.
+    starts, ends = days_span(event.days)
+    try:
+        apply_event_fields(event, {"starts_at": starts, "ends_at": ends}, creating=False)
+    except ValidationFailed as exc:  # e.g. the 申込締切 now falls after the last day
+        raise ValidationFailed({"days": " ".join(exc.fields.values())}) from exc
     db.session.flush()
     calendar.notify_event_change(event, before)  # moved days: higher SEQUENCE, updated invites
     audit.record("update", "event", event.id, f"{event.title}: 日程・プログラムを変更",
