@@ -383,7 +383,7 @@ def report_csv(year: int):
     data = reports.year_report(year)
     audit.record("export", "report", year, f"{year}年度 事業報告をCSVで出力")
     db.session.commit()
-    return Response(reports.report_csv(data), mimetype="text/csv; charset=utf-8", headers={
+    return Response(reports.report_csv(data), content_type="text/csv; charset=utf-8", headers={
         "Content-Disposition": f"attachment; filename=\"report-FY{year}.csv\"; filename*=UTF-8''report-FY{year}.csv"})
 
 

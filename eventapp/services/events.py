@@ -149,8 +149,10 @@ def apply_event_fields(event: Event, data: dict, *, creating: bool) -> None:
         elif ends - starts > MAX_EVENT_SPAN:
             # default_days makes one row per date: a span of centuries would loop for minutes.
             errors["ends_at"] = _("イベントの期間は92日以内にしてください。")
-        for field, value in (("starts_at", starts), ("ends_at", ends)):
-            if not 2000 <= value.year <= 2100:  # far dates overflow date arithmetic (9999-12-31 + 1 day)
+        for field in TIME_FIELDS:
+            value = merged.get(field)
+            # Far dates overflow date arithmetic (9999-12-31 + 1 day); before 1888 JST is a LMT offset.
+            if value is not None and not 2000 <= value.year <= 2100:
                 errors[field] = _("日時は2000年から2100年の間で入力してください。")
         closes, opens = merged.get("registration_closes_at"), merged.get("registration_opens_at")
         if closes and closes > ends:

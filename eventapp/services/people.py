@@ -64,12 +64,16 @@ def normalise_furigana(value: str) -> str:
 
 def normalise_email(value: str) -> str:
     """Validated, with the domain lower-cased; the local part is lower-cased too (one person per inbox)."""
-    result = validate_email((value or "").strip(), check_deliverability=False)
+    # test_environment: also the reserved `.test` domain, like any other well-formed address (the API
+    # schema says `format: email`; refusing one would contradict it). Still no DNS lookups.
+    result = validate_email((value or "").strip(), check_deliverability=False, test_environment=True)
     return result.normalized.lower()
 
 
 def normalise_phone(value: str) -> str:
     text = unicodedata.normalize("NFKC", value or "").strip()
+    if _PHONE_RE.match(text):  # already well formed: kept as given (the API schema promises so)
+        return text
     return re.sub(r"[\s()ー−‐]", "-", text).replace("--", "-")
 
 
