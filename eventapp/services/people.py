@@ -45,9 +45,20 @@ class PersonData:
     skills: str = ""
 
 
+# CJK compatibility ideographs (隆 U+F9DC, 﨑 U+FA11, …): NFKC would fold some into another code point,
+# but in a name the form as registered is the one people expect on their badge.
+_COMPAT_IDEOGRAPHS = re.compile(r"([\uf900-\ufaff\U0002f800-\U0002fa1f]+)")
+
+
+def nfkc(text: str) -> str:
+    """NFKC (full-width digits and letters, half-width kana) that keeps compatibility ideographs as typed."""
+    parts = _COMPAT_IDEOGRAPHS.split(text)
+    return "".join(part if n % 2 else unicodedata.normalize("NFKC", part) for n, part in enumerate(parts))
+
+
 def clean_text(value: object, *, multiline: bool = False) -> str:
-    """NFKC-normalised text without control or bidi-override characters."""
-    text = unicodedata.normalize("NFKC", str(value or ""))
+    """NFKC-normalised text (see nfkc) without control or bidi-override characters."""
+    text = nfkc(str(value or ""))
     if multiline:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
         return "\n".join(_CONTROL_RE.sub("", line) for line in text.split("\n")).strip()
