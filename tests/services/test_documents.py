@@ -411,3 +411,25 @@ def test_rare_name_kanji_print_on_rosters_and_badges(ctx):
 def test_printable_keeps_what_the_fallback_font_draws():
     assert documents.printable("𠮷田 﨑 葛\U000e0100 \uf9dc") == "𠮷田 﨑 葛\U000e0100 \uf9dc"
     assert documents.printable("岩手\U0010fffd") == "岩手〓"  # in neither font
+
+
+def test_emergency_contacts_stay_on_the_programmes_last_page_never_alone(ctx):
+    """However long the programme, 緊急連絡先 is printed with what comes before it (issue 15, item 15)."""
+    start = future(days=40, hour=9)
+    checked = 0
+    for n in range(14, 40, 2):  # programme lengths that end a page at every point of the closing part
+        items = [{"starts_at": time(9 + k // 4, (k % 4) * 15), "title": f"プログラム項目{k + 1:02d} 地域の方との意見交換",
+                  "place": "会議室"} for k in range(n)]
+        event = make_event(starts_at=start, ends_at=start + timedelta(hours=10), organiser_phone="019-629-0000",
+                           what_to_bring="筆記用具", days=[{"starts_at": start, "ends_at": start + timedelta(hours=10),
+                                                            "items": items}])
+        pdf = documents.programme_pdf(event).pdf
+        pages = page_count(pdf)
+        last = flat(pdf_text(pdf, page=pages))
+        assert "緊急連絡先" in last and "019-629-0000" in last, n
+        if pages > 1:
+            checked += 1
+            # Not alone: the page also holds the end of the programme or the section before it.
+            assert "プログラム項目" in last or "持ち物" in last, (n, last[:200])
+            assert "緊急連絡先" not in flat(pdf_text(pdf, page=pages - 1)), n
+    assert checked  # some lengths did run onto a second page
