@@ -84,7 +84,12 @@ def test_what_the_schema_accepts_the_server_accepts(app, client):
 
 
 def test_check_in_api_answers_401_before_looking_at_the_body(app, client):
-    event_id = new_event(app)
+    from datetime import timedelta
+
+    from eventapp.models.base import utcnow
+
+    now = utcnow()  # an event happening now: inside its check-in window
+    event_id = new_event(app, starts_at=now - timedelta(hours=1), ends_at=now + timedelta(hours=3))
     for method, url in (("post", f"/api/v1/events/{event_id}/checkins"),
                         ("post", f"/api/v1/events/{event_id}/checkins/batch"),
                         ("post", f"/api/v1/events/{event_id}/walkins")):
