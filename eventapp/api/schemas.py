@@ -148,6 +148,7 @@ class EventListQuerySchema(Schema):
 
 
 _LIMITS = event_rules.TEXT_LIMITS
+_SLUG = event_rules.SLUG_RE.pattern  # checked by services.events with the other fields
 
 
 def _event_text(field: str, **kwargs) -> Text:
@@ -155,7 +156,7 @@ def _event_text(field: str, **kwargs) -> Text:
 
 
 class EventWriteSchema(StrictSchema):
-    slug = Text(validate=length(event_rules.SLUG_LIMIT, 1))
+    slug = Text(validate=length(event_rules.SLUG_LIMIT, 1), metadata={"pattern": _SLUG})
     kind = Text(validate=validate.OneOf(EVENT_KINDS))
     title = Text(validate=[validate.Length(min=1), text.marshmallow_validator(limit=_LIMITS["title"])])
     summary = _event_text("summary")
@@ -192,7 +193,7 @@ class EventWriteSchema(StrictSchema):
 
 
 class EventCreateSchema(EventWriteSchema):
-    slug = Text(required=True, validate=length(event_rules.SLUG_LIMIT, 1))
+    slug = Text(required=True, validate=length(event_rules.SLUG_LIMIT, 1), metadata={"pattern": _SLUG})
     kind = Text(required=True, validate=validate.OneOf(EVENT_KINDS))
     title = Text(required=True, validate=[validate.Length(min=1), text.marshmallow_validator(limit=_LIMITS["title"])])
     starts_at = JSTDateTime(required=True)

@@ -62,6 +62,7 @@ def test_schema_states_what_a_sign_up_accepts(client):
     answers = props["answers"]
     assert answers["maxProperties"] == 200 and "maxLength" not in answers
     assert answers["additionalProperties"]["oneOf"] == [{"type": "string", "maxLength": 2000}, {"type": "boolean"}]
+    assert spec["components"]["schemas"]["EventCreate"]["properties"]["slug"]["pattern"] == "^[a-z0-9]+(?:-[a-z0-9]+)*$"
 
 
 @pytest.mark.parametrize("body, field", [
