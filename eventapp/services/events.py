@@ -232,7 +232,7 @@ def update_event(event_id: int, data: dict) -> Event:
         raise ValidationFailed({"capacity": _("定員を参加確定者数(%(confirmed)s名)より少なくはできません。先に参加者をキャンセルしてください。",
                                               confirmed=counts.confirmed)})
     new_days = None
-    if "days" in data:
+    if data.get("days") is not None:  # None: days unchanged
         if not data["days"]:
             raise ValidationFailed({"days": _("日程を少なくとも1日入力してください。")})
         new_days = build_days(data["days"])
