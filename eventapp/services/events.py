@@ -239,7 +239,8 @@ def update_event(event_id: int, data: dict) -> Event:
         data = _span_from_days(new_days, data)
     elif len(event.days) > 1 and ("starts_at" in data or "ends_at" in data):
         starts, ends = _aware(data.get("starts_at") or event.starts_at), _aware(data.get("ends_at") or event.ends_at)
-        if ends - starts != event.ends_at - event.starts_at:
+        # Within a minute: the staff form's datetime-local fields carry no seconds.
+        if abs((ends - starts) - (event.ends_at - event.starts_at)) >= timedelta(minutes=1):
             field = "ends_at" if "ends_at" in data else "starts_at"
             raise ValidationFailed({field: _("複数日のイベントの期間は日程(days)で変更してください(開始・終了日時は日程から決まります)。開始・終了を同じ長さでずらすと、全日程が一緒に移動します。")})
     before = calendar.snapshot(event)
@@ -249,6 +250,8 @@ def update_event(event_id: int, data: dict) -> Event:
         replace_days_in_place(event, new_days)
     else:
         _move_days_with_event(event, old_start, old_end)
+    if event.days and (event.starts_at, event.ends_at) != days_span(event.days):
+        event.starts_at, event.ends_at = days_span(event.days)  # the days decide (seconds of a move)
     db.session.flush()
     # Before promotions: people promoted below get the new invite with their promotion mail.
     calendar.notify_event_change(event, before)
