@@ -67,10 +67,7 @@ def build_fixture(participants: int):
     db.session.add_all(people)
     db.session.flush()
     for i, person in enumerate(people):
-        # The attendee as given at sign-up lives on the registration (see Registration.attendee).
         reg = Registration(event_id=event.id, person_id=person.id, status="confirmed", confirmed_at=now,
-                           name=person.name, furigana=person.furigana, phone=person.phone,
-                           prefecture=person.prefecture,
                            manage_token=make_manage_token(), ticket_code=make_ticket_code(event.id),
                            consent_version="bench", consent_at=now, name=person.name, furigana=person.furigana,
                            phone=person.phone, prefecture=person.prefecture)
