@@ -5,6 +5,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 export FLASK_APP := eventapp
 PORT ?= 5000
+# The server's environment: links in mails and calendars follow the port unless PUBLIC_BASE_URL is set.
+export PORT
+export PUBLIC_BASE_URL ?= http://127.0.0.1:$(PORT)
 
 .PHONY: run test bench setup system-deps system-deps-test translations migrate demo lint clean vendor
 

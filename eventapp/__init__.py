@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flask import Flask, g, has_request_context, render_template, request
+from flask import Flask, g, has_request_context, make_response, render_template, request
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import DataError
 from werkzeug.routing import IntegerConverter
@@ -181,8 +181,11 @@ def _register_error_pages(app: Flask) -> None:
         return page(404, _("ページが見つかりません"), _("URLをご確認ください。"))
 
     @app.errorhandler(405)
-    def _method(_exc):
-        return page(405, _("この操作はできません"), _("ページを再読み込みしてからやり直してください。"))
+    def _method(exc):
+        response = make_response(page(405, _("この操作はできません"), _("ページを再読み込みしてからやり直してください。")))
+        if getattr(exc, "valid_methods", None):  # RFC 9110: a 405 says which methods would work
+            response.headers["Allow"] = ", ".join(exc.valid_methods)
+        return response
 
     @app.errorhandler(500)
     def _server_error(_exc):

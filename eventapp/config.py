@@ -43,7 +43,8 @@ def load_config(instance_path: Path) -> dict:
         "SQLALCHEMY_DATABASE_URI": normalise_db_url(env.get("DATABASE_URL") or default_db),
         "PORT": int(env.get("PORT", "5000")),
         # Absolute base for links in mails and calendars (requests use their own host).
-        "PUBLIC_BASE_URL": env.get("PUBLIC_BASE_URL", "http://127.0.0.1:5000"),
+        # Default: the port the app is served on (`make run PORT=8080` → links to :8080).
+        "PUBLIC_BASE_URL": env.get("PUBLIC_BASE_URL") or f"http://127.0.0.1:{int(env.get('PORT', '5000'))}",
         "MAIL_BACKEND": env.get("MAIL_BACKEND", "smtp" if env.get("MAIL_SERVER") else "file"),
         "MAIL_SERVER": env.get("MAIL_SERVER", ""),
         "MAIL_PORT": int(env.get("MAIL_PORT", "587")),

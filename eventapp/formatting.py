@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
@@ -81,6 +82,19 @@ def kind_label(kind: str) -> str:
     return str(KIND_LABELS.get(kind, kind))
 
 
+_DAY_NUMBER = re.compile(r"^\s*(?:第\s*)?(\d+|[０-９]+)\s*日目[\s・:：、,\-—]*")
+
+
+def day_title_rest(title: str | None, number: int) -> str:
+    """A day's title without a leading 「N日目」 of the same day: headings print 「1日目 11/8(土) 花巻」,
+    not 「1日目 11/8(土) 1日目 花巻」 (staff naturally title their days 「1日目 花巻」)."""
+    title = (title or "").strip()
+    match = _DAY_NUMBER.match(title)
+    if match and int(unicodedata.normalize("NFKC", match.group(1))) == number:
+        return title[match.end():].strip()
+    return title
+
+
 def register_filters(app: Flask) -> None:
     from .services.text import single_line
     from .urls import external_url
@@ -92,5 +106,5 @@ def register_filters(app: Flask) -> None:
     app.jinja_env.filters.update(
         jst=to_jst, date_ja=format_date, time_ja=format_time, datetime_ja=format_datetime,
         range_ja=format_range, yen=format_yen, kind_label=kind_label,
-        status_label=lambda s: str(STATUS_LABELS.get(s, s)),
+        status_label=lambda s: str(STATUS_LABELS.get(s, s)), day_title_rest=day_title_rest,
     )

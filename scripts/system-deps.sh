@@ -5,7 +5,7 @@
 set -euo pipefail
 mode=${1:-run}
 
-run_pkgs=(fonts-ipaexfont-gothic fonts-ipaexfont-mincho libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0
+run_pkgs=(fonts-ipaexfont-gothic fonts-ipaexfont-mincho fonts-ipamj-mincho libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0
           poppler-utils)  # pdfunite joins the halves of big rosters
 test_pkgs=(postgresql chromium libzbar0)
 pkgs=("${run_pkgs[@]}")

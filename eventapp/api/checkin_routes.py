@@ -230,10 +230,10 @@ def result_payload(res: service.CheckInResult, summary: dict | None = None) -> d
 
 @blp.route("/events/<int:event_id>/checkins", methods=["POST"])
 @blp.doc(security=SECURITY)
+@checkin_auth  # before parsing: without credentials the answer is 401 whatever the body
 @blp.arguments(CheckInCreateSchema())
 @blp.response(200, CheckInResultSchema)
 @errors(400, 401, 403, 404, 409, 422)
-@checkin_auth
 def create_checkin(data, event_id):
     """Check a ticket holder in (idempotent per nonce; a second scan answers `already_checked_in`)."""
     if not data.get("code") and data.get("registration_id") is None:
@@ -256,9 +256,9 @@ def create_checkin(data, event_id):
 
 @blp.route("/events/<int:event_id>/checkins/<int:checkin_id>", methods=["DELETE"])
 @blp.doc(security=SECURITY)
+@checkin_auth  # before parsing: without credentials the answer is 401 whatever the body
 @blp.response(200, UndoResultSchema)
 @errors(400, 401, 403, 404, 409)
-@checkin_auth
 def undo_checkin(event_id, checkin_id):
     """Undo a check-in (kept as undone, with who and when)."""
     row = service.undo(event_id, checkin_id, user=_user())
@@ -270,10 +270,10 @@ def undo_checkin(event_id, checkin_id):
 
 @blp.route("/events/<int:event_id>/checkins", methods=["GET"])
 @blp.doc(security=SECURITY)
+@checkin_auth  # before parsing: without credentials the answer is 401 whatever the body
 @blp.arguments(StatsQuerySchema(), location="query")
 @blp.response(200, StatsSchema)
 @errors(401, 403, 404)
-@checkin_auth
 def checkin_stats(query, event_id):
     """Live counters for a day, and check-ins with an id above `after` (from all devices)."""
     return service.stats(event_id, query.get("day"), after_id=query.get("after", 0))
@@ -281,9 +281,9 @@ def checkin_stats(query, event_id):
 
 @blp.route("/events/<int:event_id>/checkins/roster", methods=["GET"])
 @blp.doc(security=SECURITY)
+@checkin_auth  # before parsing: without credentials the answer is 401 whatever the body
 @blp.response(200, RosterSchema)
 @errors(401, 403, 404)
-@checkin_auth
 def checkin_roster(event_id):
     """Roster snapshot for offline check-in: code hashes, names, notes, check-ins, the ticket key."""
     return service.roster_snapshot(event_id)
@@ -291,10 +291,10 @@ def checkin_roster(event_id):
 
 @blp.route("/events/<int:event_id>/checkins/batch", methods=["POST"])
 @blp.doc(security=SECURITY)
+@checkin_auth  # before parsing: without credentials the answer is 401 whatever the body
 @blp.arguments(BatchSchema())
 @blp.response(200, BatchResponseSchema)
 @errors(400, 401, 403, 404, 422)
-@checkin_auth
 def checkin_batch(data, event_id):
     """Upload queued offline scans; the earliest scan of a ticket wins, later ones are duplicates."""
     results = service.sync_batch(event_id, data["scans"], user=_user(), device_id=data.get("device_id", ""))
@@ -304,10 +304,10 @@ def checkin_batch(data, event_id):
 
 @blp.route("/events/<int:event_id>/walkins", methods=["POST"])
 @blp.doc(security=SECURITY)
+@checkin_auth  # before parsing: without credentials the answer is 401 whatever the body
 @blp.arguments(WalkInSchema())
 @blp.response(200, CheckInResultSchema)
 @errors(400, 401, 403, 404, 409, 422)
-@checkin_auth
 def create_walkin(data, event_id):
     """当日参加: register and check in at once, even past capacity (`over_capacity` warns)."""
     person = {k: data[k] for k in ("name", "furigana", "email", "phone") if k in data}

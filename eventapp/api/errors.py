@@ -92,4 +92,7 @@ def http_exception_to_json(error: HTTPException):
         return error_response(400, "malformed_json", "JSON の形式が正しくありません。")
     if status == 422 and messages:
         return error_response(422, "invalid", None, flatten_messages(messages))
-    return error_response(status, data.get("code"), data.get("message"), headers=data.get("headers"))
+    headers = dict(data.get("headers") or {})
+    if getattr(error, "valid_methods", None):  # 405: RFC 9110 requires Allow
+        headers["Allow"] = ", ".join(error.valid_methods)
+    return error_response(status, data.get("code"), data.get("message"), headers=headers)

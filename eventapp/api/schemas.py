@@ -15,7 +15,8 @@ from ..models import (
 )
 from ..services import events as event_rules
 from ..services import text
-from ..services.people import MAX_TEXT
+from ..services.people import MAX_TEXT, PREFECTURES
+from ..services.registration import MAX_ANSWER
 
 
 def staff_text(limit: int | None, *, multiline: bool = False, **kwargs) -> Text:
@@ -41,7 +42,16 @@ class JSTDateTime(fields.DateTime):
 
 class Text(fields.String):
     """A string that can be stored: JSON may carry lone surrogates (`"\\ud800"`) or NUL, which neither
-    UTF-8 nor PostgreSQL accept; refuse them here with a 422 instead of failing in the database."""
+    UTF-8 nor PostgreSQL accept; refuse them here with a 422 instead of failing in the database.
+    The OpenAPI description says so (a pattern without NUL) unless the field has its own pattern."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        validators = kwargs.get("validate") or []
+        validators = validators if isinstance(validators, list | tuple) else [validators]
+        metadata = dict(kwargs.pop("metadata", None) or {})
+        if not any(isinstance(v, validate.Regexp) for v in validators):
+            metadata.setdefault("pattern", r"^[^\x00]*$")
+        super().__init__(*args, metadata=metadata, **kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs):
         result = super()._deserialize(value, attr, data, **kwargs)
@@ -57,15 +67,6 @@ class StrictBoolean(fields.Boolean):
         if not isinstance(value, bool):  # 1 == True in Python, so a set lookup alone would accept 1
             raise self.make_error("invalid", input=value)
         return value
-
-
-class AnswerValue(fields.Raw):
-    """An answer is text, a choice (text) or true/false; anything else is refused."""
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        if value is not None and not isinstance(value, str | bool):
-            raise ValidationError("回答は文字列または true/false で指定してください。")
-        return Text()._deserialize(value, attr, data, **kwargs) if isinstance(value, str) else value
 
 
 class StrictSchema(Schema):
@@ -147,6 +148,7 @@ class EventListQuerySchema(Schema):
 
 
 _LIMITS = event_rules.TEXT_LIMITS
+_SLUG = event_rules.SLUG_RE.pattern  # checked by services.events with the other fields
 
 
 def _event_text(field: str, **kwargs) -> Text:
@@ -154,7 +156,7 @@ def _event_text(field: str, **kwargs) -> Text:
 
 
 class EventWriteSchema(StrictSchema):
-    slug = Text(validate=length(event_rules.SLUG_LIMIT, 1))
+    slug = Text(validate=length(event_rules.SLUG_LIMIT, 1), metadata={"pattern": _SLUG})
     kind = Text(validate=validate.OneOf(EVENT_KINDS))
     title = Text(validate=[validate.Length(min=1), text.marshmallow_validator(limit=_LIMITS["title"])])
     summary = _event_text("summary")
@@ -185,12 +187,13 @@ class EventWriteSchema(StrictSchema):
     # An address as the services accept it (email_validator), or "" for none.
     organiser_email = Text(validate=text.marshmallow_validator(limit=text.MAX_EMAIL, kind="email"))
     organiser_phone = _event_text("organiser_phone")
-    days = fields.List(fields.Nested(EventDaySchema), validate=validate.Length(max=31))
+    days = fields.List(fields.Nested(EventDaySchema), validate=validate.Length(min=1, max=31), metadata={
+        "description": "The event's days: they decide when it happens (starts_at/ends_at follow them)."})
     questions = fields.List(fields.Nested(QuestionSchema), validate=validate.Length(max=200))
 
 
 class EventCreateSchema(EventWriteSchema):
-    slug = Text(required=True, validate=length(event_rules.SLUG_LIMIT, 1))
+    slug = Text(required=True, validate=length(event_rules.SLUG_LIMIT, 1), metadata={"pattern": _SLUG})
     kind = Text(required=True, validate=validate.OneOf(EVENT_KINDS))
     title = Text(required=True, validate=[validate.Length(min=1), text.marshmallow_validator(limit=_LIMITS["title"])])
     starts_at = JSTDateTime(required=True)
@@ -198,20 +201,60 @@ class EventCreateSchema(EventWriteSchema):
     capacity = fields.Integer(required=True, strict=True, validate=validate.Range(0, 100_000))
 
 
+# What validate_person and validate_answers accept, stated in the schema (issue 15, item 16) so a
+# client — or schemathesis — can tell a valid sign-up from an invalid one without trying.
+# Some character that is neither whitespace nor a control character (those are stripped).
+_VISIBLE = r"^[^\x00]*[^\s\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u202a-\u202e\u2066-\u2069][^\x00]*$"
+_KANA = "\u3041-\u3096\u309d\u309e\u30a1-\u30f6\u30fc\u30fd\u30fe"
+_FURIGANA = rf"^[ \u3000]*[{_KANA}][{_KANA} \u3000]*$"
+_PHONE = r"^(\+?[0-9][0-9\-]{8,18}[0-9])?$"  # services.people._PHONE_RE, or empty
+
+
+class AnswerValue(fields.Raw):
+    """An answer is text, a choice (text) or true/false; anything else is refused."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if value is not None and not isinstance(value, str | bool):
+            raise ValidationError("回答は文字列または true/false で指定してください。")
+        if isinstance(value, str):
+            value = Text(validate=validate.Length(max=MAX_ANSWER))._deserialize(value, attr, data, **kwargs)
+            if len(value) > MAX_ANSWER:
+                raise ValidationError(f"回答は{MAX_ANSWER}文字以内で指定してください。")
+        return value
+
+
+def _at_most_200_answers(value: dict) -> None:
+    # A plain function, not validate.Length: apispec would describe that as the object's maxLength.
+    if len(value) > 200:
+        raise ValidationError("回答は200項目までです。")
+
+
 class RegistrationCreateSchema(StrictSchema):
-    # The attendee columns' lengths (the sign-up service checks the same; tests/security/test_lengths.py).
-    name = Text(required=True, validate=length(text.column_limit(Registration.name)))
-    furigana = Text(required=True, validate=length(text.column_limit(Registration.furigana)))
-    email = Text(required=True, validate=length(text.MAX_EMAIL))
-    phone = Text(validate=length(text.column_limit(Registration.phone)))
-    prefecture = Text(validate=length(text.column_limit(Registration.prefecture)))
+    # The attendee columns' lengths (the sign-up service checks the same; tests/security/test_lengths.py);
+    # what else services.people.validate_person accepts is stated as schema metadata (issue 15, item 16).
+    name = Text(required=True, validate=length(text.column_limit(Registration.name)),
+                metadata={"minLength": 1, "pattern": _VISIBLE})
+    furigana = Text(required=True, validate=length(text.column_limit(Registration.furigana)),
+                    metadata={"minLength": 1, "pattern": _FURIGANA, "description": "hiragana or katakana"})
+    email = Text(required=True, validate=length(text.MAX_EMAIL), metadata={"format": "email", "minLength": 3})
+    phone = Text(validate=length(text.column_limit(Registration.phone)),
+                 metadata={"pattern": _PHONE, "description": "digits and hyphens"})
+    prefecture = Text(validate=length(text.column_limit(Registration.prefecture)),
+                      metadata={"enum": ["", *PREFECTURES]})
     iwate_relation = Text(validate=validate.OneOf(IWATE_RELATIONS))
     occupation = Text(validate=length(MAX_TEXT))
     skills = Text(validate=length(MAX_TEXT))
-    consent_privacy = StrictBoolean(required=True, metadata={"description": "must be true"})
-    answers = fields.Dict(keys=Text(validate=validate.Length(max=64)),
-                          values=AnswerValue(allow_none=True), validate=validate.Length(max=200), metadata={
-                              "description": "question key → answer (text, a choice, or true/false)"})
+    consent_privacy = StrictBoolean(required=True, metadata={"enum": [True], "description": "must be true"})
+    answers = fields.Dict(
+        # Keys are looked up, never stored: one that names no question is ignored, whatever it holds
+        # (OpenAPI 3.0 cannot describe keys, so refusing some would contradict the schema).
+        keys=fields.String(),
+        values=AnswerValue(allow_none=True, metadata={"oneOf": [{"type": "string", "maxLength": MAX_ANSWER},
+                                                                {"type": "boolean"}]}),
+        validate=_at_most_200_answers, metadata={
+            "maxProperties": 200,
+            "description": "question key → answer: text, a choice (its text) or true/false; yes/no questions "
+                           "also take \"yes\"/\"no\"/\"はい\"/\"いいえ\"; keys of no question are ignored"})
 
 
 class EventRefSchema(Schema):

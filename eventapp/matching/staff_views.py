@@ -356,8 +356,8 @@ def report():
     if year not in years:
         year = years[-1]
     data = reports.year_report(year)
-    return render_template("matching/report.html", report=data, years=years, year=year,
-                           charts=_charts(data), project_types=PROJECT_TYPE_LABELS)
+    return render_template("matching/report.html", years=years, year=year, charts=_charts(data),
+                           **reports.template_context(data))
 
 
 def _charts(data: reports.YearReport) -> dict[str, str]:
@@ -381,7 +381,7 @@ def report_csv(year: int):
     data = reports.year_report(year)
     audit.record("export", "report", year, f"{year}年度 事業報告をCSVで出力")
     db.session.commit()
-    return Response(reports.report_csv(data), mimetype="text/csv; charset=utf-8", headers={
+    return Response(reports.report_csv(data), content_type="text/csv; charset=utf-8", headers={
         "Content-Disposition": f"attachment; filename=\"report-FY{year}.csv\"; filename*=UTF-8''report-FY{year}.csv"})
 
 
@@ -391,8 +391,8 @@ def report_pdf(year: int):
     from ..services import documents
 
     data = reports.year_report(year)
-    result = documents.render_document("annual_report", report=data, rows=reports.report_rows(data),
-                                       charts=_charts(data), printed_at=format_datetime(utcnow()))
+    result = documents.render_document("annual_report", charts=_charts(data), printed_at=format_datetime(utcnow()),
+                                       **reports.template_context(data))
     return Response(result.pdf, mimetype="application/pdf",
                     headers={"Content-Disposition": f'inline; filename="report-FY{year}.pdf"'})
 

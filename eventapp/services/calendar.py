@@ -52,7 +52,7 @@ ALARMS = ((timedelta(days=1), "明日"), (timedelta(hours=2), "2時間後"))
 FEED_PAST_WINDOW = timedelta(days=365)
 ICS_MIMETYPE = "text/calendar; charset=utf-8"
 # Mails that carry the invite (REQUEST), and those that withdraw it (CANCEL) once it is void.
-INVITE_KINDS = {"registration_confirmed", "registration_promoted", "event_updated"}
+INVITE_KINDS = {"registration_confirmed", "registration_promoted", "registration_confirmed_by_staff", "event_updated"}
 CANCEL_KINDS = {"registration_cancelled", "event_cancelled", "event_updated"}
 
 
@@ -91,9 +91,9 @@ class _Span:
 
 
 def _spans(event: Event) -> list[_Span]:
-    # Days outside the event's own span are stale (the event was moved without its days): then the
-    # event's start and end are the truth, shown as one entry.
-    if event.days and all(event.starts_at <= d.starts_at and d.ends_at <= event.ends_at for d in event.days):
+    # Days are the source of truth (services.events keeps the event's start/end in step with them):
+    # one entry per day, always, so every day's UID is in every update and cancellation.
+    if event.days:
         return [_Span(i, d.starts_at, d.ends_at, d) for i, d in enumerate(event.days, start=1)]
     return [_Span(1, event.starts_at, event.ends_at, None)]
 

@@ -2,7 +2,8 @@
 
 Programme (しおり), rosters (名簿), tickets (受付票) and name badges (名札). Templates live in
 templates/pdf/ and share templates/pdf/print.css. Everything is drawn with IPAex Gothic (a single
-4 MB TTF: subsetting it per document is ~10× cheaper than a Noto CJK collection).
+4 MB TTF: subsetting it per document is ~10× cheaper than a Noto CJK collection); glyphs it lacks (rare
+name kanji such as 𠮷 or 﨑, ideographic variation sequences) come from IPAmj明朝, see FALLBACK_FONT_FILE.
 
 WeasyPrint only ever sees a `RestrictedFetcher`: data: images (the QR codes we generate), the app's
 own static files and the print stylesheet. Anything else (file:// elsewhere, http(s) to other hosts)
@@ -51,6 +52,10 @@ log = logging.getLogger(__name__)
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PDF_TEMPLATE_DIR = PROJECT_ROOT / "templates" / "pdf"
 FONT_FILE = Path("/usr/share/fonts/opentype/ipaexfont-gothic/ipaexg.ttf")
+# The fallback for the name kanji IPAex lacks (𠮷, 﨑, 邉 variants, IVS): IPAmj明朝 (Debian fonts-ipamj-mincho),
+# the font of the MJ character set Japanese registries use for names. print.css lists it after IPAex,
+# so Pango takes it per glyph; only the few glyphs used are embedded.
+FALLBACK_FONT_FILE = Path("/usr/share/fonts/truetype/ipamj/ipamjm.ttf")
 # Above this many pages a roster is rendered in two halves on two processes and joined (see roster_pdf).
 PARALLEL_PAGES = 8
 
@@ -169,19 +174,39 @@ def _font_advances() -> dict[int, float]:
         with TTFont(str(FONT_FILE), lazy=True) as font:
             per_em = font["head"].unitsPerEm
             metrics = font["hmtx"].metrics
-            return {cp: metrics[glyph][0] / per_em for cp, glyph in font.getBestCmap().items()}
+            advances = {cp: metrics[glyph][0] / per_em for cp, glyph in font.getBestCmap().items()}
     except (OSError, ImportError, KeyError):  # font missing: keep the text, fontconfig picks a fallback
         return {}
+    # Variation selectors take no room: they pick the form of the character before them.
+    advances.update(dict.fromkeys(_SELECTORS, 0.0))
+    return advances
+
+
+@lru_cache(maxsize=1)
+def _fallback_codepoints() -> frozenset[int]:
+    """Code points the fallback font can draw. Read on first need only (0.3 s for its 54,000 entries):
+    most documents have no character IPAex lacks. Its glyphs are full-width, as text_width_mm assumes."""
+    try:
+        from fontTools.ttLib import TTFont
+
+        with TTFont(str(FALLBACK_FONT_FILE), lazy=True) as font:
+            return frozenset(font.getBestCmap())
+    except (OSError, ImportError, KeyError):
+        return frozenset()
 
 
 # Fast path: ASCII, Latin-1, common punctuation, kana, CJK ideographs and full-width forms are all in
 # IPAex; only the rest (emoji, rare symbols) is looked up in the font's cmap.
 _RARE = re.compile(r"[^\x00-\xff\u2010-\u203b\u3000-\u30ff\u4e00-\u9fa0\uff01-\uff9f]")
-_INVISIBLE = {0x200D, 0xFE0E, 0xFE0F} | set(range(0x1F3FB, 0x1F400))  # joiners, variation selectors, skin tones
+_INVISIBLE = {0x200D, 0xFE0E, 0xFE0F} | set(range(0x1F3FB, 0x1F400))  # joiners, emoji selectors, skin tones
+# Standardised and ideographic variation selectors (葛 + U+E0100 is the 葛 of a family register): kept,
+# so text extraction and search give the name back as entered; the font draws the variant if it has it.
+_SELECTORS = frozenset(range(0xFE00, 0xFE0E)) | frozenset(range(0xE0100, 0xE01F0))
 
 
 def printable(text: str) -> str:
-    """Replace characters the font lacks with 〓 (the customary 'missing glyph' mark) so nothing prints as a box."""
+    """Replace characters neither font has with 〓 (the customary 'missing glyph' mark) so nothing prints
+    as a box; characters only the fallback font (IPAmj明朝) has are kept: they are people's names."""
     codepoints = _font_advances()
     if not codepoints:
         return text
@@ -190,7 +215,9 @@ def printable(text: str) -> str:
         cp = ord(match.group())
         if cp in codepoints:
             return match.group()
-        return "" if cp in _INVISIBLE else "〓"
+        if cp in _INVISIBLE:
+            return ""
+        return match.group() if cp in _fallback_codepoints() else "〓"
 
     return _RARE.sub(fix, text)
 

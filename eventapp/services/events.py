@@ -13,7 +13,7 @@ from ..formatting import JST
 from ..models import EVENT_KINDS, EVENT_STATUSES, QUESTION_KINDS, Event, EventDay, ProgrammeItem, Question
 from . import calendar, text
 from .capacity import counts_for, lock_event
-from .errors import ValidationFailed
+from .errors import DomainError, ValidationFailed
 from .registration import fill_free_seats
 
 SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
@@ -54,17 +54,47 @@ def in_year_range(value: datetime) -> bool:
     return YEARS[0] <= value.year <= YEARS[1]
 
 
+# Default hours of the days of a multi-day event created without days: the first day runs from the
+# event's start to 18:00, the last from 09:00 to its end, days in between 09:00–18:00. Cutting at
+# midnight instead gave "11:00–00:00" and "00:00–15:00", which nobody means.
+DAY_BEGINS, DAY_ENDS = time(9), time(18)
+
+
 def default_days(starts_at: datetime, ends_at: datetime) -> list[EventDay]:
-    """One day per JST calendar date the event spans."""
+    """One day per JST calendar date the event spans, at daytime hours (see DAY_BEGINS/DAY_ENDS)."""
     start, end = starts_at.astimezone(JST), ends_at.astimezone(JST)
+    if start.date() == end.date() or end - start <= timedelta(hours=24) and end.time() <= DAY_BEGINS:
+        return [EventDay(starts_at=start.astimezone(UTC), ends_at=end.astimezone(UTC))]  # one day (or one night)
     days, current = [], start.date()
     while current <= end.date():
-        day_start = max(start, datetime.combine(current, time(0), JST))
-        day_end = min(end, datetime.combine(current + timedelta(days=1), time(0), JST))
+        midnight = datetime.combine(current, time(0), JST)
+        day_start = max(start, datetime.combine(current, DAY_BEGINS, JST))
+        day_end = min(end, datetime.combine(current, DAY_ENDS, JST))
+        if current == start.date() and day_end <= day_start:  # starts in the evening: until midnight
+            day_end = min(end, midnight + timedelta(days=1))
+        if current == end.date() and day_end <= day_start:  # ends early in the morning
+            day_start = max(start, midnight)
         if day_end > day_start:
             days.append(EventDay(starts_at=day_start.astimezone(UTC), ends_at=day_end.astimezone(UTC)))
         current += timedelta(days=1)
     return days
+
+
+def days_span(days: list[EventDay]) -> tuple[datetime, datetime]:
+    """The event's start and end as its days say (days are the source of truth)."""
+    return min(_aware(d.starts_at) for d in days), max(_aware(d.ends_at) for d in days)
+
+
+def _span_from_days(days: list[EventDay], data: dict) -> dict:
+    """`data` with starts_at/ends_at taken from `days`; a different value given with them is refused."""
+    starts, ends = days_span(days)
+    errors = {}
+    for field, value in (("starts_at", starts), ("ends_at", ends)):
+        if data.get(field) is not None and _aware(data[field]) != value:
+            errors[field] = _("開始・終了日時は日程(days)から決まります。日程の最初の開始・最後の終了と同じにするか、省略してください。")
+    if errors:
+        raise ValidationFailed(errors)
+    return {**data, "starts_at": starts, "ends_at": ends}
 
 
 def apply_event_fields(event: Event, data: dict, *, creating: bool) -> None:
@@ -161,11 +191,27 @@ def apply_event_fields(event: Event, data: dict, *, creating: bool) -> None:
 
 
 def create_event(data: dict) -> Event:
+    """Create an event; with `days`, its start and end are those of the days (see _span_from_days)."""
     event = Event(status="draft", fee_yen=0, sequence=0)
     data = {"status": "draft", "fee_yen": 0, **data}
-    apply_event_fields(event, data, creating=True)
-    event.days = build_days(data.get("days")) if data.get("days") else default_days(event.starts_at,
-                                                                                       event.ends_at)
+    days = None
+    if data.get("days") is not None:
+        if not data["days"]:
+            raise ValidationFailed({"days": _("日程を少なくとも1日入力してください。")})
+        days = build_days(data["days"])
+    span_errors: dict[str, str] = {}
+    if days:
+        try:
+            data = _span_from_days(days, data)
+        except ValidationFailed as exc:
+            span_errors = exc.fields
+    try:
+        apply_event_fields(event, data, creating=True)
+    except ValidationFailed as exc:  # report every problem at once
+        raise ValidationFailed({**exc.fields, **span_errors}) from exc
+    if span_errors:
+        raise ValidationFailed(span_errors)
+    event.days = days or default_days(event.starts_at, event.ends_at)
     event.questions = build_questions(data.get("questions") or [])
     db.session.add(event)
     db.session.flush()
@@ -173,19 +219,43 @@ def create_event(data: dict) -> Event:
 
 
 def update_event(event_id: int, data: dict) -> Event:
-    """Change an event under its lock: capacity changes re-check confirmed seats and promote."""
+    """Change an event under its lock: capacity changes re-check confirmed seats and promote.
+
+    Days are the source of truth for when the event happens: with `days`, starts_at/ends_at follow
+    them; without, a one-day event's day follows starts_at/ends_at, and a multi-day event may only be
+    moved as a whole (same length: every day shifts) — changing its length needs `days` (422 otherwise).
+    """
     event = lock_event(event_id)
+    if event.status == "cancelled" and data.get("status", "cancelled") != "cancelled":
+        raise DomainError("event_cancelled", _("中止したイベントは公開・非公開に戻せません。"))
     counts = counts_for(event.id)
-    if "capacity" in data and isinstance(data["capacity"], int) and data["capacity"] < counts.confirmed:
+    capacity = data.get("capacity")
+    # Staff may have confirmed past the capacity (確定にする, walk-ins): saving other fields must still
+    # work, so only a *lower* capacity below the confirmed count is refused.
+    if (isinstance(capacity, int) and capacity < counts.confirmed and capacity < event.capacity):
         raise ValidationFailed({"capacity": _("定員を参加確定者数(%(confirmed)s名)より少なくはできません。先に参加者をキャンセルしてください。",
                                               confirmed=counts.confirmed)})
+    new_days = None
+    if data.get("days") is not None:  # None: days unchanged
+        if not data["days"]:
+            raise ValidationFailed({"days": _("日程を少なくとも1日入力してください。")})
+        new_days = build_days(data["days"])
+        data = _span_from_days(new_days, data)
+    elif len(event.days) > 1 and ("starts_at" in data or "ends_at" in data):
+        starts, ends = _aware(data.get("starts_at") or event.starts_at), _aware(data.get("ends_at") or event.ends_at)
+        # Within a minute: the staff form's datetime-local fields carry no seconds.
+        if abs((ends - starts) - (event.ends_at - event.starts_at)) >= timedelta(minutes=1):
+            field = "ends_at" if "ends_at" in data else "starts_at"
+            raise ValidationFailed({field: _("複数日のイベントの期間は日程(days)で変更してください(開始・終了日時は日程から決まります)。開始・終了を同じ長さでずらすと、全日程が一緒に移動します。")})
     before = calendar.snapshot(event)
     old_start, old_end = event.starts_at, event.ends_at
     apply_event_fields(event, data, creating=False)
-    if "days" in data and data["days"] is not None:
-        replace_days_in_place(event, build_days(data["days"]))
+    if new_days is not None:
+        replace_days_in_place(event, new_days)
     else:
         _move_days_with_event(event, old_start, old_end)
+    if event.days and (event.starts_at, event.ends_at) != days_span(event.days):
+        event.starts_at, event.ends_at = days_span(event.days)  # the days decide (seconds of a move)
     db.session.flush()
     # Before promotions: people promoted below get the new invite with their promotion mail.
     calendar.notify_event_change(event, before)
@@ -198,8 +268,11 @@ def _move_days_with_event(event: Event, old_start: datetime, old_end: datetime) 
     """Keep days (edited in place: check-ins refer to them) in step when the event itself moves."""
     if event.starts_at == old_start and event.ends_at == old_end:
         return
-    if len(event.days) == 1 and (event.days[0].starts_at, event.days[0].ends_at) == (old_start, old_end):
-        event.days[0].starts_at, event.days[0].ends_at = event.starts_at, event.ends_at
+    if len(event.days) <= 1:  # a one-day event: the day is the event
+        if event.days:
+            event.days[0].starts_at, event.days[0].ends_at = event.starts_at, event.ends_at
+        else:
+            event.days = default_days(event.starts_at, event.ends_at)
         return
     shift = event.starts_at - old_start
     if shift:

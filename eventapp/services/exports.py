@@ -10,12 +10,13 @@ import csv
 import io
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from openpyxl import Workbook
 from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 
-from ..formatting import format_datetime, kana_sort_key
+from ..formatting import JST, format_datetime, kana_sort_key, to_jst
 from ..models import Event, Registration
 from . import audit
 from .errors import ValidationFailed
@@ -72,9 +73,10 @@ def _all_columns(event: Event) -> list[Column]:
     columns = [NO, NAME, FURIGANA, EMAIL, PHONE, PREFECTURE,
                Column("岩手との関係", lambda r: str(IWATE_LABELS.get(r.iwate_relation, ""))),
                Column("職業", lambda r: r.occupation), Column("スキル", lambda r: r.skills),
-               STATUS, Column("申込日時", lambda r: format_datetime(r.created_at)),
-               Column("確定日時", lambda r: format_datetime(r.confirmed_at)),
-               Column("キャンセル日時", lambda r: format_datetime(r.cancelled_at)),
+               # Times as values: XLSX stores them as dates (sortable, filterable), CSV prints them.
+               STATUS, Column("申込日時", lambda r: _jst(r.created_at)),
+               Column("確定日時", lambda r: _jst(r.confirmed_at)),
+               Column("キャンセル日時", lambda r: _jst(r.cancelled_at)),
                Column("申込経路", lambda r: {"staff": "事務局", "web": "Web", "api": "API"}.get(r.source, r.source)),
                Column("同意した規約版", lambda r: r.consent_version), TICKET, NOTE]
     # Every question ever asked, removed ones too, so no given answer is lost from the export.
@@ -97,33 +99,47 @@ def preset_columns(event: Event, preset: str) -> list[Column]:
     return columns
 
 
+def _jst(value: datetime | None) -> datetime | None:
+    return to_jst(value) if value is not None else None
+
+
 def neutralise(value: object) -> object:
-    """Prefix text that a spreadsheet would treat as a formula with an apostrophe."""
+    """Prefix text that a spreadsheet would treat as a formula with an apostrophe (CSV only: an XLSX
+    cell is typed as text instead, so the apostrophe would show)."""
     if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
         return "'" + value
     return value
 
 
 def table(event: Event, preset: str) -> tuple[list[str], list[list[object]]]:
-    """Header and rows (五十音順, numbered) for a preset; cells and headers are already neutralised
-    (headers carry staff-written question labels)."""
+    """Header and rows (五十音順, numbered) for a preset: plain values (text, numbers, JST datetimes), made
+    safe for spreadsheets by to_csv / to_xlsx (headers too: they carry staff-written question labels)."""
     columns = preset_columns(event, preset)
     statuses = PRESET_STATUSES.get(preset, ("confirmed",))
     registrations = [r for r in registrations_for(event.id) if r.status in statuses]
     registrations.sort(key=lambda r: (r.status != "confirmed", kana_sort_key(r.furigana), r.id))
     rows = []
     for n, registration in enumerate(registrations, start=1):
-        rows.append([n if column is NO else neutralise(column.value(registration)) for column in columns])
-    return [str(neutralise(c.header)) for c in columns], rows
+        rows.append([n if column is NO else column.value(registration) for column in columns])
+    return [c.header for c in columns], rows
 
 
 def to_csv(header: list[str], rows: list[list[object]]) -> bytes:
     """UTF-8 with BOM and CRLF so Japanese Excel opens it with the right characters."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(header)
-    writer.writerows(rows)
+    writer.writerow([_csv_cell(name) for name in header])
+    writer.writerows([_csv_cell(value) for value in row] for row in rows)
     return ("\ufeff" + buffer.getvalue()).encode("utf-8")
+
+
+def _csv_cell(value: object) -> object:
+    if isinstance(value, datetime):
+        return format_datetime(value)
+    return "" if value is None else neutralise(value)
+
+
+XLSX_DATETIME = "yyyy/mm/dd hh:mm"
 
 
 def to_xlsx(header: list[str], rows: list[list[object]], title: str) -> bytes:
@@ -135,14 +151,19 @@ def to_xlsx(header: list[str], rows: list[list[object]], title: str) -> bytes:
         cell.font = Font(bold=True)
         cell.data_type = "s"  # a header is text too, whatever a question label starts with
     for row in rows:
-        sheet.append(row)
+        # Excel has no time zones: JST wall-clock times, as staff read them.
+        sheet.append([v.astimezone(JST).replace(tzinfo=None) if isinstance(v, datetime) else v for v in row])
         for cell in sheet[sheet.max_row]:
             if isinstance(cell.value, str):
-                cell.data_type = "s"  # stored as text, never as a formula
+                cell.data_type = "s"  # stored as text, never run as a formula (no apostrophe needed)
+            elif isinstance(cell.value, datetime):
+                cell.number_format = XLSX_DATETIME
     for index, name in enumerate(header, start=1):
-        width = max([len(str(name))] + [len(str(r[index - 1])) for r in rows[:200]]) * 2 + 2
+        width = max([len(str(name))] + [8 if isinstance(r[index - 1], datetime) else len(str(r[index - 1]))
+                                         for r in rows[:200]]) * 2 + 2
         sheet.column_dimensions[get_column_letter(index)].width = min(width, 50)
     sheet.freeze_panes = "A2"
+    sheet.auto_filter.ref = sheet.dimensions  # filter buttons on the header row
     buffer = io.BytesIO()
     workbook.save(buffer)
     return buffer.getvalue()

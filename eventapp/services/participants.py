@@ -32,6 +32,21 @@ class ParticipantList:
     counts: Counts
     cancelled: int
     waitlist_positions: dict[int, int]
+    # (question id, label) for the answer filter: active questions, then removed ones not re-added
+    filter_questions: tuple[tuple[int, str], ...] = ()
+
+
+def filter_questions(event: Event) -> tuple[tuple[int, str], ...]:
+    """Questions to filter by, each listed once: a question removed and added again (same key or text)
+    is one entry, not two; removed ones that still matter for old answers come last, marked."""
+    active = list(event.active_questions)
+    seen = {q.key for q in active} | {q.label for q in active}
+    options = [(q.id, q.label) for q in active]
+    for question in event.questions:
+        if not question.is_active and question.key not in seen and question.label not in seen:
+            seen |= {question.key, question.label}
+            options.append((question.id, f"{question.label}(削除済み)"))
+    return tuple(options)
 
 
 def _fold(text: str) -> str:
@@ -74,7 +89,7 @@ def participant_list(event: Event, *, q: str = "", status: str = "active", quest
                      key=lambda r: (r.waitlisted_at, r.id))
     positions = {r.id: n for n, r in enumerate(waiting, start=1)}
     return ParticipantList(rows=rows, counts=counts_for(event.id), cancelled=cancelled,
-                           waitlist_positions=positions)
+                           waitlist_positions=positions, filter_questions=filter_questions(event))
 
 
 def get_registration(registration_id: int, event_id: int | None = None) -> Registration:
@@ -111,7 +126,8 @@ def confirm_waitlisted(registration_id: int, *, now: datetime | None = None) -> 
         raise DomainError("not_waitlisted", "キャンセル待ちの方だけを参加確定にできます。")
     registration.status = "confirmed"
     registration.confirmed_at = now or utcnow()
-    mail.queue_registration_mail("registration_promoted", registration)
+    # Not "registration_promoted" (「キャンセルが出たため」): here staff gave the seat, maybe past capacity.
+    mail.queue_registration_mail("registration_confirmed_by_staff", registration)
     db.session.flush()
     confirmed = counts_for(event.id).confirmed
     over = confirmed > event.capacity

@@ -45,9 +45,20 @@ class PersonData:
     skills: str = ""
 
 
+# CJK compatibility ideographs (隆 U+F9DC, 﨑 U+FA11, …): NFKC would fold some into another code point,
+# but in a name the form as registered is the one people expect on their badge.
+_COMPAT_IDEOGRAPHS = re.compile(r"([\uf900-\ufaff\U0002f800-\U0002fa1f]+)")
+
+
+def nfkc(text: str) -> str:
+    """NFKC (full-width digits and letters, half-width kana) that keeps compatibility ideographs as typed."""
+    parts = _COMPAT_IDEOGRAPHS.split(text)
+    return "".join(part if n % 2 else unicodedata.normalize("NFKC", part) for n, part in enumerate(parts))
+
+
 def clean_text(value: object, *, multiline: bool = False) -> str:
-    """NFKC-normalised text without control or bidi-override characters."""
-    text = unicodedata.normalize("NFKC", str(value or ""))
+    """NFKC-normalised text (see nfkc) without control or bidi-override characters."""
+    text = nfkc(str(value or ""))
     if multiline:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
         return "\n".join(_CONTROL_RE.sub("", line) for line in text.split("\n")).strip()
@@ -64,12 +75,16 @@ def normalise_furigana(value: str) -> str:
 
 def normalise_email(value: str) -> str:
     """Validated, with the domain lower-cased; the local part is lower-cased too (one person per inbox)."""
-    result = validate_email((value or "").strip(), check_deliverability=False)
+    # test_environment: also the reserved `.test` domain, like any other well-formed address (the API
+    # schema says `format: email`; refusing one would contradict it). Still no DNS lookups.
+    result = validate_email((value or "").strip(), check_deliverability=False, test_environment=True)
     return result.normalized.lower()
 
 
 def normalise_phone(value: str) -> str:
     text = unicodedata.normalize("NFKC", value or "").strip()
+    if _PHONE_RE.match(text):  # already well formed: kept as given (the API schema promises so)
+        return text
     return re.sub(r"[\s()ー−‐]", "-", text).replace("--", "-")
 
 

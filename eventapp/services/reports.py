@@ -32,6 +32,18 @@ SEMINAR_KINDS = ("online_seminar", "onsite_seminar")
 FUNNEL_STAGES = ("seminar", "fieldwork", "matching_session", "match")
 FUNNEL_LABELS = {"seminar": "セミナー参加", "fieldwork": "フィールドワーク参加", "matching_session": "マッチング会参加",
                  "match": "マッチング成立"}
+# What each funnel figure counts, printed next to it (page, CSV, PDF): "match" also counts people who
+# were matched without a session this year, so it can exceed the stage before it; the second column
+# (funnel_through) never grows from one stage to the next.
+FUNNEL_DEFINITIONS = {
+    "seminar": "この年度にセミナー(オンライン・会場)に出席した人の実人数",
+    "fieldwork": "この年度にフィールドワークに出席した人の実人数",
+    "matching_session": "この年度にマッチング会に出席した人の実人数",
+    "match": "この年度にマッチングが成立した人の実人数(マッチング会を経ない成立も含むため、前の段階より多いことがあります)",
+}
+FUNNEL_THROUGH_DEFINITION = "前の段階もすべて経た人: 同じ年度にそれより前のすべての段階にも出席した人(段階が進むほど減るか同じ)"
+# The programme publishes its totals since it began matching (FY2018): "158 matches, 81 organisations".
+CUMULATIVE_FROM = 2018
 
 
 @dataclass
@@ -54,8 +66,10 @@ class YearReport:
     talks_by_type: dict[str, int]
     matches_by_type: dict[str, int]
     organisations_engaged: int
-    cumulative_matches: int
+    cumulative_matches: int           # matches from FY CUMULATIVE_FROM up to this year
+    cumulative_organisations: int = 0  # organisations engaged (talk, match or event) over the same years
     matches_by_year: dict[int, int] = field(default_factory=dict)
+    cumulative_from: int = CUMULATIVE_FROM
 
     @property
     def events_total(self) -> int:
@@ -160,10 +174,19 @@ def year_report(year: int, *, now: datetime | None = None) -> YearReport:
     for o in year_matches:
         matches_by_type[type_of(o)] += 1
 
-    engaged = {o.organisation_id for o in year_outcomes} | {o.organisation_id for o in year_matches}
-    if event_ids:
-        engaged |= set(db.session.execute(select(EventOrganisation.organisation_id).where(
-            EventOrganisation.event_id.in_(event_ids))).scalars().all())
+    def engaged_in(years: range) -> set[int]:
+        """Organisations with a talk or a match counted in one of `years`, or hosting one of its events."""
+        first, _ = fiscal_year_bounds(years.start)
+        _, last = fiscal_year_bounds(years.stop - 1)
+        orgs = {o.organisation_id for o in outcomes if outcome_year(o) in years}
+        orgs |= {o.organisation_id for o in outcomes if o.status in MATCHED_STATUSES and _match_year(o) in years}
+        orgs |= set(db.session.execute(select(EventOrganisation.organisation_id).join(
+            Event, Event.id == EventOrganisation.event_id).where(
+            Event.status == "published", Event.starts_at >= first, Event.starts_at < last)).scalars().all())
+        return orgs
+
+    engaged = engaged_in(range(year, year + 1))
+    since = range(CUMULATIVE_FROM, year + 1) if year >= CUMULATIVE_FROM else range(year, year + 1)
 
     matches_by_year: dict[int, int] = defaultdict(int)
     for o in outcomes:
@@ -183,7 +206,8 @@ def year_report(year: int, *, now: datetime | None = None) -> YearReport:
         survey_would_join_again=sum(1 for s in surveys if s.would_join_again),
         funnel=funnel, funnel_through=through, talks_by_type=talks_by_type, matches_by_type=matches_by_type,
         organisations_engaged=len(engaged),
-        cumulative_matches=sum(n for y, n in matches_by_year.items() if y <= year),
+        cumulative_matches=sum(n for y, n in matches_by_year.items() if y in since),
+        cumulative_organisations=len(engaged_in(since)),
         matches_by_year=dict(sorted(matches_by_year.items())),
     )
 
@@ -216,10 +240,23 @@ def report_rows(report: YearReport) -> list[tuple[str, str, str]]:
         rows += [(y, f"面談数({label})", str(report.talks_by_type[t])),
                  (y, f"マッチング成立({label})", str(report.matches_by_type[t])),
                  (y, f"成立率({label})", _pct(report.conversion(t)))]
-    rows += [(y, "マッチング成立(合計)", str(report.matches)), (y, "関わった団体数", str(report.organisations_engaged)),
-             (y, "累計マッチング成立数", str(report.cumulative_matches))]
+    rows += [(y, "マッチング成立(合計)", str(report.matches)), (y, "関わった団体数", str(report.organisations_engaged))]
+    since = cumulative_label(report)
+    rows += [(since, "累計マッチング成立数", str(report.cumulative_matches)),
+             (since, "累計 関わった団体数", str(report.cumulative_organisations))]
     rows += [("年度別", f"{year}年度 マッチング成立", str(n)) for year, n in report.matches_by_year.items()]
+    rows += [("定義", f"ファネル: {FUNNEL_LABELS[stage]}", FUNNEL_DEFINITIONS[stage]) for stage in FUNNEL_STAGES]
+    rows += [("定義", "ファネル(前段階も経た人)", FUNNEL_THROUGH_DEFINITION),
+             ("定義", "関わった団体数", "面談・マッチング成立があった団体と、開催したイベントに受入団体として関わった団体の数")]
     return rows
+
+
+def cumulative_years(report: YearReport) -> str:
+    return f"{min(report.cumulative_from, report.year)}〜{report.year}年度"
+
+
+def cumulative_label(report: YearReport) -> str:
+    return f"累計({cumulative_years(report)})"
 
 
 def report_csv(report: YearReport) -> bytes:
@@ -252,3 +289,10 @@ def bar_chart_svg(items: list[tuple[str, float]], *, title: str, unit: str = "",
                   f'<text x="{label_w + w + 6}" y="{y + 16}" font-size="12">{escape(shown)}</text>']
     parts.append("</svg>")
     return "".join(parts)
+
+
+def template_context(report: YearReport) -> dict:
+    """What templates/matching/_report_body.html needs besides the charts (page and PDF alike)."""
+    return {"report": report, "project_types": PROJECT_TYPE_LABELS, "funnel_labels": FUNNEL_LABELS,
+            "funnel_definitions": FUNNEL_DEFINITIONS, "through_definition": FUNNEL_THROUGH_DEFINITION,
+            "since_years": cumulative_years(report)}

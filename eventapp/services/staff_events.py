@@ -29,6 +29,7 @@ from .events import (
     TEXT_FIELDS,
     TIME_FIELDS,
     apply_event_fields,
+    days_span,
     days_with_checkins,
 )
 from .people import clean_text
@@ -181,6 +182,12 @@ def update_days(event_id: int, rows: list[dict]) -> Event:
         errors["days"] = "日程を少なくとも1日残してください。"
     if errors:
         raise ValidationFailed(errors)
+    # Days are the source of truth: the event's start and end (lists, pages, API) follow them.
+    starts, ends = days_span(event.days)
+    try:
+        apply_event_fields(event, {"starts_at": starts, "ends_at": ends}, creating=False)
+    except ValidationFailed as exc:  # e.g. the 申込締切 now falls after the last day
+        raise ValidationFailed({"days": " ".join(exc.fields.values())}) from exc
     db.session.flush()
     calendar.notify_event_change(event, before)  # moved days: higher SEQUENCE, updated invites
     audit.record("update", "event", event.id, f"{event.title}: 日程・プログラムを変更",
@@ -201,6 +208,7 @@ def update_questions(event_id: int, rows: list[dict]) -> Event:
     by_id = {q.id: q for q in event.questions}
     errors: dict[str, str] = {}
     keys = {q.key for q in event.questions}
+    revived: set[Question] = set()
     ordered: list[tuple[float, int, Question]] = []
     for index, row in enumerate(rows):
         question = by_id.get(row.get("id")) if row.get("id") else None
@@ -230,14 +238,31 @@ def update_questions(event_id: int, rows: list[dict]) -> Event:
         if kind == "choice" and len(choices) < 2:
             errors[f"questions.{index}"] = f"「{label}」: 選択肢を2つ以上入力してください(1行に1つ)。"
             continue
+        wanted_key = _KEY_RE.sub("_", (row.get("key") or "").lower()).strip("_")[:QUESTION_KEY_LIMIT]
         if question is None:
-            key = _KEY_RE.sub("_", (row.get("key") or "").lower()).strip("_")[:QUESTION_KEY_LIMIT - 8]
-            key = key or f"q{len(keys) + 1}"
-            while key in keys:  # (room left above for this suffix: the key fits its column)
-                key = f"{key}_{len(keys) + 1}"
-            keys.add(key)
-            question = Question(key=key)
-            event.questions.append(question)
+            # Adding back a removed question (same key, or same text without a key) revives it: its
+            # old answers come back and the participant filter lists it once.
+            question = next((q for q in event.questions if not q.is_active and q not in revived and (
+                q.key == wanted_key if wanted_key else q.label == label)), None)
+            if question is not None:
+                revived.add(question)
+            else:
+                key = wanted_key[:QUESTION_KEY_LIMIT - 8] or f"q{len(keys) + 1}"
+                while key in keys:  # (room left above for this suffix: the key fits its column)
+                    key = f"{key}_{len(keys) + 1}"
+                keys.add(key)
+                question = Question(key=key)
+                event.questions.append(question)
+        elif wanted_key and wanted_key != question.key:
+            # The key (記号名) can change after saving: rosters (bus, lodging, dietary) read it.
+            holder = next((q for q in event.questions if q.key == wanted_key), None)
+            if holder is not None:
+                errors[f"questions.{index}"] = (
+                    f"記号名「{wanted_key}」は設問「{holder.label}」{'(削除済み)' if not holder.is_active else ''}が使っています。")
+                continue
+            keys.discard(question.key)
+            keys.add(wanted_key)
+            question.key = wanted_key
         question.label = label
         question.kind = kind
         question.choices = choices if kind == "choice" else []

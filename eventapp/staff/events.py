@@ -221,7 +221,7 @@ def event_export(event_id: int):
         flash(" ".join(exc.fields.values()) or exc.message, "error")
         return redirect(url_for("staff.event_detail", event_id=event.id), code=303)
     db.session.commit()
-    response = Response(content, mimetype=mimetype)
+    response = Response(content, content_type=mimetype)  # mimetype= would add a second charset
     response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     response.headers["Cache-Control"] = "no-store"  # personal data: never kept by a proxy or the browser
     return response

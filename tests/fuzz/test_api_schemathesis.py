@@ -17,6 +17,7 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
+    positive_data_acceptance,
     response_schema_conformance,
     status_code_conformance,
 )
@@ -28,6 +29,10 @@ from tests.staff_support import make_user
 # Bounded: ~14 operations x 2 modes x this many examples keeps a run around a minute per database.
 MAX_EXAMPLES = 20
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+# ST202 "accepted by the schema but rejected": the schema states what these operations accept (issue 15,
+# item 16). Event writes are left out: "ends after it starts" and "days inside the event" relate two
+# fields, which OpenAPI cannot express.
+POSITIVE_ACCEPTED = {"POST /api/v1/events/{event_id}/registrations"}
 
 
 @pytest.fixture
@@ -64,12 +69,13 @@ def test_api_conforms_to_its_schema(app, real_objects):
             # Positive cases aim at real rows; negative ones may also break the path parameters.
             fixed = _path_parameters(operation, real_objects) if mode is GenerationMode.POSITIVE else None
             strategy = operation.as_strategy(mode, path_parameters=fixed, headers=headers)
+            checks = CHECKS + ([positive_data_acceptance] if operation.label in POSITIVE_ACCEPTED else [])
 
             @given(case=strategy)
             @settings(max_examples=MAX_EXAMPLES, deadline=None, database=None, derandomize=True,
                       suppress_health_check=list(HealthCheck))
             def run(case):
-                case.call_and_validate(checks=CHECKS)
+                case.call_and_validate(checks=checks)  # noqa: B023 (run() is called in this iteration)
 
             started = time.perf_counter()
             try:

@@ -27,6 +27,11 @@ def test_demo_history_matches_the_published_figures_and_is_idempotent(ctx):
     assert sum(by_year.values()) == 158
     assert db.session.execute(select(func.count()).select_from(Outcome)).scalar_one() > 158  # talks too
     report = reports.year_report(2025)
+    # The programme's published totals since FY2018: 158 matches, 81 organisations engaged.
     assert report.cumulative_matches == 158
+    assert report.cumulative_organisations == 81
+    rows = {(section, label): value for section, label, value in reports.report_rows(report)}
+    assert rows[("累計(2018〜2025年度)", "累計マッチング成立数")] == "158"
+    assert rows[("累計(2018〜2025年度)", "累計 関わった団体数")] == "81"
     # The programme's finding: fan-community projects convert better than business ones.
     assert report.conversion("fan_community") > report.conversion("business")

@@ -363,3 +363,73 @@ def test_badges_ten_per_page_with_furigana_and_prefecture(ctx):
     assert "なふだたろうあああ" in first and "名札太郎00" in first and "名札太郎11" in second
     assert "取消" not in first + second  # cancelled people get no badge
     assert_japanese_font(result.pdf)
+
+
+# Names as people really write them (issue 15, item 13): a JIS X 0213 / surrogate-pair kanji, 髙 and 﨑
+# (IBM extensions), 德, 邉 and 邊, the compatibility ideograph 隆 U+F9DC and 葛 with an ideographic
+# variation selector (葛󠄀, U+845B U+E0100).
+RARE_NAMES = [("𠮷田 花子", "よしだ はなこ"), ("髙橋 﨑子", "たかはし さきこ"), ("德永 邉", "とくなが ほとり"),
+              ("渡邊 \uf9dc", "わたなべ たかし"), ("葛\U000e0100城 太郎", "かつらぎ たろう")]
+
+
+def assert_every_glyph_drawn(pdf: bytes, names: list[str]) -> None:
+    """The names come back from the PDF's text, no 〓 was put in, and a real glyph exists for every
+    character (in IPAex Gothic or in the fallback IPAmj明朝, both embedded), so nothing is tofu."""
+    from fontTools.ttLib import TTFont
+
+    text = flat(pdf_text(pdf))
+    for name in names:
+        assert flat(name) in text, (name, text[:400])
+    assert "〓" not in text
+    fonts = pdf_fonts(pdf)
+    assert "IPAexGothic" in fonts and "IPAmjMincho" in fonts, fonts
+    assert all(" yes " in line for line in fonts.splitlines()[2:] if line.strip()), fonts
+    covered: set[int] = set()
+    for path in (documents.FONT_FILE, documents.FALLBACK_FONT_FILE):
+        with TTFont(str(path), lazy=True) as font:
+            covered |= set(font.getBestCmap())
+    missing = {ch for name in names for ch in flat(name) if ord(ch) not in covered and ord(ch) < 0xE0100}
+    assert not missing, missing
+    # 葛󠄀 keeps its selector, right after 葛 (text extraction gives the name back as registered)
+    assert "葛\U000e0100城" in text
+
+
+def test_rare_name_kanji_print_on_rosters_and_badges(ctx):
+    event = fieldwork()
+    for name, kana in RARE_NAMES:
+        make_registration(event, name=name, furigana=kana)
+    names = [name for name, _ in RARE_NAMES]
+    roster = documents.roster_pdf(event, "reception", "kana").pdf
+    save_artifact(roster, "roster-rare-kanji", dpi=100)
+    assert_every_glyph_drawn(roster, names)
+    badges = documents.badges_pdf(event).pdf
+    save_artifact(badges, "badges-rare-kanji", dpi=100)
+    assert_every_glyph_drawn(badges, names)
+    assert "\uf9dc" in pdf_text(badges)  # the compatibility ideograph as registered, not folded to 隆 U+9686
+
+
+def test_printable_keeps_what_the_fallback_font_draws():
+    assert documents.printable("𠮷田 﨑 葛\U000e0100 \uf9dc") == "𠮷田 﨑 葛\U000e0100 \uf9dc"
+    assert documents.printable("岩手\U0010fffd") == "岩手〓"  # in neither font
+
+
+def test_emergency_contacts_stay_on_the_programmes_last_page_never_alone(ctx):
+    """However long the programme, 緊急連絡先 is printed with what comes before it (issue 15, item 15)."""
+    start = future(days=40, hour=9)
+    checked = 0
+    for n in range(14, 40, 2):  # programme lengths that end a page at every point of the closing part
+        items = [{"starts_at": time(9 + k // 4, (k % 4) * 15), "title": f"プログラム項目{k + 1:02d} 地域の方との意見交換",
+                  "place": "会議室"} for k in range(n)]
+        event = make_event(starts_at=start, ends_at=start + timedelta(hours=10), organiser_phone="019-629-0000",
+                           what_to_bring="筆記用具", days=[{"starts_at": start, "ends_at": start + timedelta(hours=10),
+                                                            "items": items}])
+        pdf = documents.programme_pdf(event).pdf
+        pages = page_count(pdf)
+        last = flat(pdf_text(pdf, page=pages))
+        assert "緊急連絡先" in last and "019-629-0000" in last, n
+        if pages > 1:
+            checked += 1
+            # Not alone: the page also holds the end of the programme or the section before it.
+            assert "プログラム項目" in last or "持ち物" in last, (n, last[:200])
+            assert "緊急連絡先" not in flat(pdf_text(pdf, page=pages - 1)), n
+    assert checked  # some lengths did run onto a second page

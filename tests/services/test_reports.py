@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import csv
+import html
 import io
+import re
 from datetime import date, timedelta
 
 import pytest
+from sqlalchemy import select
 
 from eventapp.extensions import db
+from eventapp.models import Registration
 from eventapp.services import attendance, matching, organisations, reports, surveys
 from eventapp.services.registration import cancel
 from tests.conftest import jst, make_event, make_registration
+from tests.pdf_support import flat, pdf_text, save_artifact
 from tests.services.test_matching import attend, make_org
+from tests.staff_support import login, make_user
 
 LATER = jst(2032, 1, 1)
 
@@ -96,6 +102,41 @@ def test_csv_opens_in_excel_and_chart_is_svg(known_year):
     values = {row[1]: row[2] for row in rows[1:] if row[0] == "2030年度"}
     assert values["出席率"] == "66.7%"
     assert values["成立率(ファンコミュニティ型)"] == "100.0%"
-    assert values["累計マッチング成立数"] == "3"
+    since = {row[1]: row[2] for row in rows[1:] if row[0] == "累計(2018〜2030年度)"}
+    assert since == {"累計マッチング成立数": "3", "累計 関わった団体数": "3"}
+    definitions = {row[1]: row[2] for row in rows[1:] if row[0] == "定義"}
+    assert "マッチング会を経ない成立も含む" in definitions["ファネル: マッチング成立"]
     svg = reports.bar_chart_svg([("<b>", 3), ("x", 0)], title="テスト")
     assert svg.startswith("<svg") and "&lt;b&gt;" in svg and "<b>" not in svg
+
+
+def test_cumulative_figures_count_from_fy2018(known_year):
+    """The programme's published totals start in FY2018: an older match is in the yearly chart only."""
+    old_org = make_org("平成の受入団体")
+    person_id = db.session.execute(select(Registration.person_id)).scalars().first()
+    matching.record_outcome(person_id, old_org.id, status="ended", matched_on=date(2017, 6, 1))
+    db.session.commit()
+    r = reports.year_report(2030, now=LATER)
+    assert r.matches_by_year[2017] == 1
+    assert (r.cumulative_matches, r.cumulative_organisations) == (3, 3)  # as before: 2017 is not counted
+    assert r.organisations_engaged == 3
+
+
+def test_report_pdf_has_the_pages_tables_and_charts_from_page_1(known_year, client):
+    """The PDF is the page's tables and charts (one template), the first table on page 1."""
+    login(client, make_user("staff").email)
+    page = client.get("/staff/reports?year=2030").get_data(as_text=True)
+    response = client.get("/staff/reports/2030.pdf")
+    assert response.status_code == 200 and response.mimetype == "application/pdf"
+    save_artifact(response.data, "annual-report", dpi=70)
+    first = flat(pdf_text(response.data, page=1))
+    assert "イベントと参加" in first and "開催イベント数3" in first and "申込数7" in first
+    text = flat(pdf_text(response.data))
+    body = page[page.index('<section class="card report-part">'):]
+    headings = [re.sub(r"<[^>]+>", "", h) for h in re.findall(r"<h2>(.*?)</h2>", body)]
+    cells = [re.sub(r"<[^>]+>", "", c) for c in re.findall(r"<th[^>]*>(.*?)</th>", body)]
+    chart_titles = re.findall(r"<title>(.*?)</title>", body)
+    assert len(headings) == 4 and len(chart_titles) == 4 and "ファンコミュニティ型" in cells
+    for expected in (*headings, *cells, *chart_titles, *reports.FUNNEL_DEFINITIONS.values()):
+        assert flat(html.unescape(expected)) in text, expected
+    assert "累計マッチング成立数3" in text and "累計関わった団体数3" in text

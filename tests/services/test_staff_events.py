@@ -219,3 +219,59 @@ def test_replacing_days_keeps_check_ins_and_refuses_to_drop_an_attended_day(ctx)
                                             {"id": second.id, "remove": True}])
     db.session.rollback()
     assert db.session.query(CheckIn).count() == 1
+
+
+def test_an_over_confirmed_event_still_saves_only_a_lower_capacity_is_refused(ctx):
+    from eventapp.services import participants
+
+    event = make_event(capacity=1)
+    make_registration(event)
+    participants.confirm_waitlisted(make_registration(event).id)  # 2 confirmed, capacity 1
+    db.session.commit()
+    # The staff form sends every field, capacity included (unchanged): that must save.
+    staff_events.change_event(event.id, {"title": "花巻フィールドワーク(増席)", "capacity": 1})
+    staff_events.change_event(event.id, {"capacity": 2})  # raising is fine
+    db.session.commit()
+    assert (event.title, event.capacity) == ("花巻フィールドワーク(増席)", 2)
+    with pytest.raises(ValidationFailed) as exc:
+        staff_events.change_event(event.id, {"capacity": 1})  # lowering below the 2 confirmed
+    assert "参加確定者数(2名)" in exc.value.fields["capacity"]
+
+
+def test_a_new_two_day_event_gets_daytime_days(ctx):
+    event = make_event(starts_at=jst(2030, 10, 4, 10), ends_at=jst(2030, 10, 5, 15))
+    assert [(d.starts_at, d.ends_at) for d in event.days] == [
+        (jst(2030, 10, 4, 10), jst(2030, 10, 4, 18)), (jst(2030, 10, 5, 9), jst(2030, 10, 5, 15))]
+    three = make_event(starts_at=jst(2030, 10, 4, 19), ends_at=jst(2030, 10, 6, 12))
+    assert [(d.starts_at, d.ends_at) for d in three.days] == [
+        (jst(2030, 10, 4, 19), jst(2030, 10, 5, 0)), (jst(2030, 10, 5, 9), jst(2030, 10, 5, 18)),
+        (jst(2030, 10, 6, 9), jst(2030, 10, 6, 12))]
+    evening = make_event(starts_at=jst(2030, 10, 4, 19), ends_at=jst(2030, 10, 5, 1))  # a mixer past midnight
+    assert [(d.starts_at, d.ends_at) for d in evening.days] == [(jst(2030, 10, 4, 19), jst(2030, 10, 5, 1))]
+
+
+def test_editing_days_moves_the_events_start_and_end(ctx, sent_mail):
+    event = make_event(starts_at=jst(2030, 10, 4, 10), ends_at=jst(2030, 10, 5, 15))
+    first, second = (d.id for d in event.days)
+    staff_events.update_days(event.id, [
+        {"id": first, "starts_at": jst(2030, 10, 4, 12), "ends_at": jst(2030, 10, 4, 18), "items": []},
+        {"id": second, "starts_at": jst(2030, 10, 5, 9), "ends_at": jst(2030, 10, 5, 16), "items": []}])
+    db.session.commit()
+    db.session.expire_all()
+    event = db.session.get(Event, event.id)
+    assert (event.starts_at, event.ends_at) == (jst(2030, 10, 4, 12), jst(2030, 10, 5, 16))
+    assert event.sequence == 1
+
+
+def test_programme_day_headings_do_not_repeat_the_day_number(ctx):
+    from eventapp.services import documents
+    from tests.pdf_support import flat, pdf_text
+
+    event = make_event(starts_at=jst(2030, 10, 4, 10), ends_at=jst(2030, 10, 5, 15), days=[
+        {"starts_at": jst(2030, 10, 4, 10), "ends_at": jst(2030, 10, 4, 18), "title": "1日目 花巻",
+         "items": [{"starts_at": time(10), "title": "収穫"}]},
+        {"starts_at": jst(2030, 10, 5, 9), "ends_at": jst(2030, 10, 5, 15), "title": "2日目",
+         "items": [{"starts_at": time(9), "title": "発表"}]}])
+    text = flat(pdf_text(documents.programme_pdf(event).pdf))
+    assert "1日目" in text and text.count("1日目") == 1 and text.count("2日目") == 1, text
+    assert "花巻" in text

@@ -9,7 +9,7 @@ import pytest
 from openpyxl import load_workbook
 
 from eventapp.extensions import db
-from eventapp.models import AuditEntry
+from eventapp.models import AuditEntry, Registration
 from eventapp.services import exports
 from eventapp.services.errors import ValidationFailed
 from tests.conftest import make_event, make_registration
@@ -69,7 +69,8 @@ def test_formula_injection_is_neutralised_in_csv_and_xlsx(ctx, hostile):
     content, _, _ = exports.export(event, "all", "xlsx")
     sheet = load_workbook(io.BytesIO(content)).active
     cell = sheet.cell(row=2, column=2)
-    assert cell.value == "'" + hostile and cell.data_type == "s"
+    # XLSX: typed as text (never a formula), shown as entered: no apostrophe (issue 15, item 15)
+    assert cell.value == hostile and cell.data_type == "s"
 
 
 def test_xlsx_round_trip(ctx):
@@ -82,3 +83,26 @@ def test_xlsx_round_trip(ctx):
     assert values[0] == ["No.", "氏名", "ふりがな", "都道府県", "電話番号", "メールアドレス"]
     assert [v[1] for v in values[1:]] == ["阿部 一郎", "佐藤 花子"]
     assert values[1][0] == 1
+
+
+def test_xlsx_dates_are_dates_with_an_autofilter_and_csv_prints_them(ctx):
+    from datetime import datetime
+
+    from eventapp.formatting import format_datetime, to_jst
+
+    event = _event_with_people()
+    registration = db.session.query(Registration).order_by(Registration.id).first()
+    content, _, _ = exports.export(event, "all", "xlsx")
+    sheet = load_workbook(io.BytesIO(content)).active
+    header = [c.value for c in sheet[1]]
+    assert sheet.auto_filter.ref == sheet.dimensions and sheet.auto_filter.ref.startswith("A1:")
+    applied = {sheet.cell(row=n, column=header.index("氏名") + 1).value: sheet.cell(row=n, column=header.index("申込日時") + 1)
+               for n in range(2, sheet.max_row + 1)}
+    cell = applied[registration.person.name]
+    assert isinstance(cell.value, datetime) and cell.is_date and cell.number_format == "yyyy/mm/dd hh:mm"
+    assert cell.value == to_jst(registration.created_at).replace(tzinfo=None, microsecond=cell.value.microsecond)
+    assert sheet.cell(row=2, column=header.index("キャンセル日時") + 1).value is None
+    csv_content, _, _ = exports.export(event, "all", "csv")
+    rows = list(csv.reader(io.StringIO(csv_content.decode("utf-8-sig"))))
+    row = next(r for r in rows if r[1] == registration.person.name)
+    assert row[rows[0].index("申込日時")] == format_datetime(registration.created_at)

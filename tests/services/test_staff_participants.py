@@ -6,7 +6,7 @@ import pytest
 
 from eventapp.extensions import db
 from eventapp.models import AuditEntry, OutboxMessage, Registration
-from eventapp.services import participants
+from eventapp.services import calendar, participants
 from eventapp.services.errors import DomainError, ValidationFailed
 from tests.conftest import make_event, make_registration, person_input
 
@@ -49,7 +49,11 @@ def test_confirm_waitlisted_past_capacity_warns(ctx):
     assert participants.confirm_waitlisted(waiting.id) is True  # now over capacity
     db.session.commit()
     assert db.session.get(Registration, waiting.id).status == "confirmed"
-    assert db.session.query(OutboxMessage).filter_by(kind="registration_promoted").count() == 1
+    # The mail says staff confirmed the seat, not that someone cancelled (issue 15, item 12).
+    (message,) = db.session.query(OutboxMessage).filter_by(kind="registration_confirmed_by_staff").all()
+    assert "事務局" in message.subject and "参加を確定しました" in message.body
+    assert "キャンセルが出たため" not in message.body and "繰り上げ" not in message.subject
+    assert calendar.mail_attachments(message.kind, db.session.get(Registration, waiting.id))  # the invite
     with pytest.raises(DomainError):
         participants.confirm_waitlisted(waiting.id)
 

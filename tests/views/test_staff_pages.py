@@ -125,3 +125,43 @@ def test_duplicate_event_shifts_dates(ctx, staff_client):
     response = post_form(staff_client, f"/staff/events/{event.id}/duplicate",
                          {"title": "x", "slug": "harvest-next", "mode": "days", "shift_days": "7"})
     assert "このURL名は既に使われています。" in response.get_data(as_text=True)
+
+
+def test_question_key_can_be_changed_and_a_re_added_question_is_listed_once(ctx, staff_client):
+    """Issue 15, item 11: the 記号名 is editable after saving; remove + add again = one filter entry."""
+    event = make_event(questions=[{"key": "q1", "kind": "yesno", "label": "送迎バスを利用しますか"},
+                                  {"key": "room", "kind": "text", "label": "お部屋のご希望"}])
+    registration = make_registration(event, answers={"q1": "yes"})
+    url = f"/staff/events/{event.id}/questions"
+    bus, room = event.active_questions
+    html = staff_client.get(url).get_data(as_text=True)
+    assert 'name="q-0-key" value="q1"' in html  # the key of a saved question is a field
+
+    def save(rows: list[dict]):
+        form = {}
+        for n, row in enumerate(rows):
+            form.update({f"q-{n}-{k}": v for k, v in row.items()})
+        return post_form(staff_client, url, form, token_from=url)
+
+    assert save([{"id": bus.id, "label": bus.label, "kind": "yesno", "key": "bus", "position": 1},
+                 {"id": room.id, "label": room.label, "kind": "text", "key": "room", "position": 2}]).status_code == 303
+    db.session.expire_all()
+    assert db.session.get(type(bus), bus.id).key == "bus"
+    # another question's key is refused with a message, nothing else changes
+    refused = save([{"id": bus.id, "label": bus.label, "kind": "yesno", "key": "room"},
+                    {"id": room.id, "label": room.label, "kind": "text", "key": "room"}])
+    assert refused.status_code == 422 and "記号名「room」は設問「お部屋のご希望」が使っています" in refused.get_data(as_text=True)
+
+    # remove the bus question, then add it again with the same text
+    assert save([{"id": bus.id, "label": bus.label, "kind": "yesno", "key": "bus", "remove": "1"},
+                 {"id": room.id, "label": room.label, "kind": "text", "key": "room"}]).status_code == 303
+    assert save([{"id": room.id, "label": room.label, "kind": "text", "key": "room"},
+                 {"label": "送迎バスを利用しますか", "kind": "yesno", "key": ""}]).status_code == 303
+    db.session.expire_all()
+    event = db.session.get(Event, event.id)
+    assert [q.key for q in event.active_questions] == ["room", "bus"] and len(event.questions) == 2
+    page = staff_client.get(f"/staff/events/{event.id}/participants").get_data(as_text=True)
+    assert page.count(">送迎バスを利用しますか</option>") == 1 and "(削除済み)" not in page
+    # the old answer is back with the revived question
+    filtered = staff_client.get(f"/staff/events/{event.id}/participants?question={bus.id}&answer=yes")
+    assert registration.person.name in filtered.get_data(as_text=True)
