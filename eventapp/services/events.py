@@ -10,7 +10,16 @@ from sqlalchemy import select
 
 from ..extensions import db
 from ..formatting import JST
-from ..models import EVENT_KINDS, EVENT_STATUSES, QUESTION_KINDS, Event, EventDay, ProgrammeItem, Question
+from ..models import (
+    EVENT_KINDS,
+    EVENT_STATUSES,
+    MAX_COMPANIONS_LIMIT,
+    QUESTION_KINDS,
+    Event,
+    EventDay,
+    ProgrammeItem,
+    Question,
+)
 from . import calendar, text
 from .capacity import counts_for, lock_event
 from .errors import ValidationFailed
@@ -79,7 +88,7 @@ def apply_event_fields(event: Event, data: dict, *, creating: bool) -> None:
     for field in TIME_FIELDS:
         if field in data:
             values[field] = _aware(data[field])
-    for field in ("capacity", "fee_yen", "kind", "status", "slug", "latitude", "longitude"):
+    for field in ("capacity", "fee_yen", "max_companions", "kind", "status", "slug", "latitude", "longitude"):
         if field in data:
             values[field] = data[field]
 
@@ -105,6 +114,10 @@ def apply_event_fields(event: Event, data: dict, *, creating: bool) -> None:
         errors["capacity"] = _("定員は0以上の整数で入力してください。")
     elif capacity > 100000:
         errors["capacity"] = _("定員が大きすぎます。")
+    companions = values.get("max_companions")
+    if "max_companions" in values and (not isinstance(companions, int) or isinstance(companions, bool)
+                                       or not 0 <= companions <= MAX_COMPANIONS_LIMIT):
+        errors["max_companions"] = _("同行者の上限は0〜%(max)s名の整数で入力してください。", max=MAX_COMPANIONS_LIMIT)
     fee = merged.get("fee_yen")
     if fee is not None and (not isinstance(fee, int) or fee < 0 or fee > 10_000_000):
         errors["fee_yen"] = _("参加費は0以上の整数(円)で入力してください。")
@@ -155,7 +168,7 @@ def apply_event_fields(event: Event, data: dict, *, creating: bool) -> None:
 
 
 def create_event(data: dict) -> Event:
-    event = Event(status="draft", fee_yen=0, sequence=0)
+    event = Event(status="draft", fee_yen=0, max_companions=0, sequence=0)
     data = {"status": "draft", "fee_yen": 0, **data}
     apply_event_fields(event, data, creating=True)
     event.days = build_days(data.get("days")) if data.get("days") else default_days(event.starts_at,

@@ -34,7 +34,7 @@ from .events import (
 from .people import clean_text
 from .registration import fill_free_seats
 
-COPIED_FIELDS = (*TEXT_FIELDS, "kind", "capacity", "fee_yen", "latitude", "longitude")
+COPIED_FIELDS = (*TEXT_FIELDS, "kind", "capacity", "fee_yen", "max_companions", "latitude", "longitude")
 
 
 def get_event(event_id: int) -> Event:
