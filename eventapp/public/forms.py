@@ -57,6 +57,12 @@ class SignupForm(FlaskForm):
                           "answers": {q.key: self[f"companion_{slot}_q_{q.key}"].data for q in event.active_questions}})
         return given
 
+    def companion_filled(self, slot: int) -> bool:
+        """Whether a companion slot was filled in or has errors (the form shows it open)."""
+        fields = [f for name, f in self._fields.items() if name.startswith(f"companion_{slot}_")]
+        return any(f.errors for f in fields) or any(
+            (self[f"companion_{slot}_{name}"].data or "").strip() for name in ("name", "furigana"))
+
     def show_errors(self, fields: dict[str, str]) -> None:
         for name, message in fields.items():
             target = self._field_for(name)

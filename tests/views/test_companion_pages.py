@@ -1,0 +1,75 @@
+"""The sign-up form with companions (no JavaScript needed), the group on the manage page, the
+lead's choice between cancelling the whole group or only their own seat."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from eventapp.extensions import db
+from eventapp.models import Registration
+from tests.factories import csrf_token_from
+from tests.views.test_public import Page, create_event, sign_up, token_from_redirect
+
+
+def group_of(app, token: str) -> list[tuple[str, str]]:
+    with app.app_context():
+        lead = db.session.execute(select(Registration).where(Registration.manage_token == token)).scalar_one()
+        return [(r.name, r.status) for r in (lead, *lead.companions)]
+
+
+def test_form_takes_companions_in_fixed_fieldsets_and_ignores_empty_ones(app, client, sent_mail):
+    slug = create_event(app, capacity=10, max_companions=3, title="家族でブドウ収穫", questions=[
+        {"key": "size", "kind": "choice", "label": "軍手のサイズ", "choices": ["S", "M", "L"], "required": True}])
+    html = client.get(f"/events/{slug}/register").get_data(as_text=True)
+    assert html.count("<details class=\"companion card\"") == 3 and "同行者1を追加" in html
+    response = sign_up(client, slug, q_size="L", companion_0_name="岩手 次郎", companion_0_furigana="いわて じろう",
+                       companion_0_q_size="S", companion_2_name="岩手 三郎", companion_2_furigana="いわて さぶろう",
+                       companion_2_q_size="M")
+    token = token_from_redirect(response)
+    group = group_of(app, token)
+    assert [status for _, status in group] == ["confirmed"] * 3
+    assert [name for name, _ in group[1:]] == ["岩手 次郎", "岩手 三郎"]  # slot 1 left empty: ignored
+    text = Page(client.get(f"/r/{token}?new=1").get_data(as_text=True)).text
+    assert "同行者" in text and "岩手 次郎" in text and "岩手 三郎" in text
+    mails = sent_mail()
+    body = mails[0].get_body(("plain",)).get_content()
+    assert len(mails) == 1 and "岩手 次郎" in body and "岩手 三郎" in body
+
+
+def test_companion_errors_show_at_the_companions_own_fields(app, client):
+    slug = create_event(app, capacity=10, max_companions=2)
+    response = sign_up(client, slug, companion_1_name="岩手 次郎", companion_1_furigana="jiro")
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    # The second slot (the only one filled in) is open and carries the furigana message.
+    assert 'id="companion_1_furigana-error"' in page
+    assert "ひらがなまたはカタカナ" in page
+    assert page.count("<details class=\"companion card\" open>") == 1
+
+
+def test_lead_chooses_to_cancel_the_group_or_only_their_own_seat(app, client):
+    slug = create_event(app, capacity=10, max_companions=2)
+    token = token_from_redirect(sign_up(client, slug, companion_0_name="同行 一", companion_0_furigana="どうこう"))
+    confirm = client.get(f"/r/{token}/cancel").get_data(as_text=True)
+    assert 'value="group"' in confirm and 'value="self"' in confirm
+    client.post(f"/r/{token}/cancel", data={"csrf_token": csrf_token_from(confirm), "scope": "self"})
+    assert [status for _, status in group_of(app, token)] == ["cancelled", "confirmed"]
+
+    token = token_from_redirect(sign_up(client, slug, companion_0_name="同行 二", companion_0_furigana="どうこう"))
+    confirm = client.get(f"/r/{token}/cancel").get_data(as_text=True)
+    client.post(f"/r/{token}/cancel", data={"csrf_token": csrf_token_from(confirm), "scope": "group"})
+    assert [status for _, status in group_of(app, token)] == ["cancelled", "cancelled"]
+
+
+def test_a_companions_manage_page_shows_only_itself_and_cancels_only_itself(app, client):
+    slug = create_event(app, capacity=10, max_companions=1)
+    token = token_from_redirect(sign_up(client, slug, companion_0_name="同行 一", companion_0_furigana="どうこう"))
+    with app.app_context():
+        lead = db.session.execute(select(Registration).where(Registration.manage_token == token)).scalar_one()
+        companion_token = lead.companions[0].manage_token
+    page = client.get(f"/r/{companion_token}").get_data(as_text=True)
+    assert "同行者として登録されています" in page and token not in page
+    confirm = client.get(f"/r/{companion_token}/cancel").get_data(as_text=True)
+    assert 'value="group"' not in confirm
+    client.post(f"/r/{companion_token}/cancel", data={"csrf_token": csrf_token_from(confirm), "scope": "group"})
+    assert [status for _, status in group_of(app, token)] == ["confirmed", "cancelled"]
