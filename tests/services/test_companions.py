@@ -163,3 +163,36 @@ def test_preferences_given_for_a_non_matching_event_are_refused(ctx):
     with pytest.raises(ValidationFailed) as info:
         sign_up(event.id, SignupRequest(person_input(), consent=True, preferences=[1]))
     assert "preferences" in info.value.fields
+
+
+def test_one_address_and_a_companion_each_appear_on_roster_badges_csv_and_check_in(ctx):
+    # Issue 14 "done when": one address, two attendees, both names on everything printed or shown.
+    import csv
+    import io
+
+    from eventapp.services import checkin, documents, exports
+    from tests.pdf_support import flat, pdf_text
+
+    event = make_event(capacity=10, max_companions=1)
+    result = sign_up(event.id, SignupRequest(
+        person_input(name="岩手 花子", furigana="いわて はなこ", email="family@example.com"), consent=True,
+        companions=[{"name": "岩手 太郎", "furigana": "いわて たろう"}]))
+    db.session.commit()
+    lead, companion = result.registration, result.companions[0]
+
+    roster = flat(pdf_text(documents.roster_pdf(event, "reception", "kana").pdf))
+    badges = flat(pdf_text(documents.badges_pdf(event).pdf))
+    content, _mimetype, _filename = exports.export(event, "reception", "csv")
+    db.session.commit()
+    names_in_csv = [row[1] for row in csv.reader(io.StringIO(content.decode("utf-8-sig")))][1:]
+    for name in ("岩手花子", "岩手太郎"):
+        assert name in roster and name in badges
+    assert sorted(names_in_csv) == ["岩手 太郎", "岩手 花子"]
+
+    shown = []
+    for n, registration in enumerate((lead, companion)):
+        res = checkin.check_in(event.id, registration.ticket_code, f"family-nonce-{n}")
+        db.session.commit()
+        assert res.result == "checked_in"
+        shown.append(checkin.registration_summary(res.registration)["name"])
+    assert shown == ["岩手 花子", "岩手 太郎"]
