@@ -196,3 +196,58 @@ def test_one_address_and_a_companion_each_appear_on_roster_badges_csv_and_check_
         assert res.result == "checked_in"
         shown.append(checkin.registration_summary(res.registration)["name"])
     assert shown == ["岩手 花子", "岩手 太郎"]
+
+
+def test_max_companions_is_checked_by_the_service_and_the_database(ctx):
+    from sqlalchemy import text
+    from sqlalchemy.exc import IntegrityError
+    from werkzeug.datastructures import MultiDict
+
+    from eventapp.services.events import update_event
+    from eventapp.staff.forms import event_data, event_values
+
+    event = make_event(capacity=10)
+    assert event.max_companions == 0  # the default: nobody brings companions unless staff allow it
+    with pytest.raises(ValidationFailed) as info:
+        update_event(event.id, {"max_companions": 11})
+    assert "max_companions" in info.value.fields
+    db.session.rollback()
+    data, errors = event_data(MultiDict({"max_companions": "3"}))  # the staff event form
+    assert (data, errors) == ({"max_companions": 3}, {})
+    update_event(event.id, data)
+    db.session.commit()
+    assert db.session.get(type(event), event.id).max_companions == 3
+    assert event_values(event)["max_companions"] == "3"
+    assert event_values(None)["max_companions"] == "3"  # a new fieldwork suggests three
+    with pytest.raises(IntegrityError):
+        db.session.execute(text("UPDATE events SET max_companions = 11 WHERE id = :id"), {"id": event.id})
+        db.session.flush()
+    db.session.rollback()
+
+
+def test_event_wide_mails_reach_the_lead_once_for_the_group(ctx):
+    from eventapp.services.staff_events import cancel_event
+
+    event = make_event(capacity=10, max_companions=2)
+    group_signup(event, 2, email="once@example.com")
+    db.session.execute(OutboxMessage.__table__.delete())
+    cancel_event(event.id, reason="台風のため")
+    db.session.commit()
+    rows = db.session.execute(select(OutboxMessage.kind, OutboxMessage.to_addr)).all()
+    assert [tuple(r) for r in rows] == [("event_cancelled", "once@example.com")]
+    assert {r.status for r in db.session.execute(select(Registration)).scalars()} == {"cancelled"}
+
+
+def test_a_moved_event_sends_the_group_one_updated_invite(ctx):
+    from datetime import timedelta
+
+    from eventapp.services.events import update_event
+
+    event = make_event(capacity=10, max_companions=2)
+    group_signup(event, 2, email="moved@example.com")
+    db.session.execute(OutboxMessage.__table__.delete())
+    update_event(event.id, {"starts_at": event.starts_at + timedelta(days=1),
+                            "ends_at": event.ends_at + timedelta(days=1)})
+    db.session.commit()
+    rows = db.session.execute(select(OutboxMessage.kind, OutboxMessage.to_addr)).all()
+    assert [tuple(r) for r in rows] == [("event_updated", "moved@example.com")]
