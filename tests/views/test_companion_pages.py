@@ -73,3 +73,22 @@ def test_a_companions_manage_page_shows_only_itself_and_cancels_only_itself(app,
     assert 'value="group"' not in confirm
     client.post(f"/r/{companion_token}/cancel", data={"csrf_token": csrf_token_from(confirm), "scope": "group"})
     assert [status for _, status in group_of(app, token)] == ["confirmed", "cancelled"]
+
+
+def test_staff_see_the_group_on_the_registration_and_the_participant_list(app, client):
+    from tests.staff_support import login, make_user
+
+    slug = create_event(app, capacity=10, max_companions=1)
+    token = token_from_redirect(sign_up(client, slug, companion_0_name="同行 花子", companion_0_furigana="どうこう"))
+    with app.app_context():
+        lead = db.session.execute(select(Registration).where(Registration.manage_token == token)).scalar_one()
+        lead_id, companion_id, event_id, lead_name = lead.id, lead.companions[0].id, lead.event_id, lead.name
+    with app.app_context():
+        email = make_user("staff").email
+    login(client, email)
+    page = client.get(f"/staff/registrations/{lead_id}").get_data(as_text=True)
+    assert "同行者" in page and "同行 花子" in page
+    page = client.get(f"/staff/registrations/{companion_id}").get_data(as_text=True)
+    assert f"代表: <a href=\"/staff/registrations/{lead_id}\">{lead_name}</a>" in page
+    listing = Page(client.get(f"/staff/events/{event_id}/participants").get_data(as_text=True)).text
+    assert "同行 花子" in listing and "同行者" in listing
