@@ -16,6 +16,7 @@ from ..urls import external_url
 from .auth import require_role
 from .errors import ErrorSchema
 from .schemas import (
+    CancelQuerySchema,
     EventCreateSchema,
     EventListQuerySchema,
     EventListSchema,
@@ -226,11 +227,13 @@ def get_registration(manage_token):
 
 
 @blp.route("/registrations/<string:manage_token>/cancel", methods=["POST"])
+@blp.arguments(CancelQuerySchema(), location="query")
 @blp.response(200, RegistrationEnvelopeSchema)
-@documents_errors(404, 409)
-def cancel_registration(manage_token):
-    """Cancel by the participant (until the cancellation deadline)."""
+@documents_errors(404, 409, 422)
+def cancel_registration(query, manage_token):
+    """Cancel by the participant (until the cancellation deadline). `?group=true` on a lead's token
+    also cancels its companions; a companion's token always cancels only that companion."""
     registration = registration_service.get_by_manage_token(manage_token)
-    registration_service.cancel(registration.id, by="self")
+    registration_service.cancel(registration.id, by="self", group=query.get("group", False))
     db.session.commit()
     return {"registration": registration_payload(registration)}

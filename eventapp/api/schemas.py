@@ -260,6 +260,14 @@ class CompanionSchema(Schema):
     answers = fields.Dict(keys=Text(), values=Text())
 
 
+class CancelQuerySchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    group = fields.Boolean(load_default=False, metadata={
+        "description": "on a lead's registration: also cancel its companions (default: only this seat)"})
+
+
 class EventRefSchema(Schema):
     id = fields.Integer()
     slug = Text()

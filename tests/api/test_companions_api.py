@@ -93,3 +93,17 @@ def test_openapi_describes_companions_and_preferences(client):
     assert {"companions", "preferences"} <= set(create["properties"])
     registration = next(s for name, s in schemas.items() if name == "Registration")
     assert {"attendee", "companions", "lead_registration_id"} <= set(registration["properties"])
+
+
+def test_api_cancels_a_lead_alone_or_with_the_group(app, client):
+    event_id = new_event(app, capacity=10, max_companions=1)
+    url = f"/api/v1/events/{event_id}/registrations"
+    body = signup_body(companions=[{"name": "同行 一", "furigana": "どうこう"}])
+    alone = client.post(url, json=body).get_json()["registration"]
+    cancelled = client.post(f"/api/v1/registrations/{alone['manage_token']}/cancel").get_json()["registration"]
+    assert cancelled["status"] == "cancelled" and [c["status"] for c in cancelled["companions"]] == ["confirmed"]
+    group = client.post(url, json=signup_body(email="group@example.com", companions=body["companions"])
+                        ).get_json()["registration"]
+    cancelled = client.post(f"/api/v1/registrations/{group['manage_token']}/cancel?group=true"
+                            ).get_json()["registration"]
+    assert cancelled["status"] == "cancelled" and [c["status"] for c in cancelled["companions"]] == ["cancelled"]

@@ -62,6 +62,9 @@ def test_group_that_does_not_fit_waits_together_with_places_without_gaps(ctx):
     places = [svc.waitlist_position(r) for r in (*members(result), single)]
     assert places == [1, 2, 3, 4]
     assert len({r.waitlisted_at for r in members(result)}) == 1
+    told = db.session.execute(select(OutboxMessage.body).where(
+        OutboxMessage.kind == "registration_waitlisted").order_by(OutboxMessage.id)).scalars().all()
+    assert "同行者を含め1〜3番目" in told[0] and "4番目" in told[1]
 
 
 def test_promotion_is_strict_fifo_over_whole_groups(ctx):
