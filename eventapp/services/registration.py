@@ -71,7 +71,7 @@ class SignupRequest:
     source: str = "web"
     staff_override: bool = False
     notify: bool = True
-    # False only for staff-entered walk-ins and phone sign-ups: the person gets no mail then.
+    # False only for staff-entered walk-ins: an empty address is allowed and the person gets no mail.
     email_required: bool = True
     now: datetime | None = None
 
