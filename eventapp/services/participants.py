@@ -91,11 +91,13 @@ def get_registration(registration_id: int, event_id: int | None = None) -> Regis
     return registration
 
 
-def register_on_behalf(event_id: int, person_input: dict, answers: dict, *, notify: bool = True) -> SignupResult:
+def register_on_behalf(event_id: int, person_input: dict, answers: dict, *, companions: list[dict] | None = None,
+                       notify: bool = True) -> SignupResult:
     """A phone sign-up: staff may add people to drafts and closed events; consent is given by phone."""
     try:
         result = sign_up(event_id, SignupRequest(person=person_input, answers=answers, consent=True, source="staff",
-                                                 staff_override=True, notify=notify and bool(person_input.get("email"))))
+                                                 companions=companions or [], staff_override=True,
+                                                 notify=notify and bool(person_input.get("email"))))
     except DomainError as exc:
         if exc.code != "duplicate":
             raise
@@ -104,8 +106,10 @@ def register_on_behalf(event_id: int, person_input: dict, answers: dict, *, noti
                                        "参加者一覧でご確認ください。") from None
     registration = result.registration
     audit.record("register", "registration", registration.id,
-                 f"{registration.name} を「{registration.event.title}」に代理申込({registration.status})",
-                 {"event_id": event_id, "person_id": registration.person_id})
+                 f"{registration.name} を「{registration.event.title}」に代理申込({registration.status})"
+                 + (f" 同行者{len(result.companions)}名" if result.companions else ""),
+                 {"event_id": event_id, "person_id": registration.person_id,
+                  "companions": [c.id for c in result.companions]})
     return result
 
 

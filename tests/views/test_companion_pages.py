@@ -92,3 +92,37 @@ def test_staff_see_the_group_on_the_registration_and_the_participant_list(app, c
     assert f"代表: <a href=\"/staff/registrations/{lead_id}\">{lead_name}</a>" in page
     listing = Page(client.get(f"/staff/events/{event_id}/participants").get_data(as_text=True)).text
     assert "同行 花子" in listing and "同行者" in listing
+
+
+def test_staff_phone_signup_takes_companions_through_the_same_entry_point(app, client):
+    from tests.staff_support import login, make_user, post_form
+
+    with app.app_context():
+        from tests.factories import make_event
+        event = make_event(capacity=10, max_companions=2, questions=[
+            {"key": "bus", "kind": "yesno", "label": "送迎バス", "required": True}])
+        event_id = event.id
+        email = make_user("staff").email
+    login(client, email)
+    url = f"/staff/events/{event_id}/participants/new"
+    form = client.get(url).get_data(as_text=True)
+    assert 'name="companions.1.furigana"' in form and 'name="companions.1.answers.bus"' in form
+    base = {"name": "電話 太郎", "furigana": "でんわ たろう", "email": "phone-lead@example.com", "answers.bus": "yes"}
+    # Slot 0 left empty, slot 1 with a bad furigana: the message shows at slot 1.
+    bad = post_form(client, url, {**base, "companions.1.name": "電話 次郎", "companions.1.furigana": "jiro",
+                                  "companions.1.answers.bus": "no"}, token_from=url)
+    assert bad.status_code == 422
+    page = bad.get_data(as_text=True)
+    assert 'aria-describedby="companions.1.furigana-error"' in page and "ひらがなまたはカタカナ" in page
+    assert 'aria-describedby="companions.0.furigana-error"' not in page
+    good = post_form(client, url, {**base, "companions.1.name": "電話 次郎", "companions.1.furigana": "でんわ じろう",
+                                   "companions.1.answers.bus": "no"}, token_from=url)
+    assert good.status_code == 303, good.get_data(as_text=True)[:500]
+    with app.app_context():
+        rows = db.session.execute(select(Registration).where(Registration.event_id == event_id)
+                                  .order_by(Registration.id)).scalars().all()
+        assert [(r.name, r.source, r.status) for r in rows] == [("電話 太郎", "staff", "confirmed"),
+                                                                ("電話 次郎", "staff", "confirmed")]
+        assert rows[1].lead_registration_id == rows[0].id
+        from eventapp.services.registration import answers_by_key
+        assert answers_by_key(rows[1]) == {"bus": "no"}
