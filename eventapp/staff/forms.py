@@ -79,8 +79,9 @@ def event_values(event: Event | None, form: MultiDict | None = None) -> dict:
     if form is not None:
         return dict(form.items())
     if event is None:
-        # A new event is a fieldwork by default, where families and friends often come together.
-        return {"kind": "fieldwork", "fee_yen": "0", "capacity": "20", "max_companions": "3"}
+        # No companions unless staff allow them: the form's kind can change to a seminar before saving,
+        # so a fieldwork-only default would need script; staff type e.g. 3 for a fieldwork.
+        return {"kind": "fieldwork", "fee_yen": "0", "capacity": "20", "max_companions": "0"}
     values = {field: getattr(event, field) or "" for field in (*EVENT_TEXT, "slug", "kind")}
     for field in EVENT_DATETIMES:
         value = getattr(event, field)

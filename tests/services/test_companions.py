@@ -221,7 +221,7 @@ def test_max_companions_is_checked_by_the_service_and_the_database(ctx):
     db.session.commit()
     assert db.session.get(type(event), event.id).max_companions == 3
     assert event_values(event)["max_companions"] == "3"
-    assert event_values(None)["max_companions"] == "3"  # a new fieldwork suggests three
+    assert event_values(None)["max_companions"] == "0"  # a new event takes no companions until staff allow them
     with pytest.raises(IntegrityError):
         db.session.execute(text("UPDATE events SET max_companions = 11 WHERE id = :id"), {"id": event.id})
         db.session.flush()
