@@ -7,7 +7,7 @@ from sqlalchemy import select
 from eventapp.extensions import db
 from eventapp.models import Registration
 from eventapp.services import matching, organisations
-from tests.api.test_api import assert_error, new_event, signup_body
+from tests.api.test_api import Tokens, assert_error, auth, new_event, signup_body
 from tests.conftest import future, make_event
 
 
@@ -107,3 +107,13 @@ def test_api_cancels_a_lead_alone_or_with_the_group(app, client):
     cancelled = client.post(f"/api/v1/registrations/{group['manage_token']}/cancel?group=true"
                             ).get_json()["registration"]
     assert cancelled["status"] == "cancelled" and [c["status"] for c in cancelled["companions"]] == ["cancelled"]
+
+
+def test_staff_set_max_companions_through_the_api(app, client):
+    tokens = Tokens(app)
+    event_id = new_event(app, capacity=10)
+    url = f"/api/v1/events/{event_id}"
+    too_many = client.patch(url, json={"max_companions": 11}, headers=auth(tokens["staff"]))
+    assert "max_companions" in assert_error(too_many, 422)["fields"]
+    changed = client.patch(url, json={"max_companions": 2}, headers=auth(tokens["staff"]))
+    assert changed.status_code == 200 and changed.get_json()["max_companions"] == 2
