@@ -367,12 +367,6 @@ def _queue_promoted_mails(group: list[Registration]) -> None:
             mail.queue_registration_mail("registration_promoted", registration)
 
 
-def promote(registration: Registration, *, now: datetime | None = None) -> None:
-    registration.status = "confirmed"
-    registration.confirmed_at = now or utcnow()
-    mail.queue_registration_mail("registration_promoted", registration)
-
-
 def waitlist_position(registration: Registration) -> int | None:
     """1-based place in the queue, derived from the order (waitlisted_at, id)."""
     if registration.status != "waitlisted":
