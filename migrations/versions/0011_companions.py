@@ -1,7 +1,7 @@
 """companions (同行者): events.max_companions and registrations.lead_registration_id
 
 Revision ID: companions
-Revises: registration_attendee
+Revises: checkin_window
 Create Date: 2026-12-04 02:20:00
 
 A sign-up may bring up to `max_companions` companions (0 = none, the default for every existing
@@ -13,7 +13,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = 'companions'
-down_revision = 'registration_attendee'
+down_revision = 'checkin_window'
 branch_labels = None
 depends_on = None
 
