@@ -211,8 +211,8 @@ def _answers_field() -> fields.Dict:
 class CompanionCreateSchema(StrictSchema):
     """A companion (同行者): a registration of its own (seat, ticket, check-in) in the lead's group."""
 
-    name = Text(required=True, validate=validate.Length(max=500))
-    furigana = Text(required=True, validate=validate.Length(max=500))
+    name = Text(required=True, validate=length(text.column_limit(Registration.name)))
+    furigana = Text(required=True, validate=length(text.column_limit(Registration.furigana)))
     answers = _answers_field()
 
 
