@@ -1,7 +1,7 @@
 """companions (同行者): events.max_companions and registrations.lead_registration_id
 
 Revision ID: companions
-Revises: staff_session_security
+Revises: my_page_links
 Create Date: 2026-12-04 02:20:00
 
 A sign-up may bring up to `max_companions` companions (0 = none, the default for every existing
@@ -13,7 +13,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = 'companions'
-down_revision = 'staff_session_security'
+down_revision = 'my_page_links'
 branch_labels = None
 depends_on = None
 
