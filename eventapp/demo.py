@@ -52,7 +52,7 @@ def grape(d: date, slug: str) -> dict:
         "summary": "花巻のぶどう畑で収穫を体験し、生産者と地域産ぶどうの販路拡大・ブランド化について語り合います。",
         "description": "受入団体: かんたはうす運営組合(花巻市)\n地域の課題: 地域産ぶどうの販路拡大とブランド化\n\n"
                        "収穫体験のあと、生産者の皆さんと意見交換を行います。",
-        "starts_at": jst(d, 10), "ends_at": jst(d, 16), "capacity": 20, "fee_yen": 3000,
+        "starts_at": jst(d, 10), "ends_at": jst(d, 16), "capacity": 20, "fee_yen": 3000, "max_companions": 3,
         "venue_name": "かんたはうす(花巻市)", "venue_address": "岩手県花巻市",
         "meeting_point": "JR新花巻駅 東口 9:30 集合(送迎バスあり)",
         "access": "東京駅から東北新幹線で新花巻駅まで約2時間30分。",

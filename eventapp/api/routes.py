@@ -17,6 +17,7 @@ from .auth import require_role
 from .errors import ErrorSchema
 from .parser import ApiBlueprint as Blueprint
 from .schemas import (
+    CancelQuerySchema,
     EventCreateSchema,
     EventListQuerySchema,
     EventListSchema,
@@ -79,11 +80,33 @@ def registration_payload(registration: Registration, *, staff: bool = False,
         "event": {name: getattr(registration.event, name) for name in EVENT_REF_FIELDS},
         "attendee": registration.attendee,
         "answers": registration_service.answers_by_key(registration),
+        "lead_registration_id": registration.lead_registration_id,
+        "companions": _companions_payload(registration, waitlist_position),
     }
     if staff:
         payload["person"] = registration.person
         payload["source"] = registration.source
     return payload
+
+
+def _companions_payload(registration: Registration, lead_position: int | None | bool) -> list[dict]:
+    """The lead's companions; their places follow the lead's when the sign-up just told it."""
+    if registration.lead_registration_id is not None:
+        return []
+    result = []
+    for n, companion in enumerate(registration.companions, start=1):
+        if lead_position is False or companion.status != "waitlisted" or registration.status != "waitlisted":
+            position = registration_service.waitlist_position(companion)
+        else:
+            position = lead_position + n  # the group was inserted one after another under the lock
+        result.append({
+            "id": companion.id, "status": companion.status, "waitlist_position": position,
+            "attendee": companion.attendee, "manage_token": companion.manage_token,
+            "manage_url": external_url("public.manage", token=companion.manage_token),
+            "ticket_code": companion.ticket_code if companion.status == "confirmed" else None,
+            "answers": registration_service.answers_by_key(companion),
+        })
+    return result
 
 
 def _published_event(event_id: int) -> Event:
@@ -148,16 +171,22 @@ def patch_event(data, event_id):
 @documents_errors(400, 404, 409, 422)
 @idempotency.api_view(RegistrationEnvelopeSchema, 201)  # Idempotency-Key: a retry gets the first answer
 def create_registration(data, event_id):
-    """Sign up: confirmed while seats are left, otherwise waitlisted.
+    """Sign up, with up to the event's `max_companions` companions: the whole group is confirmed while
+    seats are left for all of it, otherwise the whole group waits (strict FIFO, places one after another).
+    A matching session also takes `preferences`, the ranked organisation ids.
 
     `name`, `furigana`, `phone`, `prefecture`, `iwate_relation`, `occupation` and `skills` describe this
     registration's attendee (returned as `attendee`). An address that already has registrations is
     not proof of owning it: the sign-up neither changes nor reveals the address's other registrations."""
     answers = data.pop("answers", {}) or {}
     consent = data.pop("consent_privacy", False) is True
-    # register() answers 404 for an unknown or draft event itself.
+    companions = data.pop("companions", []) or []
+    preferences = data.pop("preferences", None)
+    # sign_up() answers 404 for an unknown or draft event itself.
     try:
-        result = registration_service.register(event_id, data, answers, consent=consent, source="api")
+        result = registration_service.sign_up(event_id, registration_service.SignupRequest(
+            person=data, answers=answers, consent=consent, companions=companions, preferences=preferences,
+            source="api"))
     except DomainError as exc:
         if exc.code != "duplicate":
             raise
@@ -202,11 +231,13 @@ def get_registration(manage_token):
 
 
 @blp.route("/registrations/<string:manage_token>/cancel", methods=["POST"])
+@blp.arguments(CancelQuerySchema(), location="query")
 @blp.response(200, RegistrationEnvelopeSchema)
-@documents_errors(404, 409)
-def cancel_registration(manage_token):
-    """Cancel by the participant (until the cancellation deadline)."""
+@documents_errors(404, 409, 422)
+def cancel_registration(query, manage_token):
+    """Cancel by the participant (until the cancellation deadline). `?group=true` on a lead's token
+    also cancels its companions; a companion's token always cancels only that companion."""
     registration = registration_service.get_by_manage_token(manage_token)
-    registration_service.cancel(registration.id, by="self")
+    registration_service.cancel(registration.id, by="self", group=query.get("group", False))
     db.session.commit()
     return {"registration": registration_payload(registration)}

@@ -9,12 +9,14 @@ from ..models import (
     EVENT_KINDS,
     EVENT_STATUSES,
     IWATE_RELATIONS,
+    MAX_COMPANIONS_LIMIT,
     QUESTION_KINDS,
     REGISTRATION_STATUSES,
     Registration,
 )
 from ..services import events as event_rules
 from ..services import text
+from ..services.matching import MAX_PREFERENCES
 from ..services.people import MAX_TEXT, PREFECTURES
 from ..services.registration import MAX_ANSWER
 
@@ -114,6 +116,7 @@ class EventSchema(Schema):
     what_to_bring = Text()
     fee_yen = fields.Integer()
     capacity = fields.Integer()
+    max_companions = fields.Integer(metadata={"description": "companions one sign-up may bring (0 = none)"})
     confirmed_count = fields.Integer(dump_only=True)
     waitlist_count = fields.Integer(dump_only=True)
     seats_left = fields.Integer(dump_only=True)
@@ -174,6 +177,7 @@ class EventWriteSchema(StrictSchema):
     online_url = Text(allow_none=False, validate=text.marshmallow_validator(limit=_LIMITS["online_url"], kind="url"))
     fee_yen = fields.Integer(strict=True, validate=validate.Range(0, 10_000_000))
     capacity = fields.Integer(strict=True, validate=validate.Range(0, 100_000))
+    max_companions = fields.Integer(strict=True, validate=validate.Range(0, MAX_COMPANIONS_LIMIT))
     status = Text(validate=validate.OneOf(EVENT_STATUSES))
     registration_opens_at = JSTDateTime(allow_none=True)
     registration_closes_at = JSTDateTime(allow_none=True)
@@ -229,6 +233,29 @@ def _at_most_200_answers(value: dict) -> None:
         raise ValidationError("回答は200項目までです。")
 
 
+def _answers_field() -> fields.Dict:
+    return fields.Dict(
+        # Keys are looked up, never stored: one that names no question is ignored, whatever it holds
+        # (OpenAPI 3.0 cannot describe keys, so refusing some would contradict the schema).
+        keys=fields.String(),
+        values=AnswerValue(allow_none=True, metadata={"oneOf": [{"type": "string", "maxLength": MAX_ANSWER},
+                                                                {"type": "boolean"}]}),
+        validate=_at_most_200_answers, metadata={
+            "maxProperties": 200,
+            "description": "question key → answer: text, a choice (its text) or true/false; yes/no questions "
+                           "also take \"yes\"/\"no\"/\"はい\"/\"いいえ\"; keys of no question are ignored"})
+
+
+class CompanionCreateSchema(StrictSchema):
+    """A companion (同行者): a registration of its own (seat, ticket, check-in) in the lead's group."""
+
+    name = Text(required=True, validate=length(text.column_limit(Registration.name)),
+                metadata={"minLength": 1, "pattern": _VISIBLE})
+    furigana = Text(required=True, validate=length(text.column_limit(Registration.furigana)),
+                    metadata={"minLength": 1, "pattern": _FURIGANA, "description": "hiragana or katakana"})
+    answers = _answers_field()
+
+
 class RegistrationCreateSchema(StrictSchema):
     # The attendee columns' lengths (the sign-up service checks the same; tests/security/test_lengths.py);
     # what else services.people.validate_person accepts is stated as schema metadata (issue 15, item 16).
@@ -245,16 +272,45 @@ class RegistrationCreateSchema(StrictSchema):
     occupation = Text(validate=length(MAX_TEXT))
     skills = Text(validate=length(MAX_TEXT))
     consent_privacy = StrictBoolean(required=True, metadata={"enum": [True], "description": "must be true"})
-    answers = fields.Dict(
-        # Keys are looked up, never stored: one that names no question is ignored, whatever it holds
-        # (OpenAPI 3.0 cannot describe keys, so refusing some would contradict the schema).
-        keys=fields.String(),
-        values=AnswerValue(allow_none=True, metadata={"oneOf": [{"type": "string", "maxLength": MAX_ANSWER},
-                                                                {"type": "boolean"}]}),
-        validate=_at_most_200_answers, metadata={
-            "maxProperties": 200,
-            "description": "question key → answer: text, a choice (its text) or true/false; yes/no questions "
-                           "also take \"yes\"/\"no\"/\"はい\"/\"いいえ\"; keys of no question are ignored"})
+    answers = _answers_field()
+    companions = fields.List(fields.Nested(CompanionCreateSchema), validate=validate.Length(max=MAX_COMPANIONS_LIMIT),
+                             metadata={"description": "companions (同行者), at most the event's max_companions; "
+                                                      "the group is confirmed together or waits together. "
+                                                      "Errors are reported per field, e.g. companions.0.furigana"})
+    preferences = fields.List(fields.Integer(strict=True), validate=validate.Length(max=MAX_PREFERENCES), metadata={
+        "description": "matching sessions only: organisation ids in rank order (first = most wanted); "
+                       "when given, at least one of the session's organisations"})
+
+
+class AttendeeSchema(Schema):
+    """The attendee as given for this registration (not the address's other sign-ups)."""
+
+    name = Text()
+    furigana = Text()
+    phone = Text()
+    prefecture = Text()
+    iwate_relation = Text()
+    occupation = Text()
+    skills = Text()
+
+
+class CompanionSchema(Schema):
+    id = fields.Integer()
+    status = Text(validate=validate.OneOf(REGISTRATION_STATUSES))
+    waitlist_position = fields.Integer(allow_none=True)
+    attendee = fields.Nested(AttendeeSchema)
+    manage_token = Text()
+    manage_url = Text()
+    ticket_code = Text(allow_none=True)
+    answers = fields.Dict(keys=Text(), values=Text())
+
+
+class CancelQuerySchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    group = fields.Boolean(load_default=False, metadata={
+        "description": "on a lead's registration: also cancel its companions (default: only this seat)"})
 
 
 class EventRefSchema(Schema):
@@ -289,6 +345,11 @@ class RegistrationSchema(Schema):
         "description": "who attends, as given for this registration (each registration of one address "
                        "may name a different attendee); rosters, badges and check-in show these"})
     answers = fields.Dict(keys=Text(), values=Text())
+    attendee = fields.Nested(AttendeeSchema)
+    lead_registration_id = fields.Integer(allow_none=True, metadata={
+        "description": "set on a companion: the id of the registration that signed the group up"})
+    companions = fields.List(fields.Nested(CompanionSchema), metadata={
+        "description": "on the lead's registration: the companions signed up with it"})
 
 
 class RegistrationEnvelopeSchema(Schema):

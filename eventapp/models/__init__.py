@@ -2,7 +2,16 @@
 
 from .audit import AuditEntry
 from .checkin import CHECKIN_SOURCES, CheckIn
-from .event import EVENT_KINDS, EVENT_STATUSES, QUESTION_KINDS, Event, EventDay, ProgrammeItem, Question
+from .event import (
+    EVENT_KINDS,
+    EVENT_STATUSES,
+    MAX_COMPANIONS_LIMIT,
+    QUESTION_KINDS,
+    Event,
+    EventDay,
+    ProgrammeItem,
+    Question,
+)
 from .idempotency import IdempotencyKey
 from .matching import (
     Attendance,
@@ -26,10 +35,10 @@ from .registration import ACTIVE_STATUSES, ATTENDEE_FIELDS, REGISTRATION_STATUSE
 from .staff import ROLES, ApiToken, RecoveryCode, User
 
 __all__ = [
-    "ACTIVE_STATUSES", "ATTENDEE_FIELDS", "CHECKIN_SOURCES", "EVENT_KINDS", "EVENT_STATUSES", "IWATE_RELATIONS", "QUESTION_KINDS",
-    "REGISTRATION_STATUSES", "ROLES", "Answer", "ApiToken", "AuditEntry", "CheckIn", "Event", "MyPageLink", "EventDay",
-    "IdempotencyKey", "OutboxMessage", "Person", "PrivacyNotice", "ProgrammeItem", "RateLimitCounter", "Question",
-    "RecoveryCode", "Registration", "User",
+    "ACTIVE_STATUSES", "ATTENDEE_FIELDS", "CHECKIN_SOURCES", "EVENT_KINDS", "EVENT_STATUSES", "IWATE_RELATIONS",
+    "MAX_COMPANIONS_LIMIT", "QUESTION_KINDS", "REGISTRATION_STATUSES", "ROLES", "Answer", "ApiToken", "AuditEntry",
+    "CheckIn", "Event", "MyPageLink", "EventDay", "IdempotencyKey", "OutboxMessage", "Person", "PrivacyNotice",
+    "ProgrammeItem", "RateLimitCounter", "Question", "RecoveryCode", "Registration", "User",
     # matching and organisations
     "IWATE_MUNICIPALITIES", "PROJECT_TYPES", "Attendance", "AttendanceCodeAttempts", "EventAttendanceState", "EventOrganisation", "Invitation",
     "MatchingLink", "MatchingSettings", "Organisation", "Outcome", "Preference", "SurveyResponse", "TimetableSlot",

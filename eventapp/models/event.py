@@ -13,6 +13,7 @@ from .base import UTCDateTime, utcnow
 EVENT_KINDS = ("online_seminar", "onsite_seminar", "fieldwork", "matching_session")
 EVENT_STATUSES = ("draft", "published", "cancelled")
 QUESTION_KINDS = ("text", "choice", "yesno")
+MAX_COMPANIONS_LIMIT = 10  # companions one sign-up may bring at most (staff choose 0..this per event)
 
 
 class Event(db.Model):
@@ -25,6 +26,7 @@ class Event(db.Model):
         CheckConstraint(f"status IN {EVENT_STATUSES}", name="status_valid"),
         CheckConstraint("checkin_opens_at IS NULL OR checkin_closes_at IS NULL OR checkin_closes_at > checkin_opens_at",
                         name="checkin_window_order"),
+        CheckConstraint(f"max_companions BETWEEN 0 AND {MAX_COMPANIONS_LIMIT}", name="max_companions_range"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -53,6 +55,8 @@ class Event(db.Model):
     checkin_opens_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     checkin_closes_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     fee_yen: Mapped[int] = mapped_column(Integer, default=0)
+    # How many companions (同行者) one sign-up may bring; each gets a registration (seat) of its own.
+    max_companions: Mapped[int] = mapped_column(Integer, default=0)
     status: Mapped[str] = mapped_column(String(16), default="draft")
     organiser_name: Mapped[str] = mapped_column(String(200), default="")
     organiser_email: Mapped[str] = mapped_column(String(254), default="")

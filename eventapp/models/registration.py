@@ -59,11 +59,17 @@ class Registration(db.Model):
     consent_at: Mapped[datetime] = mapped_column(UTCDateTime())
     source: Mapped[str] = mapped_column(String(16), default="web")
     staff_note: Mapped[str] = mapped_column(Text, default="")
+    # A companion (同行者) points at the registration of the person who signed the group up; the
+    # lead and everyone signed up alone have NULL. The group takes seats, or waits, together.
+    lead_registration_id: Mapped[int | None] = mapped_column(ForeignKey("registrations.id"), index=True,
+                                                             default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
     event = relationship("Event")
     person = relationship("Person", back_populates="registrations")
+    lead: Mapped[Registration | None] = relationship(remote_side="Registration.id", back_populates="companions")
+    companions: Mapped[list[Registration]] = relationship(back_populates="lead", order_by="Registration.id")
     answers: Mapped[list[Answer]] = relationship(
         back_populates="registration", cascade="all, delete-orphan", order_by="Answer.id"
     )

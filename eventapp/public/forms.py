@@ -41,11 +41,43 @@ class SignupForm(FlaskForm):
     def answers(self, event: Event) -> dict:
         return {q.key: self[f"q_{q.key}"].data for q in event.active_questions}
 
+    # Companion slots (0-based) the sign-up was given, in order: `companions.<n>` errors map back to them.
+    companion_slots: list[int]
+
+    def companions(self, event: Event) -> list[dict]:
+        """The companions filled in; a slot with neither name nor furigana is not a companion."""
+        self.companion_slots = []
+        given = []
+        for slot in range(event.max_companions):
+            name, furigana = (self[f"companion_{slot}_{f}"].data or "" for f in ("name", "furigana"))
+            if not name.strip() and not furigana.strip():
+                continue
+            self.companion_slots.append(slot)
+            given.append({"name": name, "furigana": furigana,
+                          "answers": {q.key: self[f"companion_{slot}_q_{q.key}"].data for q in event.active_questions}})
+        return given
+
+    def companion_filled(self, slot: int) -> bool:
+        """Whether a companion slot was filled in or has errors (the form shows it open)."""
+        fields = [f for name, f in self._fields.items() if name.startswith(f"companion_{slot}_")]
+        return any(f.errors for f in fields) or any(
+            (self[f"companion_{slot}_{name}"].data or "").strip() for name in ("name", "furigana"))
+
     def show_errors(self, fields: dict[str, str]) -> None:
         for name, message in fields.items():
-            target = f"q_{name.removeprefix('answers.')}" if name.startswith("answers.") else name
+            target = self._field_for(name)
             if target in self:
                 self[target].errors = [message]
+
+    def _field_for(self, name: str) -> str:
+        prefix = ""
+        if name.startswith("companions."):  # companions.<n>.<field>: the n-th companion given
+            _, n, name = (name.split(".", 2) + ["", ""])[:3]
+            slots = getattr(self, "companion_slots", [])
+            if not n.isdigit() or int(n) >= len(slots):
+                return ""
+            prefix = f"companion_{slots[int(n)]}_"
+        return prefix + (f"q_{name.removeprefix('answers.')}" if name.startswith("answers.") else name)
 
 
 class AttendeeForm(SignupForm):
@@ -64,17 +96,29 @@ def signup_form_for(event: Event, formdata=None, *, base: type[SignupForm] = Sig
         pass
 
     for question in event.active_questions:
-        # The question text is the organiser's own (Japanese); only the "optional" mark is translated.
-        # Plain gettext, not lazy_gettext: a lazy string has __html__ and Jinja would print the
-        # staff-written label as markup (a <meta http-equiv=refresh> label redirected visitors).
-        label = question.label if question.required else _("%(label)s(任意)", label=question.label)
-        if question.kind == "choice":
-            field = RadioField(label, choices=[SelectChoice(c, c) for c in question.choices], validate_choice=False)
-        elif question.kind == "yesno":
-            field = RadioField(label, choices=YES_NO_CHOICES, validate_choice=False)
-        else:
-            field = TextAreaField(label, render_kw={"rows": 2, "maxlength": 2000})
-        setattr(EventSignupForm, f"q_{question.key}", field)
+        setattr(EventSignupForm, f"q_{question.key}", _question_field(question))
+    # Companions (同行者): one fixed set of fields per allowed companion, so the form works without
+    # JavaScript; the empty sets are ignored. Every question is asked per person. Sign-up form only
+    # (マイページ's attendee form edits one registration).
+    for slot in range(event.max_companions if base is SignupForm else 0):
+        setattr(EventSignupForm, f"companion_{slot}_name",
+                StringField(_l("氏名"), render_kw={"maxlength": 100, "autocomplete": "off"}))
+        setattr(EventSignupForm, f"companion_{slot}_furigana",
+                StringField(_l("ふりがな"), render_kw={"maxlength": 100, "placeholder": "いわて たろう"}))
+        for question in event.active_questions:
+            setattr(EventSignupForm, f"companion_{slot}_q_{question.key}", _question_field(question))
     if formdata is not None:
         return EventSignupForm(formdata=formdata)
     return EventSignupForm(formdata=None, data=data) if data is not None else EventSignupForm()
+
+
+def _question_field(question):
+    # The question text is the organiser's own (Japanese); only the "optional" mark is translated.
+    # Plain gettext, not lazy_gettext: a lazy string has __html__ and Jinja would print the
+    # staff-written label as markup (a <meta http-equiv=refresh> label redirected visitors).
+    label = question.label if question.required else _("%(label)s(任意)", label=question.label)
+    if question.kind == "choice":
+        return RadioField(label, choices=[SelectChoice(c, c) for c in question.choices], validate_choice=False)
+    if question.kind == "yesno":
+        return RadioField(label, choices=YES_NO_CHOICES, validate_choice=False)
+    return TextAreaField(label, render_kw={"rows": 2, "maxlength": 2000})

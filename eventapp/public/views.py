@@ -65,15 +65,13 @@ def signup(slug: str):
     if request.method == "GET" and request.args.get("invite"):
         prefill_from_invitation(form, event, request.args["invite"])  # personal link from an invitation mail
     if request.method == "POST" and avail.accepts_signups and form.validate():
+        preferences = None
+        if event.kind == "matching_session":  # the ranked organisations, fields pref_1…
+            preferences = [request.form.get(f"pref_{n}") for n in range(1, matching_service.MAX_PREFERENCES + 1)]
         try:
-            if event.kind == "matching_session":  # plus the ranked organisations
-                result = matching_service.register_with_preferences(
-                    event.id, form.person_data(), form.answers(event), consent=bool(form.consent_privacy.data),
-                    preferences=[request.form.get(f"pref_{n}") for n in range(1, matching_service.MAX_PREFERENCES + 1)])
-            else:
-                result = registration_service.register(
-                    event.id, form.person_data(), form.answers(event), consent=bool(form.consent_privacy.data),
-                )
+            result = registration_service.sign_up(event.id, registration_service.SignupRequest(
+                person=form.person_data(), answers=form.answers(event), consent=bool(form.consent_privacy.data),
+                companions=form.companions(event), preferences=preferences, source="web"))
             location = url_for("public.manage", token=result.registration.manage_token, new=1)
             idempotency.remember(location)  # stored with the registration, in its transaction
             db.session.commit()
@@ -121,7 +119,7 @@ def cancel(token: str):
         return render_template("public/cancel_confirm.html", registration=registration,
                                event=registration.event)
     try:
-        registration_service.cancel(registration.id, by="self")
+        registration_service.cancel(registration.id, by="self", group=request.form.get("scope") == "group")
         db.session.commit()
         flash(_("キャンセルしました。確認のメールをお送りしました。"), "success")
     except DomainError as exc:

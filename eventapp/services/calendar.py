@@ -523,7 +523,10 @@ def notify_event_change(event: Event, before: EventSnapshot) -> list[OutboxMessa
         .order_by(Registration.id)
     ).scalars().all()
     messages = []
+    ids = {r.id for r in confirmed}
     for registration in confirmed:
+        if registration.lead_registration_id in ids:
+            continue  # a companion: the lead's mail (same address) tells the group, with one invite
         message = mail.queue_registration_mail("event_updated", registration, changed=changed,
                                                join_url=join_url_for(registration))
         if message is not None:

@@ -312,11 +312,11 @@ def walk_in(event_id: int, person_input: dict, answers_input: dict | None, *, no
     replay = _by_nonce(nonce)
     if replay is not None:
         return _replay(replay, None)
-    result = registration_service.register(event_id, person_input, answers_input, consent=True,
-                                           source="walkin", staff_override=True, notify=False,
-                                           email_required=False, now=now)
+    result = registration_service.sign_up(event_id, registration_service.SignupRequest(
+        person=person_input, answers=answers_input, consent=True, source="walkin", staff_override=True,
+        notify=False, email_required=False, now=now))
     registration = result.registration
-    event = lock_event(event_id)  # already held by register(); re-read for the capacity check
+    event = lock_event(event_id)  # already held by sign_up(); re-read for the capacity check
     over_capacity = registration.status == "waitlisted"
     if over_capacity:
         # The person is standing at the desk: staff admit them beyond the capacity on purpose.

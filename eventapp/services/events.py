@@ -10,7 +10,16 @@ from sqlalchemy import select
 
 from ..extensions import db
 from ..formatting import JST
-from ..models import EVENT_KINDS, EVENT_STATUSES, QUESTION_KINDS, Event, EventDay, ProgrammeItem, Question
+from ..models import (
+    EVENT_KINDS,
+    EVENT_STATUSES,
+    MAX_COMPANIONS_LIMIT,
+    QUESTION_KINDS,
+    Event,
+    EventDay,
+    ProgrammeItem,
+    Question,
+)
 from . import calendar, text
 from .capacity import counts_for, lock_event
 from .errors import DomainError, ValidationFailed
@@ -114,7 +123,7 @@ def apply_event_fields(event: Event, data: dict, *, creating: bool) -> None:
     for field in TIME_FIELDS:
         if field in data:
             values[field] = _aware(data[field])
-    for field in ("capacity", "fee_yen", "kind", "status", "slug", "latitude", "longitude"):
+    for field in ("capacity", "fee_yen", "max_companions", "kind", "status", "slug", "latitude", "longitude"):
         if field in data:
             values[field] = data[field]
 
@@ -140,6 +149,10 @@ def apply_event_fields(event: Event, data: dict, *, creating: bool) -> None:
         errors["capacity"] = _("定員は0以上の整数で入力してください。")
     elif capacity > 100000:
         errors["capacity"] = _("定員が大きすぎます。")
+    companions = values.get("max_companions")
+    if "max_companions" in values and (not isinstance(companions, int) or isinstance(companions, bool)
+                                       or not 0 <= companions <= MAX_COMPANIONS_LIMIT):
+        errors["max_companions"] = _("同行者の上限は0〜%(max)s名の整数で入力してください。", max=MAX_COMPANIONS_LIMIT)
     fee = merged.get("fee_yen")
     if fee is not None and (not isinstance(fee, int) or fee < 0 or fee > 10_000_000):
         errors["fee_yen"] = _("参加費は0以上の整数(円)で入力してください。")
@@ -192,7 +205,7 @@ def apply_event_fields(event: Event, data: dict, *, creating: bool) -> None:
 
 def create_event(data: dict) -> Event:
     """Create an event; with `days`, its start and end are those of the days (see _span_from_days)."""
-    event = Event(status="draft", fee_yen=0, sequence=0)
+    event = Event(status="draft", fee_yen=0, max_companions=0, sequence=0)
     data = {"status": "draft", "fee_yen": 0, **data}
     days = None
     if data.get("days") is not None:

@@ -81,13 +81,20 @@ def render(template: str, context: dict) -> tuple[str, str]:
 
 def queue_registration_mail(kind: str, registration: Registration, **extra) -> OutboxMessage | None:
     person = registration.person
-    if not person or not person.email:
+    to_addr = person.email if person else None
+    if not to_addr and registration.lead_registration_id is not None:
+        # A companion (同行者) has no address of its own: its mails go to the person who signed the
+        # group up, who holds the companion's manage link anyway.
+        lead = registration.lead
+        to_addr = lead.person.email if lead is not None and lead.person is not None else None
+    if not to_addr:
         return None
-    context = {"registration": registration, "event": registration.event, "person": person, **extra}
+    context = {"registration": registration, "event": registration.event, "person": person,
+               "companions": [], **extra}
     # Attachments (the calendar invite) are built when the mail is sent, from the outbox row's
     # registration and kind (see build_email): a sign-up then does not pay for them inside its
     # locked transaction, and the invite shows the state at sending time.
-    return queue(kind, person.email, kind, context, registration=registration)
+    return queue(kind, to_addr, kind, context, registration=registration)
 
 
 def registration_attachments(message: OutboxMessage) -> list[dict]:

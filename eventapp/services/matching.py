@@ -340,27 +340,6 @@ def set_preferences(registration: Registration, organisation_ids: list[int]) -> 
     return prefs
 
 
-def register_with_preferences(event_id: int, person_input: dict, answers_input: dict | None, *, consent: bool,
-                              preferences: list[str | int | None], now: datetime | None = None):
-    """Sign-up for a matching session: the usual registration plus the ranked organisations."""
-    from . import registration as registration_service
-
-    event = _matching_event(event_id)
-    try:
-        ranked = parse_preferences(event, preferences)
-        pref_errors: dict[str, str] = {}
-    except ValidationFailed as exc:
-        ranked, pref_errors = [], exc.fields
-    try:
-        result = registration_service.register(event_id, person_input, answers_input, consent=consent, now=now)
-    except ValidationFailed as exc:
-        raise ValidationFailed({**exc.fields, **pref_errors}) from None
-    if pref_errors:
-        raise ValidationFailed(pref_errors)
-    set_preferences(result.registration, ranked)
-    return result
-
-
 def preferences_of(registration_id: int) -> list[Preference]:
     return list(db.session.execute(select(Preference).where(Preference.registration_id == registration_id)
                                    .order_by(Preference.rank)).scalars().all())

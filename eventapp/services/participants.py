@@ -19,7 +19,14 @@ from . import audit, mail, text
 from .capacity import Counts, counts_for, lock_event
 from .errors import DomainError, NotFound, ValidationFailed
 from .people import clean_text, normalise_email, validate_person
-from .registration import SignupResult, apply_attendee_changes, register, validate_answers, waitlist_position
+from .registration import (
+    SignupRequest,
+    SignupResult,
+    apply_attendee_changes,
+    sign_up,
+    validate_answers,
+    waitlist_position,
+)
 
 SORTS = ("kana", "signup")
 STATUS_FILTERS = ("active", "confirmed", "waitlisted", "cancelled", "all")
@@ -99,11 +106,13 @@ def get_registration(registration_id: int, event_id: int | None = None) -> Regis
     return registration
 
 
-def register_on_behalf(event_id: int, person_input: dict, answers: dict, *, notify: bool = True) -> SignupResult:
+def register_on_behalf(event_id: int, person_input: dict, answers: dict, *, companions: list[dict] | None = None,
+                       notify: bool = True) -> SignupResult:
     """A phone sign-up: staff may add people to drafts and closed events; consent is given by phone."""
     try:
-        result = register(event_id, person_input, answers, consent=True, source="staff", staff_override=True,
-                          notify=notify and bool(person_input.get("email")))
+        result = sign_up(event_id, SignupRequest(person=person_input, answers=answers, consent=True, source="staff",
+                                                 companions=companions or [], staff_override=True,
+                                                 notify=notify and bool(person_input.get("email"))))
     except DomainError as exc:
         if exc.code != "duplicate":
             raise
@@ -112,8 +121,10 @@ def register_on_behalf(event_id: int, person_input: dict, answers: dict, *, noti
                                        "参加者一覧でご確認ください。") from None
     registration = result.registration
     audit.record("register", "registration", registration.id,
-                 f"{registration.name} を「{registration.event.title}」に代理申込({registration.status})",
-                 {"event_id": event_id, "person_id": registration.person_id})
+                 f"{registration.name} を「{registration.event.title}」に代理申込({registration.status})"
+                 + (f" 同行者{len(result.companions)}名" if result.companions else ""),
+                 {"event_id": event_id, "person_id": registration.person_id,
+                  "companions": [c.id for c in result.companions]})
     return result
 
 

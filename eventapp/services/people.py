@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from email_validator import EmailNotValidError, validate_email
 from flask_babel import gettext as _
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, insert, select
 
 from ..database import column_values, insert_or_skip
 from ..extensions import db
@@ -172,3 +172,17 @@ def find_or_create_person(data: PersonData) -> tuple[Person, bool]:
     if created is not None:
         return created, True
     return db.session.execute(_BY_EMAIL, {"email": data.email}).scalar_one(), False
+
+
+_INSERT_PEOPLE = insert(Person).returning(Person, sort_by_parameter_order=True)
+
+
+def create_people_without_email(people: list[PersonData]) -> list[Person]:
+    """New contact identities without an address (companions), in one multi-row INSERT … RETURNING.
+
+    Nobody can be matched without an address, so each is a person of its own: the one-active-
+    registration-per-person-and-event index holds for companions just as for everyone else."""
+    if not people:
+        return []
+    rows = [column_values(Person.__table__, {"email": None, **attendee_values(data)}) for data in people]
+    return list(db.session.scalars(_INSERT_PEOPLE, rows))

@@ -6,7 +6,7 @@ once. Mails are queued in the outbox in the same transaction.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from flask_babel import gettext as _
@@ -16,12 +16,19 @@ from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ..extensions import db
-from ..models import ATTENDEE_FIELDS, Answer, Event, Registration
+from ..models import ATTENDEE_FIELDS, MAX_COMPANIONS_LIMIT, Answer, Event, Registration
 from ..models.base import utcnow
 from . import mail
 from .capacity import availability, counts_for, lock_event, roster_frozen
 from .errors import DomainError, NotFound, ValidationFailed
-from .people import PersonData, attendee_values, clean_text, find_or_create_person, validate_person
+from .people import (
+    PersonData,
+    attendee_values,
+    clean_text,
+    create_people_without_email,
+    find_or_create_person,
+    validate_person,
+)
 from .privacy import DEFAULT_NOTICE, NOTICE_VERSION
 from .tickets import make_manage_token, make_ticket_code
 
@@ -44,6 +51,29 @@ DUPLICATE_MESSAGE = lazy_gettext("このメールアドレスでのお申し込�
 class SignupResult:
     registration: Registration
     waitlist_position: int | None
+    # The companions' registrations (同行者), in the order given; each waits one place after the other.
+    companions: list[Registration] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SignupRequest:
+    """One sign-up as every channel gives it (form, API, staff phone sign-up, walk-in), already
+    translated from the channel's own format; `sign_up` validates all of it in one pass."""
+
+    person: dict
+    answers: dict | None = None
+    consent: bool = False
+    # Companions (同行者): [{"name", "furigana", "answers": {question key: value}}, …]
+    companions: list[dict] = field(default_factory=list)
+    # A matching session's ranked organisation ids (form fields pref_1…, or the API's list); given,
+    # they are validated and stored; None: not asked (staff sign-ups, walk-ins).
+    preferences: list | None = None
+    source: str = "web"
+    staff_override: bool = False
+    notify: bool = True
+    # False only for staff-entered walk-ins: an empty address is allowed and the person gets no mail.
+    email_required: bool = True
+    now: datetime | None = None
 
 
 def validate_answers(event: Event, raw: dict, *, require: bool = True) -> tuple[dict[int, str], dict[str, str]]:
@@ -89,30 +119,90 @@ _EVENT_WITH_QUESTIONS = (select(Event, NOTICE_VERSION.scalar_subquery()).where(E
 # fraction of the Python work of adding them and flushing the unit of work (measured), and all of
 # it happens while the event is locked.
 _INSERT_REGISTRATION = insert(Registration).returning(Registration)
+_INSERT_REGISTRATIONS = insert(Registration).returning(Registration, sort_by_parameter_order=True)
 _INSERT_ANSWERS = insert(Answer).returning(Answer, sort_by_parameter_order=True)
 
 
 def register(event_id: int, person_input: dict, answers_input: dict | None, *, consent: bool,
              source: str = "web", staff_override: bool = False, notify: bool = True,
              email_required: bool = True, now: datetime | None = None) -> SignupResult:
-    """Sign a person up: confirmed while seats are left, otherwise waitlisted (FIFO).
+    """A single person's sign-up: a thin wrapper over `sign_up` kept for the demo loader and tests."""
+    return sign_up(event_id, SignupRequest(
+        person=person_input, answers=answers_input, consent=consent, source=source,
+        staff_override=staff_override, notify=notify, email_required=email_required, now=now))
 
-    `email_required=False` only for staff-entered walk-ins: the person gets no mail then."""
+
+def _validate_companions(event: Event, raw: list[dict]) -> tuple[list[tuple[PersonData, dict[int, str]]], dict]:
+    """Each companion's name, furigana and answers; errors keyed `companions.<n>.<field>`."""
+    companions: list[tuple[PersonData, dict[int, str]]] = []
+    errors: dict[str, str] = {}
+    if len(raw) > event.max_companions:
+        if event.max_companions == 0:
+            errors["companions"] = _("このイベントは同行者と一緒に申し込むことはできません。")
+        else:
+            errors["companions"] = _("同行者は%(max)s名までです。", max=event.max_companions)
+        return companions, errors
+    for n, given in enumerate(raw):
+        given = given if isinstance(given, dict) else {}
+        prefix = f"companions.{n}."
+        try:
+            # Name and furigana only: the address, phone and profile are the lead's to give.
+            data = validate_person({"name": given.get("name"), "furigana": given.get("furigana")},
+                                   email_required=False)
+        except ValidationFailed as exc:
+            errors.update({prefix + key: message for key, message in exc.fields.items()})
+            data = None
+        answers, answer_errors = validate_answers(event, given.get("answers") or {})
+        errors.update({prefix + key: message for key, message in answer_errors.items()})
+        if data is not None:
+            companions.append((data, answers))
+    return companions, errors
+
+
+def _preferences(event: Event, request: SignupRequest) -> tuple[list[int] | None, dict[str, str]]:
+    """Ranked organisation ids to store (None: nothing to store), and errors under `preferences`."""
+    if event.kind != "matching_session":
+        if request.preferences:
+            return None, {"preferences": _("このイベントでは希望する団体を選べません。")}
+        return None, {}
+    if request.preferences is None:
+        # Not asked (staff sign-ups, walk-ins, an API client that sends none): nothing to store. The
+        # form always sends its list, so there at least one organisation must be chosen.
+        return None, {}
+    from .matching import parse_preferences  # matching imports this module
+    try:
+        return parse_preferences(event, list(request.preferences or [])), {}
+    except ValidationFailed as exc:
+        return None, exc.fields
+
+
+def sign_up(event_id: int, request: SignupRequest) -> SignupResult:
+    """THE sign-up: the person, their answers and companions, confirmed together while seats are
+    left for the whole group, otherwise waitlisted together (FIFO, no overtaking).
+
+    Every channel calls this (public form, API, staff phone sign-ups, walk-ins); views only
+    translate their input into a SignupRequest and the result (or the errors) back."""
     row = db.session.execute(_EVENT_WITH_QUESTIONS, {"event_id": event_id}).unique().one_or_none()
     event, notice_version = row if row is not None else (None, None)
-    if event is None or (event.status == "draft" and not staff_override):
+    if event is None or (event.status == "draft" and not request.staff_override):
         raise NotFound("event_not_found", _("イベントが見つかりません。"))
 
     errors: dict[str, str] = {}
     try:
-        person_data = validate_person(person_input, email_required=email_required)
+        person_data = validate_person(request.person, email_required=request.email_required)
     except ValidationFailed as exc:
         errors.update(exc.fields)
-    answers, answer_errors = validate_answers(event, answers_input or {})
-    # Labels now: should lock_event below find the event changed, it reloads it (and its questions).
-    labels = {q.id: q.label for q in event.active_questions if q.id in answers}
+    answers, answer_errors = validate_answers(event, request.answers or {})
     errors.update(answer_errors)
-    if not consent:
+    companions: list[tuple[PersonData, dict[int, str]]] = []
+    if request.companions:
+        companions, companion_errors = _validate_companions(event, request.companions)
+        errors.update(companion_errors)
+    ranked, preference_errors = _preferences(event, request)
+    errors.update(preference_errors)
+    # Labels now: should lock_event below find the event changed, it reloads it (and its questions).
+    labels = {q.id: q.label for q in event.active_questions}
+    if not request.consent:
         errors["consent_privacy"] = _("個人情報の取扱いに同意してください。")
     if errors:
         raise ValidationFailed(errors)
@@ -121,17 +211,18 @@ def register(event_id: int, person_input: dict, answers_input: dict | None, *, c
     # event take one after another: the shorter it is held, the more sign-ups per second.
     notice_version = notice_version or DEFAULT_NOTICE.version
     person, new_person = find_or_create_person(person_data)
+    companion_people = create_people_without_email([data for data, _answers in companions])
     event = lock_event(event_id, loaded=event)
     # The clock is read after the lock: waitlisted_at then follows the order in which sign-ups
     # took the lock, so the place a person is told never changes because a slower request
     # (that read the clock earlier but waited for the lock) lands ahead of them.
-    now = now or utcnow()
+    now = request.now or utcnow()
     counts = counts_for(event.id)
     state = availability(event, counts, now).state
-    if state == "cancelled" or (state in CLOSED_MESSAGES and not staff_override):
+    if state == "cancelled" or (state in CLOSED_MESSAGES and not request.staff_override):
         code, message = CLOSED_MESSAGES[state]
         raise DomainError(code, message)
-    if event.kind == "matching_session" and not staff_override:
+    if event.kind == "matching_session" and not request.staff_override:
         # Access rule of the session (open / attendees first / attendees only); clear message if refused.
         from .matching import check_eligibility
         check_eligibility(event, person_data.email, now)
@@ -142,29 +233,62 @@ def register(event_id: int, person_input: dict, answers_input: dict | None, *, c
         # link to the address after rolling this sign-up back (mypage.resend_manage_link).
         raise DomainError("duplicate", DUPLICATE_MESSAGE)
 
-    confirmed = counts.confirmed < event.capacity
-    registration = db.session.scalars(_INSERT_REGISTRATION, [{
-        "event_id": event.id, "person_id": person.id, "manage_token": make_manage_token(),
-        "ticket_code": make_ticket_code(event.id), "consent_version": notice_version, "consent_at": now,
-        "source": source, "created_at": now, "status": "confirmed" if confirmed else "waitlisted",
-        **attendee_values(person_data),
+    # The whole group gets seats, or the whole group waits. Nobody overtakes a waiting group: while
+    # anyone waits, a newcomer waits too, even if a seat is free (the head group may need more).
+    group_size = 1 + len(companions)
+    confirmed = counts.waitlisted == 0 and counts.confirmed + group_size <= event.capacity
+    common = {
+        "event_id": event.id, "consent_version": notice_version, "consent_at": now, "source": request.source,
+        "created_at": now, "status": "confirmed" if confirmed else "waitlisted",
         "confirmed_at": now if confirmed else None, "waitlisted_at": None if confirmed else now,
+    }
+    registration = db.session.scalars(_INSERT_REGISTRATION, [{
+        **common, "person_id": person.id, "manage_token": make_manage_token(),
+        "ticket_code": make_ticket_code(event.id), **attendee_values(person_data),
     }]).one()
-    rows = [{"registration_id": registration.id, "question_id": qid, "question_label": labels[qid], "value": value}
-            for qid, value in answers.items()]
-    # The new rows as the registration's loaded answers (no query when the mail or the answer reads them).
-    set_committed_value(registration, "answers", list(db.session.scalars(_INSERT_ANSWERS, rows)) if rows else [])
+    members = [(registration, answers)]
+    companion_registrations: list[Registration] = []
+    if companions:
+        # One multi-row insert, right after the lead's under the same lock: the group's ids are
+        # consecutive within the event and share waitlisted_at, so its places follow one another.
+        companion_registrations = list(db.session.scalars(_INSERT_REGISTRATIONS, [{
+            **common, "person_id": companion_person.id, "lead_registration_id": registration.id,
+            "manage_token": make_manage_token(), "ticket_code": make_ticket_code(event.id),
+            **attendee_values(data),
+        } for companion_person, (data, _answers) in zip(companion_people, companions, strict=True)]))
+        members += [(r, a) for r, (_data, a) in zip(companion_registrations, companions, strict=True)]
+    rows = [{"registration_id": member.id, "question_id": qid, "question_label": labels[qid], "value": value}
+            for member, member_answers in members for qid, value in member_answers.items()]
+    inserted = list(db.session.scalars(_INSERT_ANSWERS, rows)) if rows else []
+    # The new rows as the registrations' loaded answers (no query when the mail or the answer reads them).
+    for member, _answers in members:
+        set_committed_value(member, "answers", [a for a in inserted if a.registration_id == member.id])
+    # The group as loaded relationships: the API answer and the mail read them without a query.
+    set_committed_value(registration, "companions", companion_registrations)
+    set_committed_value(registration, "lead", None)
+    for member in companion_registrations:
+        set_committed_value(member, "lead", registration)
+        set_committed_value(member, "companions", [])
+    if ranked:
+        from .matching import set_preferences
+        set_preferences(registration, ranked)
 
-    # Under the lock, and with waitlisted_at read after it, the new registration is last in the queue.
+    # Under the lock, and with waitlisted_at read after it, the new group is last in the queue.
     position = None if confirmed else counts.waitlisted + 1
-    if notify:
+    if request.notify:
+        # One mail to the lead's address for the whole group (companions have no address).
         kind = "registration_confirmed" if confirmed else "registration_waitlisted"
-        mail.queue_registration_mail(kind, registration, waitlist_position=position)
-    return SignupResult(registration, position)
+        mail.queue_registration_mail(kind, registration, waitlist_position=position,
+                                     companions=companion_registrations)
+    return SignupResult(registration, position, companion_registrations)
 
 
-def cancel(registration_id: int, *, by: str = "self", now: datetime | None = None) -> Registration:
-    """Cancel a registration; a freed seat goes to the first waitlisted person unless frozen."""
+def cancel(registration_id: int, *, by: str = "self", group: bool = False,
+           now: datetime | None = None) -> Registration:
+    """Cancel a registration; freed seats go to the waiting list (FIFO by group) unless frozen.
+
+    `group=True` on a lead's registration also cancels its companions that are still active (one
+    mail to the lead listing them); otherwise only this one seat is freed."""
     now = now or utcnow()
     registration = db.session.get(Registration, registration_id)
     if registration is None:
@@ -178,38 +302,69 @@ def cancel(registration_id: int, *, by: str = "self", now: datetime | None = Non
         if now >= deadline:
             raise DomainError("cancellation_closed", _("キャンセルの受付期限を過ぎています。"
                                                          "事務局へ直接ご連絡ください。"))
-    was_confirmed = registration.status == "confirmed"
-    registration.status = "cancelled"
-    registration.cancelled_at = now
-    registration.cancelled_by = by
-    mail.queue_registration_mail("registration_cancelled", registration)
+    members = [registration]
+    if group and registration.lead_registration_id is None:
+        members += [c for c in registration.companions if c.status != "cancelled"]
+    freed = False
+    for member in members:
+        freed = freed or member.status == "confirmed"
+        member.status = "cancelled"
+        member.cancelled_at = now
+        member.cancelled_by = by
+    mail.queue_registration_mail("registration_cancelled", registration, companions=members[1:])
     db.session.flush()
-    if was_confirmed:
+    if freed:
         fill_free_seats(event, now=now)
     return registration
 
 
+def _group_key(registration: Registration) -> int:
+    return registration.lead_registration_id or registration.id
+
+
 def fill_free_seats(event: Event, *, now: datetime | None = None) -> list[Registration]:
-    """Promote waitlisted people (FIFO) into free seats. The event must be locked by the caller."""
+    """Promote waitlisted groups into free seats, strictly FIFO. The event must be locked by the caller.
+
+    A group (a lead and its companions still waiting) is promoted only when seats are free for all
+    of them; while the head group does not fit, nobody behind it moves up, not even a single person
+    for whom a seat would be free: the order people were told never changes."""
     now = now or utcnow()
     if roster_frozen(event, now) or event.status != "published":
         return []
     free = event.capacity - counts_for(event.id).confirmed
     if free <= 0:
         return []
+    # A group that starts within the first `free` places is complete in this many rows (groups are
+    # at most 1 + MAX_COMPANIONS_LIMIT); one that starts later cannot fit anyway.
     queue = db.session.execute(
         select(Registration).where(Registration.event_id == event.id, Registration.status == "waitlisted")
-        .order_by(Registration.waitlisted_at, Registration.id).limit(free)
+        .order_by(Registration.waitlisted_at, Registration.id).limit(free + MAX_COMPANIONS_LIMIT + 1)
     ).scalars().all()
-    for registration in queue:
-        promote(registration, now=now)
-    return list(queue)
+    promoted: list[Registration] = []
+    while queue:
+        key = _group_key(queue[0])
+        group = [r for r in queue if _group_key(r) == key]
+        if len(group) > free:
+            break  # strict FIFO: the head group waits for enough seats, and so does everyone behind it
+        for registration in group:
+            registration.status = "confirmed"
+            registration.confirmed_at = now
+        _queue_promoted_mails(group)
+        promoted += group
+        free -= len(group)
+        queue = [r for r in queue if _group_key(r) != key]
+    return promoted
 
 
-def promote(registration: Registration, *, now: datetime | None = None) -> None:
-    registration.status = "confirmed"
-    registration.confirmed_at = now or utcnow()
-    mail.queue_registration_mail("registration_promoted", registration)
+def _queue_promoted_mails(group: list[Registration]) -> None:
+    """One mail to the lead listing the companions promoted with them; a companion promoted without
+    its lead (who cancelled, or was confirmed by staff) gets its own, sent to the lead's address."""
+    lead = next((r for r in group if r.lead_registration_id is None), None)
+    if lead is not None:
+        mail.queue_registration_mail("registration_promoted", lead, companions=[r for r in group if r is not lead])
+    else:
+        for registration in group:
+            mail.queue_registration_mail("registration_promoted", registration)
 
 
 def waitlist_position(registration: Registration) -> int | None:

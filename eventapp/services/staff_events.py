@@ -35,7 +35,7 @@ from .events import (
 from .people import clean_text
 from .registration import fill_free_seats
 
-COPIED_FIELDS = (*TEXT_FIELDS, "kind", "capacity", "fee_yen", "latitude", "longitude")
+COPIED_FIELDS = (*TEXT_FIELDS, "kind", "capacity", "fee_yen", "max_companions", "latitude", "longitude")
 
 
 def get_event(event_id: int) -> Event:
@@ -121,11 +121,13 @@ def cancel_event(event_id: int, *, reason: str = "", now: datetime | None = None
         select(Registration).where(Registration.event_id == event.id, Registration.status != "cancelled")
         .order_by(Registration.id)
     ).scalars().all()
+    ids = {r.id for r in active}
     for registration in active:
         registration.status = "cancelled"
         registration.cancelled_at = now
         registration.cancelled_by = "event"
-        mail.queue_registration_mail("event_cancelled", registration, reason=reason)
+        if registration.lead_registration_id not in ids:  # the lead's mail tells the group (one address)
+            mail.queue_registration_mail("event_cancelled", registration, reason=reason)
     db.session.flush()
     audit.record("cancel", "event", event.id, f"{event.title}(申込 {len(active)}件をキャンセル・通知)",
                  {"reason": reason, "registrations": [r.id for r in active]})

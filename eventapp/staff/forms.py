@@ -59,10 +59,10 @@ def event_data(form: MultiDict) -> tuple[dict, dict[str, str]]:
             errors[field] = f"{label}の日時の形式が正しくありません。"
         if data.get(field) is None and field in REQUIRED_DATETIMES and field not in errors:
             errors[field] = f"{label}を入力してください。"
-    for field, label in (("capacity", "定員"), ("fee_yen", "参加費")):
+    for field, label in (("capacity", "定員"), ("fee_yen", "参加費"), ("max_companions", "同行者の上限")):
         if field in form:
             try:
-                data[field] = parse_int(form.get(field) or ("0" if field == "fee_yen" else ""))
+                data[field] = parse_int(form.get(field) or ("" if field == "capacity" else "0"))
             except ValueError:
                 errors[field] = f"{label}は半角数字で入力してください。"
     for field in ("latitude", "longitude"):
@@ -80,12 +80,15 @@ def event_values(event: Event | None, form: MultiDict | None = None) -> dict:
     if form is not None:
         return dict(form.items())
     if event is None:
-        return {"kind": "fieldwork", "fee_yen": "0", "capacity": "20"}
+        # No companions unless staff allow them: the form's kind can change to a seminar before saving,
+        # so a fieldwork-only default would need script; staff type e.g. 3 for a fieldwork.
+        return {"kind": "fieldwork", "fee_yen": "0", "capacity": "20", "max_companions": "0"}
     values = {field: getattr(event, field) or "" for field in (*EVENT_TEXT, "slug", "kind")}
     for field in EVENT_DATETIMES:
         value = getattr(event, field)
         values[field] = to_jst(value).strftime("%Y-%m-%dT%H:%M") if value else ""
     values.update(capacity=str(event.capacity), fee_yen=str(event.fee_yen),
+                  max_companions=str(event.max_companions),
                   latitude="" if event.latitude is None else str(event.latitude),
                   longitude="" if event.longitude is None else str(event.longitude))
     return values

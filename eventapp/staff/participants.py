@@ -54,8 +54,16 @@ def participant_new(event_id: int):
         person = {k: values.get(k, "") for k in ("name", "furigana", "email", "phone", "prefecture",
                                                    "iwate_relation", "occupation", "skills")}
         answers = {q.key: request.form.get(f"answers.{q.key}", "") for q in event.active_questions}
+        # Companion slots left without name and furigana are not companions; errors come back per
+        # companion given (companions.<n>.…) and are shown at the slot they came from.
+        slots = [n for n in range(event.max_companions)
+                 if values.get(f"companions.{n}.name", "").strip() or values.get(f"companions.{n}.furigana", "").strip()]
+        companions = [{"name": values.get(f"companions.{n}.name", ""), "furigana": values.get(f"companions.{n}.furigana", ""),
+                       "answers": {q.key: values.get(f"companions.{n}.answers.{q.key}", "") for q in event.active_questions}}
+                      for n in slots]
         try:
-            result = service.register_on_behalf(event.id, person, answers, notify=bool(values.get("notify")))
+            result = service.register_on_behalf(event.id, person, answers, companions=companions,
+                                                notify=bool(values.get("notify")))
             db.session.commit()
             state = "参加確定" if result.registration.status == "confirmed" else \
                 f"キャンセル待ち({result.waitlist_position}番目)"
@@ -63,7 +71,7 @@ def participant_new(event_id: int):
             return redirect(url_for("staff.participant_list", event_id=event.id), code=303)
         except ValidationFailed as exc:
             db.session.rollback()
-            errors = exc.fields
+            errors = {_slot_field(name, slots): message for name, message in exc.fields.items()}
         except DomainError as exc:
             db.session.rollback()
             errors = {"_": exc.message}
@@ -267,3 +275,11 @@ def person_anonymise(person_id: int):
         db.session.rollback()
         abort(404)
     return redirect(url_for("staff.person_detail", person_id=person_id), code=303)
+
+
+def _slot_field(name: str, slots: list[int]) -> str:
+    """`companions.<n>.<field>` of the n-th companion given → the form slot it was typed in."""
+    parts = name.split(".", 2)
+    if len(parts) == 3 and parts[0] == "companions" and parts[1].isdigit() and int(parts[1]) < len(slots):
+        return f"companions.{slots[int(parts[1])]}.{parts[2]}"
+    return name

@@ -160,4 +160,80 @@ def test_concurrent_duplicates_with_one_idempotency_key_make_one_registration_an
     db.session.rollback()
     assert db.session.scalar(select(func.count()).select_from(Registration)
                              .where(Registration.event_id == event.id)) == 1
+
+
+GROUP_SIGNUPS = 60
+
+
+def test_group_burst_never_oversells_never_splits_a_group_and_keeps_places_without_gaps(ctx, live_server, staff_token):
+    # Groups of 1–4 (a lead and 0–3 companions) race for 20 seats: each group is confirmed whole or
+    # waits whole, and the waiting list counts people 1..n with each group's places one after another.
+    event = make_event(capacity=CAPACITY, max_companions=3, title="グループ負荷試験フィールドワーク")
+    signup_url = f"{live_server.url}/api/v1/events/{event.id}/registrations"
+    bodies = [{"name": f"代表 太郎{i}", "furigana": "だいひょう たろう", "email": f"group{i}@example.com",
+               "consent_privacy": True,
+               "companions": [{"name": f"同行 {i}-{j}", "furigana": "どうこう"} for j in range(i % 4)]}
+              for i in range(GROUP_SIGNUPS)]
+    people = sum(1 + len(b["companions"]) for b in bodies)
+
+    responses = _concurrently([lambda body=body: _post(signup_url, body) for body in bodies])
+
+    statuses = Counter(r.status_code for r in responses)
+    assert statuses == {201: GROUP_SIGNUPS}, f"{statuses}: {[r.text for r in responses if r.status_code != 201][:3]}"
+    created = [r.json()["registration"] for r in responses]
+    for lead in created:  # no split group in the answers
+        assert {c["status"] for c in lead["companions"]} <= {lead["status"]}
+
+    def groups_in(listing: dict) -> dict[int, list[dict]]:
+        groups: dict[int, list[dict]] = {}
+        for r in listing["registrations"]:
+            groups.setdefault(r["lead_registration_id"] or r["id"], []).append(r)
+        return groups
+
+    listing = _staff_list(live_server, event.id, staff_token)
+    groups = groups_in(listing)
+    assert len(groups) == GROUP_SIGNUPS and sum(map(len, groups.values())) == people
+    assert all(len({r["status"] for r in group}) == 1 for group in groups.values()), "a group was split"
+    confirmed = listing["confirmed_count"]
+    # No oversell; and seats stay free only because the next group in line does not fit (≤ 4 people).
+    assert CAPACITY - 3 <= confirmed <= CAPACITY
+    assert confirmed + listing["waitlist_count"] == people
+
+    def queue_of(listing: dict) -> list[dict]:
+        waiting = sorted((r for r in listing["registrations"] if r["status"] == "waitlisted"),
+                         key=lambda r: r["waitlist_position"])
+        assert [r["waitlist_position"] for r in waiting] == list(range(1, len(waiting) + 1))
+        return waiting
+
+    waiting = queue_of(listing)
+    # Each group's places are consecutive (a group is never interleaved with another).
+    order = [r["lead_registration_id"] or r["id"] for r in waiting]
+    runs = [key for n, key in enumerate(order) if n == 0 or order[n - 1] != key]
+    assert len(runs) == len(set(runs))
+    # What each lead was told is where it stands.
+    told = {r["manage_token"]: r["waitlist_position"] for r in created}
+    assert all(told[r["manage_token"]] == r["waitlist_position"] for r in waiting if r["manage_token"] in told)
+
+    db.session.rollback()
+    in_db = dict(db.session.execute(
+        select(Registration.status, func.count()).where(Registration.event_id == event.id)
+        .group_by(Registration.status)).all())
+    assert in_db == {"confirmed": confirmed, "waitlisted": people - confirmed}
+
+    # Cancel four confirmed people at once: whole groups move up, strictly in queue order.
+    to_cancel = [r for r in listing["registrations"] if r["status"] == "confirmed"][:4]
+    cancels = _concurrently([
+        lambda token=r["manage_token"]: _post(f"{live_server.url}/api/v1/registrations/{token}/cancel")
+        for r in to_cancel
+    ])
+    assert [c.status_code for c in cancels] == [200] * 4, [c.text for c in cancels]
+    after = _staff_list(live_server, event.id, staff_token)
+    assert after["confirmed_count"] <= CAPACITY
+    for group in groups_in(after).values():
+        active = {r["status"] for r in group if r["status"] != "cancelled"}
+        assert len(active) <= 1, f"a group was split: {group}"
+    still = {r["id"] for r in queue_of(after)}
+    moved = [key for key in runs if not any(r["id"] in still for r in groups[key])]
+    assert moved, "four freed seats always fit the head group (at most four people)"
+    assert moved == runs[:len(moved)], "a group behind overtook the head of the queue"
     assert server_errors(live_server) == []

@@ -14,7 +14,7 @@ from eventapp.models import Invitation, OutboxMessage, Preference, SurveyRespons
 from eventapp.services import attendance, matching, organisations, surveys
 from eventapp.services.checkin import check_in
 from eventapp.services.errors import DomainError, ValidationFailed
-from eventapp.services.registration import register
+from eventapp.services.registration import SignupRequest, register, sign_up
 from tests.conftest import jst, make_event, make_registration, person_input
 
 _nonce = count(1)
@@ -210,15 +210,14 @@ def test_preferences_are_saved_in_rank_order_and_validated(setup):
     db.session.commit()
     now = MATCHING_AT - timedelta(days=3)
     with pytest.raises(ValidationFailed) as err:
-        matching.register_with_preferences(session.id, person_input(), {}, consent=True, preferences=[a.id, a.id], now=now)
+        sign_up(session.id, SignupRequest(person_input(), consent=True, preferences=[a.id, a.id], now=now))
     assert "同じ団体" in err.value.fields["preferences"]
     db.session.rollback()
     with pytest.raises(ValidationFailed) as err:
-        matching.register_with_preferences(session.id, person_input(), {}, consent=True, preferences=[c.id], now=now)
+        sign_up(session.id, SignupRequest(person_input(), consent=True, preferences=[c.id], now=now))
     assert "一覧から" in err.value.fields["preferences"]
     db.session.rollback()
-    result = matching.register_with_preferences(session.id, person_input(), {}, consent=True,
-                                                preferences=[str(b.id), "", str(a.id)], now=now)
+    result = sign_up(session.id, SignupRequest(person_input(), consent=True, preferences=[str(b.id), "", str(a.id)], now=now))
     db.session.commit()
     prefs = matching.preferences_of(result.registration.id)
     assert [(p.organisation_id, p.rank) for p in prefs] == [(b.id, 1), (a.id, 2)]
@@ -238,9 +237,8 @@ def test_generated_timetable_has_no_clashes_and_edits_are_checked(setup):
     db.session.commit()
     regs = []
     for i in range(4):
-        res = matching.register_with_preferences(session.id, person_input(), {}, consent=True,
-                                                 preferences=[orgs[(i + j) % 3].id for j in range(3)],
-                                                 now=MATCHING_AT - timedelta(days=2))
+        res = sign_up(session.id, SignupRequest(person_input(), consent=True, preferences=[orgs[(i + j) % 3].id for j in range(3)],
+                                                 now=MATCHING_AT - timedelta(days=2)))
         regs.append(res.registration)
     db.session.commit()
     slots = matching.generate_timetable(session.id)
