@@ -289,7 +289,7 @@ class AttendeeSchema(Schema):
     furigana = Text()
     phone = Text()
     prefecture = Text()
-    iwate_relation = Text()
+    iwate_relation = Text(validate=validate.OneOf(IWATE_RELATIONS))
     occupation = Text()
     skills = Text()
 
@@ -321,16 +321,6 @@ class EventRefSchema(Schema):
     ends_at = JSTDateTime()
 
 
-class AttendeeSchema(Schema):
-    name = Text()
-    furigana = Text()
-    phone = Text()
-    prefecture = Text()
-    iwate_relation = Text(validate=validate.OneOf(IWATE_RELATIONS))
-    occupation = Text()
-    skills = Text()
-
-
 class RegistrationSchema(Schema):
     id = fields.Integer()
     status = Text(validate=validate.OneOf(REGISTRATION_STATUSES))
@@ -345,7 +335,6 @@ class RegistrationSchema(Schema):
         "description": "who attends, as given for this registration (each registration of one address "
                        "may name a different attendee); rosters, badges and check-in show these"})
     answers = fields.Dict(keys=Text(), values=Text())
-    attendee = fields.Nested(AttendeeSchema)
     lead_registration_id = fields.Integer(allow_none=True, metadata={
         "description": "set on a companion: the id of the registration that signed the group up"})
     companions = fields.List(fields.Nested(CompanionSchema), metadata={

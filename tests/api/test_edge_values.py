@@ -6,7 +6,7 @@ import pytest
 
 from eventapp.extensions import db
 from eventapp.services.accounts import create_token
-from tests.factories import make_event, make_registration
+from tests.factories import make_checkin_event, make_registration
 from tests.staff_support import login, make_user
 
 HUGE = "9" * 5000  # beyond Python's 4,300-digit int-string limit: json.loads raises a plain ValueError
@@ -16,7 +16,7 @@ EXTREME_DATES = ["9999-12-31T23:59:59-09:00", "0001-01-01T00:00:00+09:00", "9999
 @pytest.fixture
 def scene(app):
     with app.app_context():
-        event = make_event()
+        event = make_checkin_event()  # inside its check-in window, so the door routes read their bodies
         make_registration(event)
         admin = make_user("admin")
         token = create_token(admin.email)
