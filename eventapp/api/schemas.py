@@ -127,6 +127,8 @@ class EventSchema(Schema):
     registration_closes_at = JSTDateTime(allow_none=True)
     cancellation_deadline = JSTDateTime(allow_none=True)
     roster_freeze_at = JSTDateTime(allow_none=True)
+    online_url_reveal_at = JSTDateTime(allow_none=True, metadata={
+        "description": "online seminars: when confirmed participants see online_url; null: at confirmation"})
     checkin_opens_at = JSTDateTime(allow_none=True, metadata={
         "description": "null: 00:00 JST the day before the first day"})
     checkin_closes_at = JSTDateTime(allow_none=True, metadata={
@@ -183,6 +185,8 @@ class EventWriteSchema(StrictSchema):
     registration_closes_at = JSTDateTime(allow_none=True)
     cancellation_deadline = JSTDateTime(allow_none=True)
     roster_freeze_at = JSTDateTime(allow_none=True)
+    online_url_reveal_at = JSTDateTime(allow_none=True, metadata={
+        "description": "online seminars: when confirmed participants see online_url; null: at confirmation"})
     checkin_opens_at = JSTDateTime(allow_none=True, metadata={
         "description": "null: 00:00 JST the day before the first day"})
     checkin_closes_at = JSTDateTime(allow_none=True, metadata={

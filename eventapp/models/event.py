@@ -44,6 +44,9 @@ class Event(db.Model):
     latitude: Mapped[float | None] = mapped_column(default=None)
     longitude: Mapped[float | None] = mapped_column(default=None)
     online_url: Mapped[str] = mapped_column(String(1000), default="")
+    # From when confirmed participants of an online seminar see the join URL (page, mails, calendar);
+    # NULL: as soon as their seat is confirmed.
+    online_url_reveal_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     what_to_bring: Mapped[str] = mapped_column(Text, default="")
     capacity: Mapped[int] = mapped_column(Integer)
     registration_opens_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
@@ -76,6 +79,17 @@ class Event(db.Model):
     @property
     def is_online(self) -> bool:
         return self.kind == "online_seminar"
+
+    @property
+    def has_qr_ticket(self) -> bool:
+        """Onsite seminars, fieldwork and matching sessions check people in with a QR ticket; online ones don't."""
+        return not self.is_online
+
+    def join_url_revealed(self, now: datetime | None = None) -> bool:
+        """Whether the online join URL may be shown yet (to confirmed participants only: the caller checks)."""
+        if not self.is_online or not self.online_url:
+            return False
+        return self.online_url_reveal_at is None or (now or utcnow()) >= self.online_url_reveal_at
 
     @property
     def active_questions(self) -> list[Question]:

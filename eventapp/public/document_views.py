@@ -69,7 +69,8 @@ def programme_pdf(slug: str):
 @bp.get("/r/<token>/ticket.pdf")
 def ticket_pdf(token: str):
     registration = registration_service.get_by_manage_token(token)
-    if registration.status != "confirmed":
+    # Online seminars have no 受付票: attendance is recorded with the 出席コード.
+    if registration.status != "confirmed" or not registration.event.has_qr_ticket:
         abort(404)
     return pdf_response(documents.ticket_pdf(registration).pdf, f"ticket-{registration.event.slug}.pdf",
                         private=True)

@@ -135,7 +135,7 @@ def open_link(token: str):
 def home(person: Person):
     upcoming, past = mypage_service.overview(person)
     tickets = {e.registration.id: qr_svg(e.registration.ticket_code) for e in upcoming
-               if e.registration.status == "confirmed"}
+               if e.registration.status == "confirmed" and e.event.has_qr_ticket}
     return render_template("mypage/home.html", person=person, upcoming=upcoming, past=past, tickets=tickets,
                            feed=personal_feed_links(person))
 

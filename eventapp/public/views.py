@@ -100,7 +100,8 @@ def signup(slug: str):
 def manage(token: str):
     registration = registration_service.get_by_manage_token(token)
     position = registration_service.waitlist_position(registration)
-    qr = qr_svg(registration.ticket_code) if registration.status == "confirmed" else None
+    event = registration.event
+    qr = qr_svg(registration.ticket_code) if registration.status == "confirmed" and event.has_qr_ticket else None
     response = Response(render_template(
         # This registration only (its attendee, the address it was made with): nothing of the
         # address's other registrations, since a manage link proves no ownership of the mailbox.
@@ -131,7 +132,8 @@ def cancel(token: str):
 @bp.get("/r/<token>/ticket.png")
 def ticket_png(token: str):
     registration = registration_service.get_by_manage_token(token)
-    if registration.status != "confirmed":
+    # Online seminars have no ticket: attendance is recorded with the 出席コード.
+    if registration.status != "confirmed" or not registration.event.has_qr_ticket:
         abort(404)
     return Response(qr_png(registration.ticket_code), mimetype="image/png",
                     headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})

@@ -318,11 +318,12 @@ def public_feed_ics(kind: str | None = None, *, now: datetime | None = None) -> 
 
 # --- personal calendars ----------------------------------------------------------------------
 
-def join_url_for(registration: Registration) -> str:
-    """The online join URL, only ever for a confirmed registration of a live online seminar."""
+def join_url_for(registration: Registration, now: datetime | None = None) -> str:
+    """The online join URL, only ever for a confirmed registration of a live online seminar, and
+    not before the time staff chose to reveal it (a calendar fetched earlier gets it on its next refresh)."""
     event = registration.event
-    if registration.status == "confirmed" and event.is_online and event.status == "published":
-        return event.online_url or ""
+    if registration.status == "confirmed" and event.status == "published" and event.join_url_revealed(now):
+        return event.online_url
     return ""
 
 
@@ -334,7 +335,7 @@ def _registration_vevents(registration: Registration, now: datetime, *, attendee
     return _vevents(
         event, uid=lambda n: registration_uid(registration, n), now=now,
         status="CANCELLED" if cancelled else "CONFIRMED", sequence=sequence, last_modified=last_modified,
-        join_url=join_url_for(registration),
+        join_url=join_url_for(registration, now),
         manage_url=external_url("public.manage", token=registration.manage_token),
         attendee=registration if attendee else None,
     )

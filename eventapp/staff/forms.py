@@ -20,7 +20,8 @@ EVENT_TEXT = ("title", "summary", "description", "venue_name", "venue_address", 
 EVENT_DATETIMES = {"starts_at": "開始日時", "ends_at": "終了日時", "registration_opens_at": "受付開始",
                    "registration_closes_at": "申込締切", "cancellation_deadline": "キャンセル期限",
                    "roster_freeze_at": "名簿確定(繰り上げ停止)",
-                   "checkin_opens_at": "当日受付の開始", "checkin_closes_at": "当日受付の終了"}
+                   "checkin_opens_at": "当日受付の開始", "checkin_closes_at": "当日受付の終了",
+                   "online_url_reveal_at": "参加URLの公開(オンライン)"}
 REQUIRED_DATETIMES = ("starts_at", "ends_at")
 
 

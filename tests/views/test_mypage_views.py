@@ -21,7 +21,7 @@ from eventapp.models.base import utcnow
 from eventapp.services import mail
 from eventapp.services import mypage as mypage_service
 from eventapp.urls import external_url
-from tests.factories import csrf_token_from, make_event, make_registration
+from tests.factories import csrf_token_from, future, make_event, make_registration
 from tests.staff_support import login, make_user
 
 LINK_RE = re.compile(r"http://testserver\.local(/my/[A-Za-z0-9_-]{43})")
@@ -389,3 +389,19 @@ def test_mypage_pages_render_in_english_too(app, client):
     home = client.get("/my/?lang=en").get_data(as_text=True)
     assert "Upcoming events" in home and "Calendar subscription" in home
     assert "Email me a link" in app.test_client().get("/my?lang=en").get_data(as_text=True)
+
+
+def test_online_seminar_card_has_no_qr_ticket(app, client):
+    with app.app_context():
+        start = future(days=10, hour=19)
+        online = make_event(kind="online_seminar", title="オンライン移住相談会", starts_at=start,
+                            ends_at=start + timedelta(hours=2), online_url="https://zoom.example.jp/j/1",
+                            venue_name="")
+        registration = make_registration(online, email="online@example.com")
+        card_id = f"registration-{registration.id}"
+    sign_in(app, client, "online@example.com")
+    body = client.get("/my/").get_data(as_text=True)
+    card = body[body.index(card_id):]
+    card = card[:card.index("</section>")]
+    assert "オンライン移住相談会" in card
+    assert "<svg" not in card and "受付用QRコード" not in card and "受付票" not in card
