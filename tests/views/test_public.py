@@ -335,7 +335,7 @@ def test_waitlisted_registration_has_no_ticket_and_no_join_url(app, client):
 
     confirmed_html = client.get(f"/r/{confirmed}").get_data(as_text=True)
     assert "https://meet.example.jp/room-42" in confirmed_html
-    assert "受付用QRコード" in confirmed_html
+    assert "受付用QRコード" not in confirmed_html and "出席コード" in confirmed_html  # online: no QR ticket
 
     waiting_html = client.get(f"/r/{waiting}").get_data(as_text=True)
     assert "room-42" not in waiting_html
