@@ -48,6 +48,13 @@ from .text import single_line
 TZID = "Asia/Tokyo"
 PRODID = "-//Iwate Enren Fukugyo-ka//eventapp//JA"
 ALARMS = ((timedelta(days=1), "明日"), (timedelta(hours=2), "2時間後"))
+# Reminders per kind (defaults; not yet changeable per event): time before each day's start, or
+# "eve" for 18:00 JST the evening before (fieldwork: time to pack). Other kinds use ALARMS.
+KIND_ALARMS: dict[str, tuple[tuple[timedelta | str, str], ...]] = {
+    "fieldwork": (("eve", "明日"), (timedelta(hours=2), "2時間後に集合")),
+    "online_seminar": ((timedelta(days=1), "明日"), (timedelta(minutes=15), "15分後に開始")),
+}
+EVE_REMINDER_HOUR = 18
 # Past events stay in feeds for a while so a subscribed calendar keeps its history.
 FEED_PAST_WINDOW = timedelta(days=365)
 ICS_MIMETYPE = "text/calendar; charset=utf-8"
@@ -163,6 +170,16 @@ def description_text(event: Event, span: _Span, total_days: int, *, join_url: st
     return "\n".join(lines).strip()
 
 
+def _trigger(before: timedelta | str, starts_at: datetime) -> timedelta:
+    """How long before `starts_at` an alarm rings; "eve" is 18:00 JST on the day before, written as a
+    relative trigger too (clients handle relative triggers far better than absolute ones)."""
+    if before == "eve":
+        day_before = starts_at.astimezone(JST).date() - timedelta(days=1)
+        eve = datetime(day_before.year, day_before.month, day_before.day, EVE_REMINDER_HOUR, tzinfo=JST)
+        return eve - starts_at
+    return -before
+
+
 def _vevents(event: Event, *, uid, now: datetime, status: str, sequence: int, last_modified: datetime,
              join_url: str = "", manage_url: str = "", attendee: Registration | None = None) -> list[VEvent]:
     spans = _spans(event)
@@ -200,10 +217,10 @@ def _vevents(event: Event, *, uid, now: datetime, status: str, sequence: int, la
                                    "RSVP": "FALSE"})
             vevent.add("attendee", address)
         if status != "CANCELLED":
-            for before, when in ALARMS:
+            for before, when in KIND_ALARMS.get(event.kind, ALARMS):
                 alarm = Alarm()
                 alarm.add("action", "DISPLAY")
-                alarm.add("trigger", -before)
+                alarm.add("trigger", _trigger(before, span.starts_at))
                 alarm.add("description", f"{when}: {single_line(event.title)}")
                 vevent.add_component(alarm)
         result.append(vevent)

@@ -72,9 +72,11 @@ def test_public_event_in_jst_with_vtimezone_alarms_geo_and_organiser(ctx):
     assert "JR花巻駅 東口" in other.description and "ブドウの収穫" in other.description
     assert "/r/" not in other.description  # no personal link in a public calendar
 
+    # Fieldwork: the evening before at 18:00 JST, and 2 hours before 集合.
+    eve = jst(2030, 9, 13, 18) - jst(2030, 9, 14, 10)  # -16 hours, relative to the start
     triggers = sorted(a.decoded("TRIGGER") for a in vevent.walk("VALARM"))
-    assert triggers == [timedelta(days=-1), timedelta(hours=-2)]
-    assert sorted(a.trigger for a in other.alarms) == [timedelta(days=-1), timedelta(hours=-2)]
+    assert triggers == [eve, timedelta(hours=-2)]
+    assert sorted(a.trigger for a in other.alarms) == [eve, timedelta(hours=-2)]
     assert all(str(a["ACTION"]) == "DISPLAY" for a in vevent.walk("VALARM"))
 
 
@@ -408,3 +410,28 @@ def test_two_day_event_mail_has_one_single_uid_invite_per_day(ctx, sent_mail):
     assert starts == [jst(2030, 10, 4, 9), jst(2030, 10, 5, 8, 30)]
     # the download keeps both days in one file
     assert len(parse(calendar.registration_ics(registration))[1]) == 2
+
+
+@pytest.mark.parametrize(("kind", "expected"), [
+    ("online_seminar", [timedelta(days=-1), timedelta(minutes=-15)]),
+    ("onsite_seminar", [timedelta(days=-1), timedelta(hours=-2)]),
+    ("matching_session", [timedelta(days=-1), timedelta(hours=-2)]),
+])
+def test_alarms_per_kind(ctx, kind, expected):
+    event = make_event(kind=kind, starts_at=jst(2030, 9, 14, 19), ends_at=jst(2030, 9, 14, 21))
+    cal, (other,) = parse(calendar.event_ics(event))
+    (vevent,) = vevents(cal)
+    assert sorted(a.decoded("TRIGGER") for a in vevent.walk("VALARM")) == expected
+    assert sorted(a.trigger for a in other.alarms) == expected
+
+
+def test_fieldwork_eve_reminder_is_before_each_day_even_after_midnight_utc(ctx):
+    # Day 2 starts 08:30 JST (23:30 UTC the day before): its eve reminder is 18:00 JST on day 1.
+    event = make_event(starts_at=jst(2030, 10, 4, 9), ends_at=jst(2030, 10, 5, 12), days=[
+        {"starts_at": jst(2030, 10, 4, 9), "ends_at": jst(2030, 10, 4, 18)},
+        {"starts_at": jst(2030, 10, 5, 8, 30), "ends_at": jst(2030, 10, 5, 12)}])
+    cal, others = parse(calendar.event_ics(event))
+    first, second = vevents(cal)
+    rings = [sorted(v.decoded("DTSTART") + a.decoded("TRIGGER") for a in v.walk("VALARM")) for v in (first, second)]
+    assert rings == [[jst(2030, 10, 3, 18), jst(2030, 10, 4, 7)], [jst(2030, 10, 4, 18), jst(2030, 10, 5, 6, 30)]]
+    assert [sorted(o.begin + a.trigger for a in o.alarms) for o in others] == rings
