@@ -129,6 +129,10 @@ class EventSchema(Schema):
     roster_freeze_at = JSTDateTime(allow_none=True)
     online_url_reveal_at = JSTDateTime(allow_none=True, metadata={
         "description": "online seminars: when confirmed participants see online_url; null: at confirmation"})
+    meeting_at = JSTDateTime(allow_none=True, metadata={
+        "description": "集合: the first day's calendar entry starts here, at meeting_point"})
+    dismissal_at = JSTDateTime(allow_none=True, metadata={
+        "description": "解散: the last day's calendar entry ends here"})
     checkin_opens_at = JSTDateTime(allow_none=True, metadata={
         "description": "null: 00:00 JST the day before the first day"})
     checkin_closes_at = JSTDateTime(allow_none=True, metadata={
@@ -187,6 +191,10 @@ class EventWriteSchema(StrictSchema):
     roster_freeze_at = JSTDateTime(allow_none=True)
     online_url_reveal_at = JSTDateTime(allow_none=True, metadata={
         "description": "online seminars: when confirmed participants see online_url; null: at confirmation"})
+    meeting_at = JSTDateTime(allow_none=True, metadata={
+        "description": "集合: the first day's calendar entry starts here, at meeting_point"})
+    dismissal_at = JSTDateTime(allow_none=True, metadata={
+        "description": "解散: the last day's calendar entry ends here"})
     checkin_opens_at = JSTDateTime(allow_none=True, metadata={
         "description": "null: 00:00 JST the day before the first day"})
     checkin_closes_at = JSTDateTime(allow_none=True, metadata={

@@ -47,6 +47,10 @@ class Event(db.Model):
     # From when confirmed participants of an online seminar see the join URL (page, mails, calendar);
     # NULL: as soon as their seat is confirmed.
     online_url_reveal_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    # 集合 and 解散 (fieldwork): calendars start the first day at meeting_at (at meeting_point) and
+    # end the last day at dismissal_at; NULL: the first/last day's own times.
+    meeting_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    dismissal_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     what_to_bring: Mapped[str] = mapped_column(Text, default="")
     capacity: Mapped[int] = mapped_column(Integer)
     registration_opens_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)

@@ -23,7 +23,7 @@ plus one once a person's registration is cancelled, so a cancellation always sup
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from email.utils import parseaddr
 from functools import lru_cache
@@ -101,8 +101,23 @@ def _spans(event: Event) -> list[_Span]:
     # Days are the source of truth (services.events keeps the event's start/end in step with them):
     # one entry per day, always, so every day's UID is in every update and cancellation.
     if event.days:
-        return [_Span(i, d.starts_at, d.ends_at, d) for i, d in enumerate(event.days, start=1)]
-    return [_Span(1, event.starts_at, event.ends_at, None)]
+        spans = [_Span(i, d.starts_at, d.ends_at, d) for i, d in enumerate(event.days, start=1)]
+    else:
+        spans = [_Span(1, event.starts_at, event.ends_at, None)]
+    # 集合 / 解散: the first day begins at the meeting time, the last ends at dismissal (a time that
+    # would turn a day inside out is ignored rather than written as an entry ending before it starts).
+    if event.meeting_at is not None and event.meeting_at < spans[0].ends_at:
+        spans[0] = replace(spans[0], starts_at=event.meeting_at)
+    if event.dismissal_at is not None and event.dismissal_at > spans[-1].starts_at:
+        spans[-1] = replace(spans[-1], ends_at=event.dismissal_at)
+    return spans
+
+
+def _span_location(event: Event, span: _Span) -> str:
+    """The first day of an onsite event with a 集合 time starts where people meet (meeting_point)."""
+    if span.position == 1 and event.meeting_at is not None and event.meeting_point and not event.is_online:
+        return single_line(event.meeting_point)
+    return location_text(event)
 
 
 def location_text(event: Event) -> str:
@@ -199,7 +214,7 @@ def _vevents(event: Event, *, uid, now: datetime, status: str, sequence: int, la
         vevent.add("dtend", span.ends_at.astimezone(JST))
         vevent.add("status", status)
         vevent.add("transp", "OPAQUE")
-        vevent.add("location", location_text(event))
+        vevent.add("location", _span_location(event, span))
         if not event.is_online and event.latitude is not None and event.longitude is not None:
             vevent.add("geo", (event.latitude, event.longitude))
         vevent.add("url", url)

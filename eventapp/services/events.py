@@ -32,7 +32,7 @@ TEXT_FIELDS = ("title", "summary", "description", "venue_name", "venue_address",
                "online_url", "what_to_bring", "organiser_name", "organiser_email", "organiser_phone")
 TIME_FIELDS = ("starts_at", "ends_at", "registration_opens_at", "registration_closes_at",
                "cancellation_deadline", "roster_freeze_at", "checkin_opens_at", "checkin_closes_at",
-               "online_url_reveal_at")
+               "online_url_reveal_at", "meeting_at", "dismissal_at")
 MULTILINE = {"summary", "description", "meeting_point", "access", "what_to_bring"}
 # Longest accepted text per field: String columns give their own length (services.text.column_limit);
 # Text columns have theirs here. The API schemas use the same numbers (tests/security/test_lengths.py).
@@ -186,6 +186,13 @@ def apply_event_fields(event: Event, data: dict, *, creating: bool) -> None:
         reveal = merged.get("online_url_reveal_at")
         if reveal and reveal >= ends:
             errors["online_url_reveal_at"] = _("参加URLの公開はイベント終了より前にしてください。")
+        meeting, dismissal = merged.get("meeting_at"), merged.get("dismissal_at")
+        if meeting and meeting >= ends:
+            errors["meeting_at"] = _("集合日時はイベント終了より前にしてください。")
+        if dismissal and dismissal <= starts:
+            errors["dismissal_at"] = _("解散日時はイベント開始より後にしてください。")
+        if meeting and dismissal and dismissal <= meeting and "dismissal_at" not in errors:
+            errors["dismissal_at"] = _("解散日時は集合日時より後にしてください。")
     for field in TIME_FIELDS:
         # Every instant, not only the event's own: a deadline in year 1 or 9999 must not reach the database.
         if merged.get(field) is not None and not in_year_range(merged[field]):

@@ -21,7 +21,8 @@ EVENT_DATETIMES = {"starts_at": "開始日時", "ends_at": "終了日時", "regi
                    "registration_closes_at": "申込締切", "cancellation_deadline": "キャンセル期限",
                    "roster_freeze_at": "名簿確定(繰り上げ停止)",
                    "checkin_opens_at": "当日受付の開始", "checkin_closes_at": "当日受付の終了",
-                   "online_url_reveal_at": "参加URLの公開(オンライン)"}
+                   "online_url_reveal_at": "参加URLの公開(オンライン)",
+                   "meeting_at": "集合日時", "dismissal_at": "解散日時"}
 REQUIRED_DATETIMES = ("starts_at", "ends_at")
 
 

@@ -15,7 +15,7 @@ from eventapp.formatting import JST
 from eventapp.models import OutboxMessage, Person
 from eventapp.services import calendar, mail
 from eventapp.services import registration as registration_service
-from eventapp.services.errors import NotFound
+from eventapp.services.errors import NotFound, ValidationFailed
 from eventapp.services.events import update_event
 from tests.factories import future, jst, make_event, make_registration
 
@@ -435,3 +435,34 @@ def test_fieldwork_eve_reminder_is_before_each_day_even_after_midnight_utc(ctx):
     rings = [sorted(v.decoded("DTSTART") + a.decoded("TRIGGER") for a in v.walk("VALARM")) for v in (first, second)]
     assert rings == [[jst(2030, 10, 3, 18), jst(2030, 10, 4, 7)], [jst(2030, 10, 4, 18), jst(2030, 10, 5, 6, 30)]]
     assert [sorted(o.begin + a.trigger for a in o.alarms) for o in others] == rings
+
+
+def test_fieldwork_starts_at_meeting_time_and_place_and_ends_at_dismissal(ctx):
+    event = make_event(starts_at=jst(2030, 10, 4, 13), ends_at=jst(2030, 10, 5, 15), meeting_point="JR北上駅 東口",
+                       meeting_at=jst(2030, 10, 4, 12), dismissal_at=jst(2030, 10, 5, 16, 30), days=[
+                           {"starts_at": jst(2030, 10, 4, 13), "ends_at": jst(2030, 10, 4, 18)},
+                           {"starts_at": jst(2030, 10, 5, 9), "ends_at": jst(2030, 10, 5, 15)}])
+    registration = make_registration(event)
+    for data in (calendar.event_ics(event), calendar.registration_ics(registration)):
+        cal, others = parse(data)
+        first, second = vevents(cal)
+        assert (first.decoded("DTSTART"), first.decoded("DTEND")) == (jst(2030, 10, 4, 12), jst(2030, 10, 4, 18))
+        assert (second.decoded("DTSTART"), second.decoded("DTEND")) == (jst(2030, 10, 5, 9), jst(2030, 10, 5, 16, 30))
+        assert str(first["LOCATION"]) == "JR北上駅 東口" == others[0].location
+        assert str(second["LOCATION"]) == "かんたはうす, 岩手県花巻市"
+        assert [(o.begin, o.end) for o in others] == [(jst(2030, 10, 4, 12), jst(2030, 10, 4, 18)),
+                                                      (jst(2030, 10, 5, 9), jst(2030, 10, 5, 16, 30))]
+        # 2 hours before 集合, not before the first programme item.
+        assert sorted(first.decoded("DTSTART") + a.decoded("TRIGGER") for a in first.walk("VALARM")) == [
+            jst(2030, 10, 3, 18), jst(2030, 10, 4, 10)]
+
+
+def test_meeting_and_dismissal_times_are_validated(ctx):
+    event = make_event(starts_at=jst(2030, 10, 4, 13), ends_at=jst(2030, 10, 4, 18))
+    with pytest.raises(ValidationFailed) as failure:
+        update_event(event.id, {"meeting_at": jst(2030, 10, 4, 19), "dismissal_at": jst(2030, 10, 4, 12)})
+    assert set(failure.value.fields) == {"meeting_at", "dismissal_at"}
+    db.session.rollback()
+    update_event(event.id, {"meeting_at": jst(2030, 10, 4, 12), "dismissal_at": jst(2030, 10, 4, 18, 30)})
+    db.session.commit()
+    assert (event.meeting_at, event.dismissal_at) == (jst(2030, 10, 4, 12), jst(2030, 10, 4, 18, 30))

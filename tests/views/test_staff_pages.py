@@ -165,3 +165,18 @@ def test_question_key_can_be_changed_and_a_re_added_question_is_listed_once(ctx,
     # the old answer is back with the revived question
     filtered = staff_client.get(f"/staff/events/{event.id}/participants?question={bus.id}&answer=yes")
     assert registration.person.name in filtered.get_data(as_text=True)
+
+
+def test_event_form_sets_meeting_dismissal_and_join_url_reveal(ctx, staff_client):
+    from tests.conftest import jst
+
+    form = {"title": "北上フィールドワーク", "kind": "fieldwork", "slug": "kitakami-meeting",
+            "starts_at": "2030-05-10T13:00", "ends_at": "2030-05-10T17:00", "capacity": "10", "fee_yen": "0",
+            "meeting_point": "JR北上駅 東口", "meeting_at": "2030-05-10T12:00", "dismissal_at": "2030-05-10T17:30"}
+    response = post_form(staff_client, "/staff/events/new", form, token_from="/staff/events/new")
+    assert response.status_code == 303, response.get_data(as_text=True)[:500]
+    event = db.session.query(Event).filter_by(slug="kitakami-meeting").one()
+    assert (event.meeting_at, event.dismissal_at) == (jst(2030, 5, 10, 12), jst(2030, 5, 10, 17, 30))
+    html = staff_client.get(f"/staff/events/{event.id}/edit").get_data(as_text=True)
+    assert 'name="meeting_at"' in html and 'value="2030-05-10T12:00"' in html
+    assert 'name="online_url_reveal_at"' in html
