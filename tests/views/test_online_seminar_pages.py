@@ -126,3 +126,16 @@ def test_onsite_confirmation_mail_still_points_to_the_qr_ticket(ctx, sent_mail):
     (body,) = [b for s, b in _bodies(sent_mail).items() if s.startswith("【参加確定")]
     assert "受付用QRコードを受付でご提示ください" in body
     assert "出席コード" not in body and "not-shown" not in body
+
+
+def test_online_group_mail_offers_companions_no_qr_ticket(ctx, sent_mail):
+    from eventapp.services.registration import SignupRequest, sign_up
+    from tests.factories import person_input
+
+    event = online(max_companions=2)
+    sign_up(event.id, SignupRequest(person_input(), consent=True,
+                                    companions=[{"name": "同行 一", "furigana": "どうこう"}]))
+    db.session.commit()
+    (body,) = [b for s, b in _bodies(sent_mail).items() if s.startswith("【参加確定")]
+    assert "同行 一 様" in body and "確認・キャンセル:" in body
+    assert "QRコード・確認" not in body and ZOOM in body
