@@ -152,8 +152,10 @@ def make_event(**overrides):
 
 
 def make_checkin_event(**overrides):
-    """A published event held today: inside its default check-in window, so the door may scan."""
-    overrides.setdefault("starts_at", future(0, hour=13))
+    """A published event held tomorrow: its default check-in window opened at 00:00 JST today, so the
+    door may scan, and sign-up is still open whatever the time of day the tests run (an event held
+    today at 13:00 stopped taking sign-ups at 13:00 JST)."""
+    overrides.setdefault("starts_at", future(1, hour=13))
     return make_event(**overrides)
 
 

@@ -23,7 +23,7 @@ def demo_ids(app) -> dict:
         load_demo_data()
         db.session.commit()
         fieldwork = db.session.execute(
-            select(Event).join(Registration).where(Event.kind != "matching_session")
+            select(Event).join(Registration).where(Event.kind == "fieldwork")  # has QR tickets (online has none)
             .order_by(Event.id)).scalars().first()
         matching = db.session.execute(select(Event).where(Event.kind == "matching_session")
                                       .order_by(Event.id)).scalars().first()

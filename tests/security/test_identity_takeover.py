@@ -267,8 +267,16 @@ def test_the_attackers_confirmed_pages_and_files_show_only_their_registration(ap
     for message in _outbox_since(last_id):
         texts.extend(_mail_texts(message))
     visited = _crawl(client, texts, secrets, depth=3)
-    assert {f"/r/{token}", f"/r/{token}/ticket.png", f"/r/{token}/ticket.pdf", f"/r/{token}/invite.ics",
-            f"/r/{token}/cancel"} <= visited
+    assert {f"/r/{token}", f"/r/{token}/invite.ics", f"/r/{token}/cancel"} <= visited
+    assert not {f"/r/{token}/ticket.png", f"/r/{token}/ticket.pdf"} & visited  # online: no QR ticket
+    # An onsite event's sign-up adds the ticket files (QR image, 受付票 PDF).
+    onsite = make_event(title="盛岡会場説明会", kind="onsite_seminar", starts_at=future(days=21))
+    last_id = _last_outbox_id()
+    onsite_token, onsite_texts = _sign_up(client, onsite, "form")
+    for message in _outbox_since(last_id):
+        onsite_texts.extend(_mail_texts(message))
+    onsite_visited = _crawl(client, onsite_texts, secrets, depth=3)
+    assert {f"/r/{onsite_token}/ticket.png", f"/r/{onsite_token}/ticket.pdf"} <= onsite_visited
     # After the seminar the manage page adds the attendance code and the survey (the matching extras).
     seminar = db.session.get(Event, event.id)
     seminar.starts_at, seminar.ends_at = utcnow() - timedelta(hours=3), utcnow() - timedelta(hours=1)
