@@ -28,7 +28,7 @@ from . import audit, mail
 from . import registration as registration_service
 from .capacity import counts_for, lock_event
 from .errors import DomainError, NotFound, ValidationFailed
-from .tickets import event_ticket_key, verify_ticket_code
+from .tickets import NotATicket, event_ticket_key, manage_token_in, normalize_ticket_input, verify_ticket_code
 
 RESULT_CHECKED_IN = "checked_in"
 RESULT_ALREADY = "already_checked_in"
@@ -157,8 +157,14 @@ def find_registration(event_id: int, code: str | None = None, registration_id: i
         registration = db.session.get(Registration, registration_id)
         if registration is None:
             raise NotFound("unknown_code", "この参加者は見つかりません。")
+    elif (token := manage_token_in(code)) is not None and not _has_code(code):
+        # The participant showed their manage page: its URL names the registration.
+        registration = db.session.execute(
+            select(Registration).where(Registration.manage_token == token)).scalar_one_or_none()
+        if registration is None:
+            raise NotFound("unknown_code", "この受付コードは登録されていません。")
     else:
-        code = (code or "").strip().upper()
+        code = normalize_ticket_input(code)  # not shaped like a code → not_a_ticket
         signed_event = verify_ticket_code(code)  # forged or altered → invalid_signature
         registration = db.session.execute(_BY_TICKET, {"code": code}).unique().scalar_one_or_none()
         if registration is None:
@@ -172,6 +178,14 @@ def find_registration(event_id: int, code: str | None = None, registration_id: i
     if registration.status == "waitlisted":
         raise DomainError("waitlisted", "この方はキャンセル待ちのため、参加が確定していません。")
     return registration
+
+
+def _has_code(text: str | None) -> bool:
+    try:
+        normalize_ticket_input(text)
+    except NotATicket:
+        return False
+    return True
 
 
 def active_checkin(registration_id: int, day_id: int) -> CheckIn | None:

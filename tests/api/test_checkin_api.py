@@ -214,3 +214,40 @@ def test_walk_in_with_a_known_address_changes_no_person_and_mails_only_when_tick
         rows = db.session.execute(select(OutboxMessage).where(OutboxMessage.to_addr == "walkin-mail@example.jp")
                                   ).scalars().all()
         assert [r.kind for r in rows] == ["registration_confirmed"]
+
+
+def _full_width(text: str) -> str:
+    return "".join("－" if ch == "-" else chr(ord(ch) + 0xFEE0) for ch in text)
+
+
+def test_scanner_and_ime_input_is_normalised(app, client, token):
+    """Full-width IME input, a scanner's ]Q1 prefix and CR/LF, or the manage-page URL all check in;
+    text not shaped like a code is 422 not_a_ticket; only a well-formed code with a bad HMAC is a forgery."""
+    with app.app_context():
+        event = make_checkin_event()
+        regs = [make_registration(event) for _ in range(3)]
+        event_id = event.id
+        codes = [r.ticket_code for r in regs]
+        manage_url = f"https://events.example.jp/r/{regs[2].manage_token}"
+    inputs = [_full_width(codes[0]), f"]Q1{codes[1].lower()}\r\n", manage_url]
+    for n, (text, reg) in enumerate(zip(inputs, regs, strict=True)):
+        response = client.post(f"/api/v1/events/{event_id}/checkins", json={"code": text, "nonce": f"norm-{n}-0000"},
+                               headers=auth(token))
+        assert response.status_code == 200, (text, response.get_json())
+        assert response.get_json()["result"] == "checked_in" and response.get_json()["registration"]["id"] == reg.id
+    assert _checkins(app) == 3
+    for text in ("hello", "https://example.jp/", "ＡＢＣ"):
+        response = client.post(f"/api/v1/events/{event_id}/checkins", json={"code": text, "nonce": "norm-bad-000"},
+                               headers=auth(token))
+        assert response.status_code == 422, response.get_json()
+        error = response.get_json()["error"]
+        assert error["code"] == "not_a_ticket" and error["message"] == "チケットのQRコードではありません。"
+    altered = codes[0][:-1] + ("A" if codes[0][-1] != "A" else "B")
+    response = client.post(f"/api/v1/events/{event_id}/checkins",
+                           json={"code": _full_width(altered), "nonce": "norm-forged-0"}, headers=auth(token))
+    assert response.status_code == 409 and response.get_json()["error"]["code"] == "invalid_signature"
+    batch = client.post(f"/api/v1/events/{event_id}/checkins/batch", headers=auth(token), json={"scans": [
+        {"code": "not a code", "nonce": "batch-bad-000", "scanned_at": utcnow().isoformat()}]})
+    assert batch.status_code == 200
+    assert batch.get_json()["results"][0]["error"]["code"] == "not_a_ticket"
+    assert _checkins(app) == 3

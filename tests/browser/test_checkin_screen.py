@@ -111,6 +111,34 @@ def test_handheld_scanner_types_code_and_enter(desk, browser_server, browser):
     context.close()
 
 
+def test_full_width_code_typed_with_the_ime_checks_in_on_a_375px_phone(desk, browser_server, browser):
+    """Issue 15 item 2: 「Ｅ１１－７ＯＮＳ…」 typed with the IME on is the ticket, not a forgery;
+    text that is no code says so and stays visible."""
+    context = browser.new_context(viewport={"width": 375, "height": 812}, locale="ja-JP", timezone_id="Asia/Tokyo",
+                                  is_mobile=True, has_touch=True)
+    page = open_screen(context, browser_server.url, desk)
+    typed = "".join("－" if ch == "-" else chr(ord(ch) + 0xFEE0) for ch in desk["codes"][0])
+    assert typed.startswith("Ｅ") and "－" in typed
+    field = page.locator("#scan-input")
+    field.fill(typed)
+    field.press("Enter")
+    result = page.locator("#result")
+    expect(result).to_have_attribute("data-state", "ok")
+    expect(page.locator("#result-name")).to_have_text("岩手 花子")
+    expect(page.locator("#result-read")).to_have_text("")
+    assert [r.registration_id for r in active_checkins(desk["event_id"])] == [desk["ids"][0]]
+    field.fill("ＨＥＬＬＯ－１２３")
+    field.press("Enter")
+    expect(result).to_have_attribute("data-state", "error")
+    expect(page.locator("#result-title")).to_have_text("チケットではありません")
+    expect(page.locator("#result-detail")).to_have_text("チケットのQRコードではありません。")
+    expect(page.locator("#result-read")).to_contain_text("ＨＥＬＬＯ－１２３")
+    expect(page.locator("#result-detail")).not_to_contain_text("偽造")
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 375, f"the check-in screen is {width}px wide on a 375px phone"
+    context.close()
+
+
 def test_walk_in_past_capacity_with_a_warning(desk, browser_server, browser):
     context = new_context(browser)
     page = open_screen(context, browser_server.url, desk)
