@@ -69,7 +69,8 @@ def roster_list(event_id: int):
 def undo(event_id: int, checkin_id: int):
     _event_or_404(event_id)
     try:
-        row = service.undo(event_id, checkin_id, user=current_user._get_current_object())
+        row = service.undo(event_id, checkin_id, user=current_user._get_current_object(),
+                           cancel_walkin=request.form.get("cancel_walkin") == "1")
         db.session.commit()
         flash(f"{row.registration.name} さんの受付を取り消しました。", "success")
     except DomainError as exc:

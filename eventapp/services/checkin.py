@@ -295,8 +295,12 @@ def check_in(event_id: int, code: str | None, nonce: str, *, day_id: int | None 
     return record_check_in(plan, registration, day, user=user, device_id=device_id, source=source, now=now)
 
 
-def undo(event_id: int, checkin_id: int, *, user: User | None = None, now: datetime | None = None) -> CheckIn:
-    """Take back a check-in (a wrong person scanned); the row stays, marked as undone."""
+def undo(event_id: int, checkin_id: int, *, user: User | None = None, now: datetime | None = None,
+         cancel_walkin: bool = False) -> CheckIn:
+    """Take back a check-in (a wrong person scanned); the row stays, marked as undone.
+
+    `cancel_walkin`: the check-in was a walk-in registered by mistake, so its registration is
+    cancelled too (otherwise it would stay 参加確定 and hold a seat)."""
     row = db.session.get(CheckIn, checkin_id)
     if row is None or row.registration.event_id != event_id:
         raise NotFound("checkin_not_found", "この受付記録は見つかりません。")
@@ -306,10 +310,14 @@ def undo(event_id: int, checkin_id: int, *, user: User | None = None, now: datet
         raise DomainError("duplicate", "重複として記録された受付は取り消せません。")
     if user is None:
         raise DomainError("forbidden", "取り消しにはログインが必要です。", status=403)
+    if cancel_walkin and row.registration.source != "walkin":
+        raise DomainError("not_walkin", "当日参加の登録ではないため、申込は取り消せません。", status=422)
     user_id = user.id  # read before the change: loading an expired user would autoflush half of it
     row.undone_by_id, row.undone_at = user_id, now or utcnow()
     db.session.flush()
     _audit("checkin_undo", row, user)
+    if cancel_walkin and row.registration.status != "cancelled":
+        registration_service.cancel(row.registration_id, by="staff", now=now)
     return row
 
 
@@ -328,7 +336,7 @@ def walk_in(event_id: int, person_input: dict, answers_input: dict | None, *, no
         return _replay(replay, None)
     result = registration_service.sign_up(event_id, registration_service.SignupRequest(
         person=person_input, answers=answers_input, consent=True, source="walkin", staff_override=True,
-        notify=False, email_required=False, now=now))
+        notify=False, email_required=False, require_answers=False, now=now))
     registration = result.registration
     event = lock_event(event_id)  # already held by sign_up(); re-read for the capacity check
     over_capacity = registration.status == "waitlisted"

@@ -293,8 +293,9 @@
       const reg = data.registration;
       const entry = state.byId.get(reg.id);
       if (data.result === "checked_in") {
-        state.last = { id: data.checkin_id, name: reg.name };
+        state.last = { id: data.checkin_id, name: reg.name, walkin: reg.source === "walkin" };
         $("undo-last").disabled = false;
+        $("undo-walkin").hidden = !state.last.walkin;
         if (entry && !dayCheckin(entry)) {
           entry.checkins.push({ id: data.checkin_id, day: data.day, checked_in_at: data.checked_in_at, by: data.by });
         }
@@ -335,6 +336,7 @@
     await idb("queue", "readwrite", (s) => s.put(item));
     markLocal(item);
     state.last = { nonce: item.nonce, name: entry.name };
+    $("undo-walkin").hidden = true;
     $("undo-last").disabled = false;
     addRecent(entry.name, item.scanned_at, true, null, item.nonce);
     showResult("ok", "受付完了", entry.name, entry.notes, "オフライン: 接続が戻ると自動で送信します", entry.furigana, true);
@@ -406,9 +408,10 @@
 
   /* ---------- undo ---------- */
 
-  async function undoLast() {
+  async function undoLast(cancelWalkIn) {
     const last = state.last;
     if (!last) return;
+    cancelWalkIn = cancelWalkIn === true && last.walkin;
     if (last.nonce) {
       await idb("queue", "readwrite", (s) => s.delete(last.nonce));
       for (const entry of state.byId.values()) {
@@ -418,7 +421,7 @@
     } else {
       let result;
       try {
-        result = await api("DELETE", `/checkins/${last.id}`);
+        result = await api("DELETE", `/checkins/${last.id}`, cancelWalkIn ? { cancel_walkin: true } : undefined);
       } catch (err) {
         showResult("error", "取り消せません", last.name, [], "オフラインのため取り消せません。接続後にもう一度お試しください。");
         return;
@@ -434,7 +437,10 @@
     }
     state.last = null;
     $("undo-last").disabled = true;
-    showResult("warn", "取り消しました", last.name, [], "受付を取り消しました。");
+    $("undo-walkin").hidden = true;
+    showResult("warn", "取り消しました", last.name, [],
+      cancelWalkIn ? "受付と当日参加の登録を取り消しました。" : "受付を取り消しました。");
+    if (cancelWalkIn) await loadRoster();
     await renderPending();
     renderCounters();
   }
@@ -561,7 +567,11 @@
       errors.textContent = "オフラインでは当日参加を登録できません。接続が戻ってからお試しください。";
       return;
     }
-    const data = Object.fromEntries(new FormData(form).entries());
+    const data = { answers: {} };
+    for (const [name, value] of new FormData(form).entries()) {
+      // Question fields are "answers.<key>"; an empty one is simply not answered (never blocks the door).
+      if (name.startsWith("answers.")) { if (value.trim()) data.answers[name.slice(8)] = value; } else data[name] = value;
+    }
     if (!data.phone) delete data.phone;
     data.send_mail = data.send_mail === "1"; // unticked (the default): no mail to the address given
     Object.assign(data, { nonce: form.dataset.nonce || randomId(), day: cfg.dayId, device_id: deviceId });
@@ -739,7 +749,8 @@
     if (!event.target.closest("input, textarea, select, form, .search-results")) setTimeout(focusScan, 0);
   });
 
-  $("undo-last").addEventListener("click", undoLast);
+  $("undo-last").addEventListener("click", () => undoLast(false));
+  $("undo-walkin").addEventListener("click", () => undoLast(true));
   $("camera-toggle").addEventListener("click", () => (camera.stream ? stopCamera() : startCamera()));
   $("walkin-open").addEventListener("click", () => openWalkIn($("walkin-form").hidden));
   $("walkin-cancel").addEventListener("click", () => openWalkIn(false));

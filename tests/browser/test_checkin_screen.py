@@ -183,6 +183,44 @@ def test_walk_in_past_capacity_with_a_warning(desk, browser_server, browser):
     context.close()
 
 
+def test_walk_in_with_required_questions_left_empty_then_undone_with_its_registration(desk, browser_server,
+                                                                                     browser):
+    """Issue 15 item 1: the walk-in form shows the event's questions; required ones may stay empty;
+    undoing the walk-in's check-in can cancel its registration too."""
+    from eventapp.models import Registration
+
+    event = make_checkin_event(questions=[
+        {"key": "bus", "kind": "yesno", "label": "送迎バスを利用しますか", "required": True},
+        {"key": "dietary", "kind": "text", "label": "食事の配慮", "required": True}])
+    make_registration(event, answers={"bus": "no", "dietary": "なし"})
+    context = new_context(browser)
+    page = open_screen(context, browser_server.url, {**desk, "event_id": event.id})
+    page.locator("#walkin-open").click()
+    form = page.locator("#walkin-form")
+    expect(form.get_by_label("送迎バスを利用しますか")).to_be_visible()
+    expect(form.get_by_label("食事の配慮")).to_be_visible()
+    page.locator("#walkin-name").fill("当日 花子")
+    page.locator("#walkin-furigana").fill("とうじつ はなこ")
+    form.get_by_label("送迎バスを利用しますか").select_option("yes")
+    page.locator("#walkin-form button[type=submit]").click()
+    expect(page.locator("#result-title")).to_have_text("受付完了")
+    expect(page.locator("#result-name")).to_have_text("当日 花子")
+    rows = active_checkins(event.id)
+    assert len(rows) == 1 and rows[0].source == "walkin"
+    registration_id = rows[0].registration_id
+    assert [(a.question.key, a.value) for a in rows[0].registration.answers] == [("bus", "yes")]
+    # Registered by mistake: one button takes back the check-in and the walk-in registration.
+    expect(page.locator("#undo-walkin")).to_be_visible()
+    page.locator("#undo-walkin").click()
+    expect(page.locator("#result-title")).to_have_text("取り消しました")
+    expect(page.locator("#result-detail")).to_have_text("受付と当日参加の登録を取り消しました。")
+    expect(page.locator("#undo-walkin")).to_be_hidden()
+    assert active_checkins(event.id) == []
+    db.session.rollback()
+    assert db.session.get(Registration, registration_id).status == "cancelled"
+    context.close()
+
+
 def outbox_to(address: str) -> list[str]:
     from eventapp.models import OutboxMessage
 
