@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 
@@ -438,6 +439,16 @@ def result_message(res: CheckInResult) -> str:
 
 def _digits(value: str) -> str:
     return re.sub(r"\D", "", value or "")
+
+
+def roster_entry_matches(entry: dict, query: str) -> bool:
+    """The door roster's search: part of the name or furigana (full-width/half-width alike), or phone digits."""
+    query = unicodedata.normalize("NFKC", query or "").strip().lower().replace(" ", "")
+    if not query:
+        return True
+    text = unicodedata.normalize("NFKC", f"{entry['name']}{entry['furigana']}").lower().replace(" ", "")
+    digits = _digits(query)
+    return query in text or (len(digits) >= 3 and digits in entry.get("phone_digits", ""))
 
 
 def roster_snapshot(event_id: int) -> dict:
