@@ -152,8 +152,10 @@ def make_event(**overrides):
 
 
 def make_checkin_event(**overrides):
-    """A published event held today: inside its default check-in window, so the door may scan."""
-    overrides.setdefault("starts_at", future(0, hour=13))
+    """A published event held tomorrow at 13:00 JST: inside its default check-in window (which opens at
+    00:00 JST the day before), so the door may scan, and still open for sign-ups whatever the time of day
+    (an event today at 13:00 refused every sign-up once the suite ran after 13:00 JST)."""
+    overrides.setdefault("starts_at", future(1, hour=13))
     return make_event(**overrides)
 
 
