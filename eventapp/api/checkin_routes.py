@@ -125,6 +125,11 @@ class UndoResultSchema(Schema):
     registration = fields.Nested(CheckInRegistrationSchema)
 
 
+class UndoSchema(StrictSchema):
+    cancel_walkin = fields.Boolean(load_default=False, metadata={
+        "description": "当日参加の受付なら、その当日参加の申込もキャンセルする"})
+
+
 class StatsQuerySchema(Schema):
     day = fields.Integer(validate=ID_RANGE)
     after = fields.Integer(load_default=0, validate=validate.Range(min=0, max=MAX_ID, error="範囲外の数値です。"))
@@ -257,11 +262,12 @@ def create_checkin(data, event_id):
 @blp.route("/events/<int:event_id>/checkins/<int:checkin_id>", methods=["DELETE"])
 @blp.doc(security=SECURITY)
 @checkin_auth  # before parsing: without credentials the answer is 401 whatever the body
+@blp.arguments(UndoSchema(), required=False)
 @blp.response(200, UndoResultSchema)
-@errors(400, 401, 403, 404, 409)
-def undo_checkin(event_id, checkin_id):
-    """Undo a check-in (kept as undone, with who and when)."""
-    row = service.undo(event_id, checkin_id, user=_user())
+@errors(400, 401, 403, 404, 409, 422)
+def undo_checkin(data, event_id, checkin_id):
+    """Undo a check-in (kept as undone, with who and when); `cancel_walkin` also cancels a walk-in's registration."""
+    row = service.undo(event_id, checkin_id, user=_user(), cancel_walkin=data.get("cancel_walkin", False))
     payload = {"checkin_id": row.id, "undone_at": row.undone_at,
                "registration": service.registration_summary(row.registration)}
     db.session.commit()

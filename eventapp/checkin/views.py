@@ -4,6 +4,7 @@ scope covers every check-in page."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 from flask import current_app, flash, redirect, render_template, request, send_from_directory, url_for
@@ -60,8 +61,30 @@ def roster_list(event_id: int):
     event = _event_or_404(event_id)
     day, rows = service.day_checkins(event.id, _day_arg())
     snapshot = service.roster_snapshot(event.id)
-    return render_template("checkin/list.html", event=event, day=day, rows=rows,
-                           people=snapshot["registrations"])
+    query = request.args.get("q", "")[:100]
+    people = [p for p in snapshot["registrations"] if service.roster_entry_matches(p, query)]
+    return render_template("checkin/list.html", event=event, day=day, rows=rows, people=people, query=query,
+                           total=snapshot["registrations"])
+
+
+@bp.post("/events/<int:event_id>/registrations/<int:registration_id>/checkin")
+@role_required("checkin")
+def manual_checkin(event_id: int, registration_id: int):
+    """The roster's 受付 button (a phone at the door without the scanner screen)."""
+    _event_or_404(event_id)
+    day_id = request.form.get("day", "")
+    try:
+        res = service.check_in(event_id, None, uuid.uuid4().hex, registration_id=registration_id, source="manual",
+                               day_id=int(day_id) if day_id.isdigit() else None,
+                               user=current_user._get_current_object())
+        name = res.registration.name
+        db.session.commit()
+        flash(f"{name} さんを受付しました。", "success")
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+    return redirect(url_for("checkin.roster_list", event_id=event_id, day=day_id or None,
+                            q=request.form.get("q") or None), code=303)
 
 
 @bp.post("/events/<int:event_id>/checkins/<int:checkin_id>/undo")
@@ -69,7 +92,8 @@ def roster_list(event_id: int):
 def undo(event_id: int, checkin_id: int):
     _event_or_404(event_id)
     try:
-        row = service.undo(event_id, checkin_id, user=current_user._get_current_object())
+        row = service.undo(event_id, checkin_id, user=current_user._get_current_object(),
+                           cancel_walkin=request.form.get("cancel_walkin") == "1")
         db.session.commit()
         flash(f"{row.registration.name} さんの受付を取り消しました。", "success")
     except DomainError as exc:

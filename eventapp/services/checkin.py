@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 
@@ -28,7 +29,7 @@ from . import audit, mail
 from . import registration as registration_service
 from .capacity import counts_for, lock_event
 from .errors import DomainError, NotFound, ValidationFailed
-from .tickets import event_ticket_key, verify_ticket_code
+from .tickets import NotATicket, event_ticket_key, manage_token_in, normalize_ticket_input, verify_ticket_code
 
 RESULT_CHECKED_IN = "checked_in"
 RESULT_ALREADY = "already_checked_in"
@@ -157,8 +158,14 @@ def find_registration(event_id: int, code: str | None = None, registration_id: i
         registration = db.session.get(Registration, registration_id)
         if registration is None:
             raise NotFound("unknown_code", "この参加者は見つかりません。")
+    elif (token := manage_token_in(code)) is not None and not _has_code(code):
+        # The participant showed their manage page: its URL names the registration.
+        registration = db.session.execute(
+            select(Registration).where(Registration.manage_token == token)).scalar_one_or_none()
+        if registration is None:
+            raise NotFound("unknown_code", "この受付コードは登録されていません。")
     else:
-        code = (code or "").strip().upper()
+        code = normalize_ticket_input(code)  # not shaped like a code → not_a_ticket
         signed_event = verify_ticket_code(code)  # forged or altered → invalid_signature
         registration = db.session.execute(_BY_TICKET, {"code": code}).unique().scalar_one_or_none()
         if registration is None:
@@ -172,6 +179,14 @@ def find_registration(event_id: int, code: str | None = None, registration_id: i
     if registration.status == "waitlisted":
         raise DomainError("waitlisted", "この方はキャンセル待ちのため、参加が確定していません。")
     return registration
+
+
+def _has_code(text: str | None) -> bool:
+    try:
+        normalize_ticket_input(text)
+    except NotATicket:
+        return False
+    return True
 
 
 def active_checkin(registration_id: int, day_id: int) -> CheckIn | None:
@@ -281,8 +296,12 @@ def check_in(event_id: int, code: str | None, nonce: str, *, day_id: int | None 
     return record_check_in(plan, registration, day, user=user, device_id=device_id, source=source, now=now)
 
 
-def undo(event_id: int, checkin_id: int, *, user: User | None = None, now: datetime | None = None) -> CheckIn:
-    """Take back a check-in (a wrong person scanned); the row stays, marked as undone."""
+def undo(event_id: int, checkin_id: int, *, user: User | None = None, now: datetime | None = None,
+         cancel_walkin: bool = False) -> CheckIn:
+    """Take back a check-in (a wrong person scanned); the row stays, marked as undone.
+
+    `cancel_walkin`: the check-in was a walk-in registered by mistake, so its registration is
+    cancelled too (otherwise it would stay 参加確定 and hold a seat)."""
     row = db.session.get(CheckIn, checkin_id)
     if row is None or row.registration.event_id != event_id:
         raise NotFound("checkin_not_found", "この受付記録は見つかりません。")
@@ -292,10 +311,14 @@ def undo(event_id: int, checkin_id: int, *, user: User | None = None, now: datet
         raise DomainError("duplicate", "重複として記録された受付は取り消せません。")
     if user is None:
         raise DomainError("forbidden", "取り消しにはログインが必要です。", status=403)
+    if cancel_walkin and row.registration.source != "walkin":
+        raise DomainError("not_walkin", "当日参加の登録ではないため、申込は取り消せません。", status=422)
     user_id = user.id  # read before the change: loading an expired user would autoflush half of it
     row.undone_by_id, row.undone_at = user_id, now or utcnow()
     db.session.flush()
     _audit("checkin_undo", row, user)
+    if cancel_walkin and row.registration.status != "cancelled":
+        registration_service.cancel(row.registration_id, by="staff", now=now)
     return row
 
 
@@ -314,7 +337,7 @@ def walk_in(event_id: int, person_input: dict, answers_input: dict | None, *, no
         return _replay(replay, None)
     result = registration_service.sign_up(event_id, registration_service.SignupRequest(
         person=person_input, answers=answers_input, consent=True, source="walkin", staff_override=True,
-        notify=False, email_required=False, now=now))
+        notify=False, email_required=False, require_answers=False, now=now))
     registration = result.registration
     event = lock_event(event_id)  # already held by sign_up(); re-read for the capacity check
     over_capacity = registration.status == "waitlisted"
@@ -416,6 +439,16 @@ def result_message(res: CheckInResult) -> str:
 
 def _digits(value: str) -> str:
     return re.sub(r"\D", "", value or "")
+
+
+def roster_entry_matches(entry: dict, query: str) -> bool:
+    """The door roster's search: part of the name or furigana (full-width/half-width alike), or phone digits."""
+    query = unicodedata.normalize("NFKC", query or "").strip().lower().replace(" ", "")
+    if not query:
+        return True
+    text = unicodedata.normalize("NFKC", f"{entry['name']}{entry['furigana']}").lower().replace(" ", "")
+    digits = _digits(query)
+    return query in text or (len(digits) >= 3 and digits in entry.get("phone_digits", ""))
 
 
 def roster_snapshot(event_id: int) -> dict:

@@ -73,6 +73,8 @@ class SignupRequest:
     notify: bool = True
     # False only for staff-entered walk-ins: an empty address is allowed and the person gets no mail.
     email_required: bool = True
+    # False only for walk-ins: door staff may leave required questions empty (stored as no answer).
+    require_answers: bool = True
     now: datetime | None = None
 
 
@@ -192,7 +194,7 @@ def sign_up(event_id: int, request: SignupRequest) -> SignupResult:
         person_data = validate_person(request.person, email_required=request.email_required)
     except ValidationFailed as exc:
         errors.update(exc.fields)
-    answers, answer_errors = validate_answers(event, request.answers or {})
+    answers, answer_errors = validate_answers(event, request.answers or {}, require=request.require_answers)
     errors.update(answer_errors)
     companions: list[tuple[PersonData, dict[int, str]]] = []
     if request.companions:

@@ -17,6 +17,17 @@
   };
   const $ = (id) => document.getElementById(id);
   const CODE_RE = /^E([0-9]{1,10})-([A-Z2-7]{13})-([A-Z2-7]{16})$/;
+  // The same normalisation as services/tickets.normalize_ticket_input (keep the two in step).
+  const CODE_IN_TEXT_RE = /(?<![0-9A-Z])E[0-9]{1,10}-[A-Z2-7]{13}-[A-Z2-7]{16}(?![0-9A-Z])/;
+  const DASHES_RE = /[\u2010\u2011\u2012\u2013\u2014\u2015\u2212\u30fc\ufe63\uff0d\u2043]/g;
+  const QUOTES_RE = /^["'`\u300c\u300d\u300e\u300f\u201c\u201d\u2018\u2019]+|["'`\u300c\u300d\u300e\u300f\u201c\u201d\u2018\u2019]+$/g;
+
+  function normalizeTicketInput(text) {
+    let value = String(text || "").normalize("NFKC").replace(DASHES_RE, "-").replace(/\p{C}/gu, "");
+    value = value.trim().replace(QUOTES_RE, "").trim().replace(/^\][A-Za-z][0-9A-Za-z]/, "").trim();
+    const match = CODE_IN_TEXT_RE.exec(value.toUpperCase());
+    return match ? match[0] : null;
+  }
   const REQUEST_TIMEOUT_MS = 8000;
   const SW_CACHE = "eventapp-checkin-v1"; // the cache name in checkin-sw.js
 
@@ -224,6 +235,7 @@
 
   const LOCAL_ERRORS = {
     invalid_signature: "この受付コードは無効です(改ざんまたは偽造の可能性があります)。",
+    not_a_ticket: "チケットのQRコードではありません。",
     wrong_event: "別のイベントの受付コードです。",
     unknown_code: "名簿にない受付コードです(オンラインになってから再度お試しください)。",
     cancelled: "このお申し込みはキャンセル済みです。",
@@ -236,7 +248,7 @@
     let entry;
     if (item.code) {
       const match = CODE_RE.exec(item.code);
-      if (!match) return { error: "invalid_signature" };
+      if (!match) return { error: "not_a_ticket" };
       if (Number(match[1]) !== cfg.eventId) return { error: "wrong_event" };
       if (!(await signatureValid(match[1], match[2], match[3]))) return { error: "invalid_signature" };
       entry = state.byHash.get(await sha256hex(item.code));
@@ -251,9 +263,11 @@
   /* ---------- check-in ---------- */
 
   async function checkInCode(raw) {
-    const code = String(raw || "").trim().toUpperCase();
-    if (!code) return;
-    await submit({ code });
+    const text = String(raw || "").trim();
+    if (!text) return;
+    state.lastRead = text;  // shown with an error, so staff see what the scanner really sent
+    // Text without a code (e.g. a manage-page URL) still goes to the server, which knows more.
+    await submit({ code: normalizeTicketInput(text) || text.slice(0, 200) });
   }
 
   async function submit(target) {
@@ -279,8 +293,9 @@
       const reg = data.registration;
       const entry = state.byId.get(reg.id);
       if (data.result === "checked_in") {
-        state.last = { id: data.checkin_id, name: reg.name };
+        state.last = { id: data.checkin_id, name: reg.name, walkin: reg.source === "walkin" };
         $("undo-last").disabled = false;
+        $("undo-walkin").hidden = !state.last.walkin;
         if (entry && !dayCheckin(entry)) {
           entry.checkins.push({ id: data.checkin_id, day: data.day, checked_in_at: data.checked_in_at, by: data.by });
         }
@@ -296,7 +311,7 @@
     }
     const error = (data && data.error) || { code: "server_error", message: "エラーが発生しました。" };
     const titles = { unknown_code: "見つかりません", cancelled: "キャンセル済み", waitlisted: "キャンセル待ち",
-      wrong_event: "別のイベント", invalid_signature: "無効なコード", unauthorized: "ログインが必要です" };
+      wrong_event: "別のイベント", invalid_signature: "無効なコード", not_a_ticket: "チケットではありません", unauthorized: "ログインが必要です" };
     showResult("error", titles[error.code] || "受付できません", "", [], error.message);
     app.dataset.lastError = error.code;
     return null;
@@ -321,6 +336,7 @@
     await idb("queue", "readwrite", (s) => s.put(item));
     markLocal(item);
     state.last = { nonce: item.nonce, name: entry.name };
+    $("undo-walkin").hidden = true;
     $("undo-last").disabled = false;
     addRecent(entry.name, item.scanned_at, true, null, item.nonce);
     showResult("ok", "受付完了", entry.name, entry.notes, "オフライン: 接続が戻ると自動で送信します", entry.furigana, true);
@@ -392,9 +408,10 @@
 
   /* ---------- undo ---------- */
 
-  async function undoLast() {
+  async function undoLast(cancelWalkIn) {
     const last = state.last;
     if (!last) return;
+    cancelWalkIn = cancelWalkIn === true && last.walkin;
     if (last.nonce) {
       await idb("queue", "readwrite", (s) => s.delete(last.nonce));
       for (const entry of state.byId.values()) {
@@ -404,7 +421,7 @@
     } else {
       let result;
       try {
-        result = await api("DELETE", `/checkins/${last.id}`);
+        result = await api("DELETE", `/checkins/${last.id}`, cancelWalkIn ? { cancel_walkin: true } : undefined);
       } catch (err) {
         showResult("error", "取り消せません", last.name, [], "オフラインのため取り消せません。接続後にもう一度お試しください。");
         return;
@@ -420,7 +437,10 @@
     }
     state.last = null;
     $("undo-last").disabled = true;
-    showResult("warn", "取り消しました", last.name, [], "受付を取り消しました。");
+    $("undo-walkin").hidden = true;
+    showResult("warn", "取り消しました", last.name, [],
+      cancelWalkIn ? "受付と当日参加の登録を取り消しました。" : "受付を取り消しました。");
+    if (cancelWalkIn) await loadRoster();
     await renderPending();
     renderCounters();
   }
@@ -547,7 +567,11 @@
       errors.textContent = "オフラインでは当日参加を登録できません。接続が戻ってからお試しください。";
       return;
     }
-    const data = Object.fromEntries(new FormData(form).entries());
+    const data = { answers: {} };
+    for (const [name, value] of new FormData(form).entries()) {
+      // Question fields are "answers.<key>"; an empty one is simply not answered (never blocks the door).
+      if (name.startsWith("answers.")) { if (value.trim()) data.answers[name.slice(8)] = value; } else data[name] = value;
+    }
     if (!data.phone) delete data.phone;
     data.send_mail = data.send_mail === "1"; // unticked (the default): no mail to the address given
     Object.assign(data, { nonce: form.dataset.nonce || randomId(), day: cfg.dayId, device_id: deviceId });
@@ -678,6 +702,8 @@
       return li;
     }));
     $("result-detail").textContent = detail || "";
+    $("result-read").textContent = kind === "error" && state.lastRead ? `読み取った文字: ${state.lastRead}` : "";
+    state.lastRead = "";
     beep(kind);
   }
 
@@ -723,7 +749,8 @@
     if (!event.target.closest("input, textarea, select, form, .search-results")) setTimeout(focusScan, 0);
   });
 
-  $("undo-last").addEventListener("click", undoLast);
+  $("undo-last").addEventListener("click", () => undoLast(false));
+  $("undo-walkin").addEventListener("click", () => undoLast(true));
   $("camera-toggle").addEventListener("click", () => (camera.stream ? stopCamera() : startCamera()));
   $("walkin-open").addEventListener("click", () => openWalkIn($("walkin-form").hidden));
   $("walkin-cancel").addEventListener("click", () => openWalkIn(false));

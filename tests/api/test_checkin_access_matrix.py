@@ -163,7 +163,8 @@ def test_a_draft_roster_never_reaches_the_door(app, world, client):
 
 def _screen_requests(app, ids: dict, state_ok: bool) -> list[tuple[str, str, str]]:
     rules = [r for r in app.url_map.iter_rules() if r.endpoint.startswith("checkin.") and "event_id" in r.arguments]
-    known = {("checkin.screen", "GET"), ("checkin.roster_list", "GET"), ("checkin.undo", "POST")}
+    known = {("checkin.screen", "GET"), ("checkin.roster_list", "GET"), ("checkin.undo", "POST"),
+             ("checkin.manual_checkin", "POST")}
     requests = []
     for rule in rules:
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
@@ -171,6 +172,8 @@ def _screen_requests(app, ids: dict, state_ok: bool) -> list[tuple[str, str, str
             values = {"event_id": ids["event_id"]}
             if "checkin_id" in rule.arguments:
                 values["checkin_id"] = _fresh_checkin(app, ids) if state_ok else ids["checkin_id"]
+            if "registration_id" in rule.arguments:
+                values["registration_id"] = ids["registration_id"]
             with app.test_request_context():
                 requests.append((rule.endpoint, method, url_for(rule.endpoint, **values)))
     assert len(requests) == len(known)

@@ -214,3 +214,88 @@ def test_walk_in_with_a_known_address_changes_no_person_and_mails_only_when_tick
         rows = db.session.execute(select(OutboxMessage).where(OutboxMessage.to_addr == "walkin-mail@example.jp")
                                   ).scalars().all()
         assert [r.kind for r in rows] == ["registration_confirmed"]
+
+
+def _full_width(text: str) -> str:
+    return "".join("－" if ch == "-" else chr(ord(ch) + 0xFEE0) for ch in text)
+
+
+def test_scanner_and_ime_input_is_normalised(app, client, token):
+    """Full-width IME input, a scanner's ]Q1 prefix and CR/LF, or the manage-page URL all check in;
+    text not shaped like a code is 422 not_a_ticket; only a well-formed code with a bad HMAC is a forgery."""
+    with app.app_context():
+        event = make_checkin_event()
+        regs = [make_registration(event) for _ in range(3)]
+        event_id = event.id
+        codes = [r.ticket_code for r in regs]
+        manage_url = f"https://events.example.jp/r/{regs[2].manage_token}"
+    inputs = [_full_width(codes[0]), f"]Q1{codes[1].lower()}\r\n", manage_url]
+    for n, (text, reg) in enumerate(zip(inputs, regs, strict=True)):
+        response = client.post(f"/api/v1/events/{event_id}/checkins", json={"code": text, "nonce": f"norm-{n}-0000"},
+                               headers=auth(token))
+        assert response.status_code == 200, (text, response.get_json())
+        assert response.get_json()["result"] == "checked_in" and response.get_json()["registration"]["id"] == reg.id
+    assert _checkins(app) == 3
+    for text in ("hello", "https://example.jp/", "ＡＢＣ"):
+        response = client.post(f"/api/v1/events/{event_id}/checkins", json={"code": text, "nonce": "norm-bad-000"},
+                               headers=auth(token))
+        assert response.status_code == 422, response.get_json()
+        error = response.get_json()["error"]
+        assert error["code"] == "not_a_ticket" and error["message"] == "チケットのQRコードではありません。"
+    altered = codes[0][:-1] + ("A" if codes[0][-1] != "A" else "B")
+    response = client.post(f"/api/v1/events/{event_id}/checkins",
+                           json={"code": _full_width(altered), "nonce": "norm-forged-0"}, headers=auth(token))
+    assert response.status_code == 409 and response.get_json()["error"]["code"] == "invalid_signature"
+    batch = client.post(f"/api/v1/events/{event_id}/checkins/batch", headers=auth(token), json={"scans": [
+        {"code": "not a code", "nonce": "batch-bad-000", "scanned_at": utcnow().isoformat()}]})
+    assert batch.status_code == 200
+    assert batch.get_json()["results"][0]["error"]["code"] == "not_a_ticket"
+    assert _checkins(app) == 3
+
+
+def test_walk_in_may_leave_required_questions_empty_and_undo_can_cancel_it(app, client, token):
+    """Issue 15 item 1: required questions never block the door; undo with cancel_walkin cancels the walk-in."""
+    from eventapp.models import Registration
+
+    questions = [{"key": "bus", "kind": "yesno", "label": "バスを利用しますか", "required": True},
+                 {"key": "dietary", "kind": "text", "label": "食事の配慮", "required": True}]
+    with app.app_context():
+        event = make_checkin_event(questions=questions)
+        scanned = make_registration(event, answers={"bus": "yes", "dietary": "なし"})
+        event_id, scanned_code = event.id, scanned.ticket_code
+    url = f"/api/v1/events/{event_id}/walkins"
+    empty = client.post(url, json={"name": "当日 花子", "furigana": "とうじつ はなこ", "nonce": "walkin-q-0001"},
+                        headers=auth(token))
+    assert empty.status_code == 200, empty.get_json()
+    partly = client.post(url, json={"name": "当日 次郎", "furigana": "とうじつ じろう", "nonce": "walkin-q-0002",
+                                    "answers": {"bus": "yes", "dietary": ""}}, headers=auth(token))
+    assert partly.status_code == 200, partly.get_json()
+    # Given answers are still validated.
+    wrong = client.post(url, json={"name": "当日 三郎", "furigana": "とうじつ さぶろう", "nonce": "walkin-q-0003",
+                                   "answers": {"bus": "maybe"}}, headers=auth(token))
+    assert wrong.status_code == 422 and "answers.bus" in wrong.get_json()["error"]["fields"]
+    with app.app_context():
+        first = db.session.get(Registration, empty.get_json()["registration"]["id"])
+        second = db.session.get(Registration, partly.get_json()["registration"]["id"])
+        assert first.status == "confirmed" and first.answers == []
+        assert [(a.question.key, a.value) for a in second.answers] == [("bus", "yes")]
+    # Undo without the flag keeps the registration; with it, the walk-in is cancelled.
+    undo = client.delete(f"/api/v1/events/{event_id}/checkins/{empty.get_json()['checkin_id']}", headers=auth(token))
+    assert undo.status_code == 200, undo.get_json()
+    assert undo.get_json()["registration"]["status"] == "confirmed"
+    undo2 = client.delete(f"/api/v1/events/{event_id}/checkins/{partly.get_json()['checkin_id']}",
+                          json={"cancel_walkin": True}, headers=auth(token))
+    assert undo2.status_code == 200, undo2.get_json()
+    assert undo2.get_json()["registration"]["status"] == "cancelled"
+    # A pre-registered participant's check-in cannot cancel their registration through the door.
+    normal = client.post(f"/api/v1/events/{event_id}/checkins", json={"code": scanned_code, "nonce": "walkin-q-0004"},
+                         headers=auth(token))
+    refused = client.delete(f"/api/v1/events/{event_id}/checkins/{normal.get_json()['checkin_id']}",
+                            json={"cancel_walkin": True}, headers=auth(token))
+    assert refused.status_code == 422 and refused.get_json()["error"]["code"] == "not_walkin"
+    with app.app_context():
+        assert db.session.get(Registration, first.id).status == "confirmed"
+        assert db.session.get(Registration, second.id).status == "cancelled"
+        assert db.session.get(Registration, scanned.id).status == "confirmed"
+        # The refused undo changed nothing: the participant's check-in is still active.
+        assert db.session.get(CheckIn, normal.get_json()["checkin_id"]).undone_at is None

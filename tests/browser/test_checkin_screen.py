@@ -18,7 +18,7 @@ from eventapp.extensions import db
 from eventapp.models import CheckIn
 from eventapp.models.base import utcnow
 from eventapp.services.accounts import create_user
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
+from tests.browser.conftest import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 from tests.factories import make_checkin_event, make_registration
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
@@ -111,6 +111,34 @@ def test_handheld_scanner_types_code_and_enter(desk, browser_server, browser):
     context.close()
 
 
+def test_full_width_code_typed_with_the_ime_checks_in_on_a_375px_phone(desk, browser_server, browser):
+    """Issue 15 item 2: 「Ｅ１１－７ＯＮＳ…」 typed with the IME on is the ticket, not a forgery;
+    text that is no code says so and stays visible."""
+    context = browser.new_context(viewport={"width": 375, "height": 812}, locale="ja-JP", timezone_id="Asia/Tokyo",
+                                  is_mobile=True, has_touch=True)
+    page = open_screen(context, browser_server.url, desk)
+    typed = "".join("－" if ch == "-" else chr(ord(ch) + 0xFEE0) for ch in desk["codes"][0])
+    assert typed.startswith("Ｅ") and "－" in typed
+    field = page.locator("#scan-input")
+    field.fill(typed)
+    field.press("Enter")
+    result = page.locator("#result")
+    expect(result).to_have_attribute("data-state", "ok")
+    expect(page.locator("#result-name")).to_have_text("岩手 花子")
+    expect(page.locator("#result-read")).to_have_text("")
+    assert [r.registration_id for r in active_checkins(desk["event_id"])] == [desk["ids"][0]]
+    field.fill("ＨＥＬＬＯ－１２３")
+    field.press("Enter")
+    expect(result).to_have_attribute("data-state", "error")
+    expect(page.locator("#result-title")).to_have_text("チケットではありません")
+    expect(page.locator("#result-detail")).to_have_text("チケットのQRコードではありません。")
+    expect(page.locator("#result-read")).to_contain_text("ＨＥＬＬＯ－１２３")
+    expect(page.locator("#result-detail")).not_to_contain_text("偽造")
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 375, f"the check-in screen is {width}px wide on a 375px phone"
+    context.close()
+
+
 def test_walk_in_past_capacity_with_a_warning(desk, browser_server, browser):
     context = new_context(browser)
     page = open_screen(context, browser_server.url, desk)
@@ -152,6 +180,84 @@ def test_walk_in_past_capacity_with_a_warning(desk, browser_server, browser):
     page.locator("#walkin-form button[type=submit]").click()
     expect(page.locator("#result-name")).to_have_text("当日 三郎")
     assert outbox_to("walkin-mail@example.com") == ["registration_confirmed"]
+    context.close()
+
+
+def test_walk_in_with_required_questions_left_empty_then_undone_with_its_registration(desk, browser_server,
+                                                                                     browser):
+    """Issue 15 item 1: the walk-in form shows the event's questions; required ones may stay empty;
+    undoing the walk-in's check-in can cancel its registration too."""
+    from eventapp.models import Registration
+
+    event = make_checkin_event(questions=[
+        {"key": "bus", "kind": "yesno", "label": "送迎バスを利用しますか", "required": True},
+        {"key": "dietary", "kind": "text", "label": "食事の配慮", "required": True}])
+    make_registration(event, answers={"bus": "no", "dietary": "なし"})
+    context = new_context(browser)
+    page = open_screen(context, browser_server.url, {**desk, "event_id": event.id})
+    page.locator("#walkin-open").click()
+    form = page.locator("#walkin-form")
+    expect(form.get_by_label("送迎バスを利用しますか")).to_be_visible()
+    expect(form.get_by_label("食事の配慮")).to_be_visible()
+    page.locator("#walkin-name").fill("当日 花子")
+    page.locator("#walkin-furigana").fill("とうじつ はなこ")
+    form.get_by_label("送迎バスを利用しますか").select_option("yes")
+    page.locator("#walkin-form button[type=submit]").click()
+    expect(page.locator("#result-title")).to_have_text("受付完了")
+    expect(page.locator("#result-name")).to_have_text("当日 花子")
+    rows = active_checkins(event.id)
+    assert len(rows) == 1 and rows[0].source == "walkin"
+    registration_id = rows[0].registration_id
+    assert [(a.question.key, a.value) for a in rows[0].registration.answers] == [("bus", "yes")]
+    # Registered by mistake: one button takes back the check-in and the walk-in registration.
+    expect(page.locator("#undo-walkin")).to_be_visible()
+    page.locator("#undo-walkin").click()
+    expect(page.locator("#result-title")).to_have_text("取り消しました")
+    expect(page.locator("#result-detail")).to_have_text("受付と当日参加の登録を取り消しました。")
+    expect(page.locator("#undo-walkin")).to_be_hidden()
+    assert active_checkins(event.id) == []
+    db.session.rollback()
+    assert db.session.get(Registration, registration_id).status == "cancelled"
+    context.close()
+
+
+def test_door_roster_on_a_375px_phone_is_readable_rows(desk, browser_server, browser):
+    """Issue 15 item 4: ~30 people on a 375 px phone: one readable row each (no name squeezed to a
+    character per line), counters and search on top, a 受付 button per row; screenshot for a look."""
+    event = make_checkin_event(capacity=40, questions=[{"key": "dietary", "kind": "text", "label": "食事の配慮"}])
+    surnames = ["佐々木", "高橋", "伊藤", "千葉", "菊池", "小野寺", "及川", "阿部", "菅原", "藤原"]
+    for n in range(30):
+        make_registration(event, name=f"{surnames[n % 10]} 花子{n}", furigana="ささき はなこ" + "あいうえおかきくけこさしすせそたちつてとなにぬねのはひふへほ"[n],
+                          answers={"dietary": "えび・かにアレルギー、乳製品も少し控えています" if n % 4 == 0 else ""})
+    context = browser.new_context(viewport={"width": 375, "height": 812}, locale="ja-JP", timezone_id="Asia/Tokyo",
+                                  is_mobile=True, has_touch=True)
+    page = open_screen(context, browser_server.url, {**desk, "event_id": event.id})
+    page.goto(f"{browser_server.url}/checkin/events/{event.id}/list")
+    expect(page.locator("#roster-counters")).to_contain_text("0")
+    expect(page.locator("#roster-counters")).to_contain_text("30")
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 375, f"the roster is {width}px wide on a 375px phone"
+    rows = page.locator("tr.roster-row")
+    expect(rows).to_have_count(30)
+    char = page.evaluate("parseFloat(getComputedStyle(document.querySelector('.r-name')).fontSize)")
+    for i in range(30):
+        name_box = rows.nth(i).locator(".r-name").bounding_box()
+        row_box = rows.nth(i).bounding_box()
+        assert name_box["width"] >= 6 * char, (i, name_box)
+        assert name_box["height"] < 2 * char * 1.6, (i, name_box)  # one line, not a character per line
+        assert row_box["height"] < 110, (i, row_box)
+    height = page.evaluate("document.documentElement.scrollHeight")
+    assert height < 30 * 110 + 600, f"the roster of 30 is {height}px tall"
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "checkin-roster-375.png"), full_page=False)
+    # Search narrows the list; the row's 受付 button checks the person in.
+    page.locator("#roster-q").fill("花子7")
+    page.locator("#roster-q").press("Enter")
+    expect(rows).to_have_count(1)
+    rows.first.get_by_role("button", name="受付").click()
+    expect(page.locator("tr.roster-row.is-in")).to_have_count(1)
+    expect(page.locator("#roster-counters")).to_contain_text("1")
+    assert [r.registration.name for r in active_checkins(event.id)] == ["阿部 花子7"]
     context.close()
 
 

@@ -107,3 +107,26 @@ def test_service_worker_and_manifest(client):
             assert icon["sizes"] == f"{image.width}x{image.height}"
             sizes.add(image.width)
     assert {192, 512} <= sizes
+
+
+def test_list_undo_of_a_walk_in_can_cancel_its_registration(client, app):
+    from eventapp.models import Registration
+
+    with app.app_context():
+        event = make_checkin_event()
+        make_registration(event, name="盛岡 次郎", furigana="もりおか じろう")
+        event_id = event.id
+    login(client, app)
+    token = screen_data(client.get(f"/checkin/events/{event_id}").get_data(as_text=True))["csrf"]
+    body = client.post(f"/api/v1/events/{event_id}/walkins", json={
+        "name": "当日 花子", "furigana": "とうじつ はなこ", "nonce": "list-walkin-1"},
+        headers={"X-CSRFToken": token}).get_json()
+    html = client.get(f"/checkin/events/{event_id}/list").get_data(as_text=True)
+    assert html.count('name="cancel_walkin"') == 1  # only the walk-in's row offers it
+    undo_url = f"/checkin/events/{event_id}/checkins/{body['checkin_id']}/undo"
+    response = client.post(undo_url, data={"csrf_token": csrf_token_from(html), "cancel_walkin": "1"})
+    assert response.status_code == 303
+    with app.app_context():
+        registration = db.session.get(Registration, body["registration"]["id"])
+        assert registration.status == "cancelled"
+        assert db.session.get(CheckIn, body["checkin_id"]).undone_at is not None

@@ -144,3 +144,25 @@ def test_raising_capacity_in_the_form_promotes_and_says_so(app, staff_client, fu
     assert "キャンセル待ちの1名が申込順に参加確定になり" in html
     with app.app_context():
         assert db.session.get(Registration, full_event["second"]).status == "confirmed"
+
+
+def test_walk_in_without_required_answers_is_marked_unanswered(app, staff_client):
+    """Issue 15 item 1: a walk-in may leave required questions empty; staff see 未回答 in the list."""
+    import re
+
+    from eventapp.services.checkin import walk_in
+    from tests.factories import make_checkin_event
+
+    with app.app_context():
+        event = make_checkin_event(questions=[{"key": "bus", "kind": "yesno", "label": "送迎バス", "required": True},
+                                              {"key": "memo", "kind": "text", "label": "メモ欄"}])
+        make_registration(event, name="佐藤 一", furigana="さとう はじめ", answers={"bus": "yes"})
+        walk_in(event.id, {"name": "当日 花子", "furigana": "とうじつ はなこ"}, {}, nonce="walkin-unanswered-1",
+                user=make_user("checkin", email="door-unanswered@example.jp"))
+        db.session.commit()
+        event_id = event.id
+    html = staff_client.get(f"/staff/events/{event_id}/participants").get_data(as_text=True)
+    rows = {name: row for row in re.findall(r"<tr class=\"row-.*?</tr>", html, re.S)
+            for name in ("当日 花子", "佐藤 一") if name in row}
+    assert rows["当日 花子"].count(">未回答<") == 1  # the required question only, not the optional one
+    assert "未回答" not in rows["佐藤 一"]
