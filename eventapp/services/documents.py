@@ -303,6 +303,9 @@ CELL_LIMIT = 80
 WEIGHTS = {"氏名": 16, "ふりがな": 16, "居住地": 7.5, "都道府県": 9, "電話番号": 17, "メールアドレス": 24,
            "備考": 31.5, "事務局メモ": 18, "乗車": 7}
 DEFAULT_WEIGHT = 12
+# 受付用: the phone column (a 090-0000-0000 number on one line) is taken out of 備考, so that 氏名 and
+# ふりがな keep their widths: a furigana that wraps costs the row its shared line (see _group_blocks).
+RECEPTION_WEIGHTS = {**WEIGHTS, "電話番号": 12, "備考": WEIGHTS["備考"] - 12}
 
 
 def _clip(text: object, limit: int) -> str:
@@ -465,7 +468,8 @@ def roster_data(event: Event, preset: str = "reception", sort: str = "kana") -> 
             tick_days = [f"{i}日目 {to_jst(d.starts_at):%-m/%-d}" for i, d in enumerate(days, 1)]
         else:
             tick_days = [label]
-    weights = [WEIGHTS.get(c.header, DEFAULT_WEIGHT) for c in columns]
+    weights = [(RECEPTION_WEIGHTS if preset == "reception" else WEIGHTS).get(c.header, DEFAULT_WEIGHT)
+               for c in columns]
     # The number and tick columns have fixed widths; the text columns share the rest of the line.
     text_mm = ROSTER_WIDTH_MM - NO_MM - TICK_MM * len(tick_days)
     widths = [{"label": c.header, "width": round(text_mm * w / sum(weights), 1),
