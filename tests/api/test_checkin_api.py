@@ -12,6 +12,7 @@ from eventapp.models import CheckIn
 from eventapp.models.base import utcnow
 from eventapp.services.accounts import create_token, create_user
 from eventapp.services.checkin import code_hash
+from tests.conftest import future
 from tests.factories import make_checkin_event, make_registration
 
 
@@ -59,7 +60,8 @@ def test_check_in_result_shows_answer_labels_and_marks_the_important_ones(app, c
     """yes/no answers read はい/いいえ; the dietary answer and a question staff flagged 重要 are
     marked and listed under important_answers (the door must not miss an allergy)."""
     with app.app_context():
-        event = make_checkin_event(questions=[
+        # Tomorrow (inside the check-in window, still open for sign-ups at any hour of the test run).
+        event = make_checkin_event(starts_at=future(1, hour=13), questions=[
             {"key": "bus", "kind": "yesno", "label": "送迎バス"},
             {"key": "dietary", "kind": "text", "label": "食物アレルギー"},
             {"key": "wheelchair", "kind": "yesno", "label": "車椅子", "important": True},
