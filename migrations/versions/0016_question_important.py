@@ -1,7 +1,7 @@
 """questions.important (重要): answers highlighted at the door and on the 受付用 roster
 
 Revision ID: question_important
-Revises: companions
+Revises: event_kinds
 Create Date: 2026-12-04 03:50:00
 
 Existing questions are not important (false); the `dietary` key is treated as important by the
@@ -12,7 +12,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = 'question_important'
-down_revision = 'companions'
+down_revision = 'event_kinds'
 branch_labels = None
 depends_on = None
 
