@@ -22,6 +22,7 @@ KIND_LABELS = {
     "fieldwork": _l("フィールドワーク"),
     "matching_session": _l("マッチング会"),
 }
+YES_NO_LABELS = {"yes": _l("はい"), "no": _l("いいえ")}
 STATUS_LABELS = {"confirmed": _l("参加確定"), "waitlisted": _l("キャンセル待ち"), "cancelled": _l("キャンセル済み")}
 
 
@@ -95,6 +96,28 @@ def day_title_rest(title: str | None, number: int) -> str:
     return title
 
 
+def answer_display(question_kind: str | None, value: str | None) -> str:
+    """An answer as people read it, in the current language: a yes/no answer is stored as
+    `yes`/`no` and shown as はい/いいえ (Yes/No); choice and text answers are their own text.
+    `question_kind` is None when the question was deleted: a bare yes/no is then still a yes/no."""
+    value = value or ""
+    if question_kind in ("yesno", None) and value in YES_NO_LABELS:
+        return str(YES_NO_LABELS[value])
+    return value
+
+
+def answer_text(answer: object) -> str:
+    """`answer_display` for an Answer (or a roster stand-in with `.question` and `.value`)."""
+    question = getattr(answer, "question", None)
+    return answer_display(getattr(question, "kind", None), getattr(answer, "value", ""))
+
+
+def is_important(question: object | None) -> bool:
+    """重要 answers are highlighted at the door and on the 受付用 roster: the `dietary` question
+    (allergies, food) always, and any question staff flagged 重要."""
+    return question is not None and (getattr(question, "key", "") == "dietary" or bool(getattr(question, "important", False)))
+
+
 def register_filters(app: Flask) -> None:
     from .services.text import single_line
     from .urls import external_url
@@ -107,4 +130,6 @@ def register_filters(app: Flask) -> None:
         jst=to_jst, date_ja=format_date, time_ja=format_time, datetime_ja=format_datetime,
         range_ja=format_range, yen=format_yen, kind_label=kind_label,
         status_label=lambda s: str(STATUS_LABELS.get(s, s)), day_title_rest=day_title_rest,
+        answer=answer_text,
     )
+    app.jinja_env.globals["answer_display"] = answer_display  # (kind, value), where only the kind is at hand

@@ -96,7 +96,8 @@ class CheckInCreateSchema(StrictSchema):
 
 class NoteSchema(Schema):
     label = fields.String()
-    value = fields.String()
+    value = fields.String(metadata={"description": "as people read it (はい/いいえ for yes/no questions)"})
+    important = fields.Boolean(metadata={"description": "重要: dietary/allergy or flagged by staff"})
 
 
 class CheckInRegistrationSchema(Schema):
@@ -106,6 +107,7 @@ class CheckInRegistrationSchema(Schema):
     status = fields.String()
     source = fields.String()
     notes = fields.List(fields.Nested(NoteSchema))
+    important_answers = fields.List(fields.Nested(NoteSchema))
 
 
 class CheckInResultSchema(Schema):

@@ -57,7 +57,7 @@ def event_payload(event: Event, counts=None) -> dict:
                "items": [{"starts_at": i.starts_at, "ends_at": i.ends_at, "title": i.title, "place": i.place}
                          for i in d.items]} for d in event.days],
         questions=[{"key": q.key, "kind": q.kind, "label": q.label, "help_text": q.help_text,
-                    "required": q.required, "choices": q.choices} for q in event.active_questions],
+                    "required": q.required, "important": q.important, "choices": q.choices} for q in event.active_questions],
     )
     return payload
 

@@ -97,6 +97,7 @@ class QuestionSchema(StrictSchema):
                                           text.marshmallow_validator(limit=event_rules.QUESTION_LABEL_LIMIT)])
     help_text = staff_text(event_rules.QUESTION_HELP_LIMIT)
     required = fields.Boolean()
+    important = fields.Boolean()  # 重要: highlighted at the door and on the 受付用 roster
     choices = fields.List(staff_text(event_rules.CHOICE_LIMIT))
 
 

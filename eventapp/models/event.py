@@ -149,6 +149,9 @@ class Question(db.Model):
     label: Mapped[str] = mapped_column(String(300))
     help_text: Mapped[str] = mapped_column(String(500), default="")
     required: Mapped[bool] = mapped_column(default=False)
+    # 重要: answers shown highlighted at the door and on the 受付用 roster (allergies and the like;
+    # the `dietary` key is always treated as important).
+    important: Mapped[bool] = mapped_column(default=False)
     choices: Mapped[list] = mapped_column(JSON, default=list)
     position: Mapped[int] = mapped_column(Integer, default=0)
     is_active: Mapped[bool] = mapped_column(default=True)

@@ -22,8 +22,8 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from ..database import column_values, insert_or_skip
 from ..extensions import db
-from ..formatting import JST, format_time, kana_sort_key
-from ..models import CheckIn, Event, EventDay, Registration, User
+from ..formatting import JST, answer_text, format_time, is_important, kana_sort_key
+from ..models import Answer, CheckIn, Event, EventDay, Registration, User
 from ..models.base import utcnow
 from . import audit, mail
 from . import registration as registration_service
@@ -143,7 +143,7 @@ def _check_nonce(nonce: str) -> str:
 # The answers (the notes shown at the door) in the same query; the name shown is the registration's
 # attendee, so the person (the contact address) is not read at all.
 _BY_TICKET = (select(Registration).where(Registration.ticket_code == bindparam("code"))
-              .options(joinedload(Registration.answers)))
+              .options(joinedload(Registration.answers).joinedload(Answer.question)))
 _DAYS = select(EventDay).where(EventDay.event_id == bindparam("event_id")).order_by(EventDay.starts_at)
 _INSERT_CHECKIN = insert_or_skip(CheckIn.__table__, returning=["id"])
 _NONCE_OR_ACTIVE = select(CheckIn).where(or_(
@@ -424,10 +424,13 @@ def _outcome(res: CheckInResult, **extra) -> dict:
 
 def registration_summary(registration: Registration) -> dict:
     """What the check-in screen shows: the registration's attendee (name, furigana) and the answers
-    staff should notice."""
+    staff should notice, as people read them (はい/いいえ, not yes/no). 重要 answers (allergies…)
+    are flagged and also listed on their own, so the door cannot miss them."""
+    notes = [{"label": a.question_label, "value": answer_text(a), "important": is_important(a.question)}
+             for a in registration.answers if a.value]
     return {"id": registration.id, "name": registration.name, "furigana": registration.furigana,
-            "status": registration.status, "source": registration.source,
-            "notes": [{"label": a.question_label, "value": a.value} for a in registration.answers if a.value]}
+            "status": registration.status, "source": registration.source, "notes": notes,
+            "important_answers": [n for n in notes if n["important"]]}
 
 
 def result_message(res: CheckInResult) -> str:
@@ -458,7 +461,7 @@ def roster_snapshot(event_id: int) -> dict:
     event = _event(event_id)
     registrations = db.session.execute(
         select(Registration).where(Registration.event_id == event_id)
-        .options(selectinload(Registration.answers))
+        .options(selectinload(Registration.answers).joinedload(Answer.question))
     ).scalars().all()
     checkins = db.session.execute(
         select(CheckIn).join(Registration).where(Registration.event_id == event_id, CheckIn.undone_at.is_(None),

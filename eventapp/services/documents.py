@@ -39,7 +39,7 @@ from flask_babel import force_locale
 from sqlalchemy import select
 
 from ..extensions import db
-from ..formatting import format_datetime, kana_sort_key, to_jst
+from ..formatting import answer_text, format_datetime, is_important, kana_sort_key, to_jst
 from ..models import Answer, Event, Person, Question, Registration
 from ..models.base import utcnow
 from ..urls import external_url
@@ -297,13 +297,15 @@ def ticket_pdf(registration: Registration, *, now: datetime | None = None) -> Re
 
 # --------------------------------------------------------------------------- rosters
 
-YES_NO = {"yes": "はい", "no": "いいえ"}
 NOTE_LIMIT = 160  # a roster cell is a reminder; the full answers are in the CSV export
 CELL_LIMIT = 80
 # Relative column widths on paper, by header; unknown headers (question labels) get DEFAULT_WEIGHT.
 WEIGHTS = {"氏名": 16, "ふりがな": 16, "居住地": 7.5, "都道府県": 9, "電話番号": 17, "メールアドレス": 24,
            "備考": 31.5, "事務局メモ": 18, "乗車": 7}
 DEFAULT_WEIGHT = 12
+# 受付用: the phone column (a 090-0000-0000 number on one line) is taken out of 備考, so that 氏名 and
+# ふりがな keep their widths: a furigana that wraps costs the row its shared line (see _group_blocks).
+RECEPTION_WEIGHTS = {**WEIGHTS, "電話番号": 12, "備考": WEIGHTS["備考"] - 12}
 
 
 def _clip(text: object, limit: int) -> str:
@@ -311,9 +313,34 @@ def _clip(text: object, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+# 受付用 備考 names an answer by a short word, not its full question on every row: the keys rosters
+# know by name, else the question's text cut short (see short_label).
+SHORT_LABELS = {"dietary": "食事", "bus": "バス", "lodging": "宿泊"}
+SHORT_LABEL_LIMIT = 8
+IMPORTANT_MARK = "★"  # 重要 answers (allergies…) go first with this mark; the header explains it
+_LABEL_NOISE = re.compile(r"[(（【\[].*?[)）】\]]|(されますか|しますか|ですか|ますか)?[?？。、:：\s]*$")
+
+
+def short_label(key: str | None, label: str) -> str:
+    """A question as a short word for a roster cell: `dietary` → 食事; otherwise its text without
+    brackets and the trailing 「…しますか?」, cut at SHORT_LABEL_LIMIT characters."""
+    if key in SHORT_LABELS:
+        return SHORT_LABELS[key]
+    text = _LABEL_NOISE.sub("", label).strip() or label.strip()
+    return text if len(text) <= SHORT_LABEL_LIMIT else text[: SHORT_LABEL_LIMIT - 1] + "…"
+
+
 def _notes(registration: Registration) -> str:
-    """受付用 備考: every non-empty answer, then the staff note, clipped to fit a row."""
-    parts = [f"{a.question_label}: {YES_NO.get(a.value, a.value)}" for a in registration.answers if a.value]
+    """受付用 備考: the non-empty answers by short label (重要 ones first, marked ★), then the staff
+    note, clipped to fit a row."""
+    important, others = [], []
+    for a in registration.answers:
+        if not a.value.strip():
+            continue
+        q = a.question
+        text = f"{short_label(q.key if q else None, a.question_label)}: {answer_text(a)}"
+        (important if is_important(q) else others).append(text)
+    parts = [IMPORTANT_MARK + t for t in important] + others
     if registration.staff_note:
         parts.append(registration.staff_note)
     return _clip(" / ".join(parts), NOTE_LIMIT)
@@ -331,8 +358,9 @@ def _print_columns(event: Event, preset: str) -> tuple[str, list[exports.Column]
         raise ValidationFailed({"preset": "名簿の種類を選んでください。"}, "名簿の種類が正しくありません。")
     title = exports.PRESETS[preset][0]
     if preset == "reception":
+        # The phone number is for calling the ones who have not arrived yet.
         return title, [exports.NAME, exports.FURIGANA, exports.Column("居住地", lambda r: r.prefecture),
-                       exports.Column("備考", _notes)], True
+                       exports.PHONE, exports.Column("備考", _notes)], True
     columns = exports.preset_columns(event, preset)
     tick = any(c is exports.CHECK for c in columns) or preset == "bus"
     skip = (exports.NO, exports.TICKET, exports.CHECK, exports.STATUS)
@@ -354,6 +382,8 @@ class _RosterPerson:
 @dataclass(slots=True)
 class _RosterQuestion:
     key: str
+    kind: str
+    important: bool
 
 
 @dataclass(slots=True)
@@ -388,12 +418,13 @@ def _roster_rows(event: Event) -> list[_RosterRegistration]:
             .join(Person, Person.id == Registration.person_id).where(*confirmed))
     }
     questions: dict[str, _RosterQuestion] = {}
-    for rid, label, value, key in db.session.execute(
-        select(Answer.registration_id, Answer.question_label, Answer.value, Question.key)
+    for rid, label, value, key, kind, important in db.session.execute(
+        select(Answer.registration_id, Answer.question_label, Answer.value, Question.key, Question.kind,
+               Question.important)
         .join(Registration, Registration.id == Answer.registration_id)
         .outerjoin(Question, Question.id == Answer.question_id).where(*confirmed).order_by(Answer.id)
     ):
-        question = None if key is None else questions.setdefault(key, _RosterQuestion(key))
+        question = None if key is None else questions.setdefault(key, _RosterQuestion(key, kind, important))
         registrations[rid].answers.append(_RosterAnswer(label, value, question))
     return list(registrations.values())
 
@@ -422,6 +453,8 @@ def roster_data(event: Event, preset: str = "reception", sort: str = "kana") -> 
                          if any(a.question is not None and a.question.key == "bus" and a.value == "yes"
                                 for a in r.answers)]
         note = "送迎バス利用者のみ"
+    if preset == "reception" and any(is_important(q) for q in event.active_questions):
+        note = f"{IMPORTANT_MARK}は重要な回答"
     if sort == "kana":
         registrations.sort(key=lambda r: (kana_sort_key(r.furigana), r.id))
     else:
@@ -435,14 +468,16 @@ def roster_data(event: Event, preset: str = "reception", sort: str = "kana") -> 
             tick_days = [f"{i}日目 {to_jst(d.starts_at):%-m/%-d}" for i, d in enumerate(days, 1)]
         else:
             tick_days = [label]
-    weights = [WEIGHTS.get(c.header, DEFAULT_WEIGHT) for c in columns]
+    weights = [(RECEPTION_WEIGHTS if preset == "reception" else WEIGHTS).get(c.header, DEFAULT_WEIGHT)
+               for c in columns]
     # The number and tick columns have fixed widths; the text columns share the rest of the line.
     text_mm = ROSTER_WIDTH_MM - NO_MM - TICK_MM * len(tick_days)
     widths = [{"label": c.header, "width": round(text_mm * w / sum(weights), 1),
                "css": "m" if c.header in ("備考", "事務局メモ") else ""} for c, w in zip(columns, weights, strict=True)]
     _snap_to_px(widths)
-    rows = [[printable(_clip(c.value(r), NOTE_LIMIT if c.header == "備考" else CELL_LIMIT)) for c in columns]
-            for r in registrations]
+    with force_locale("ja"):  # answers read はい/いいえ: documents are Japanese (see render_document)
+        rows = [[printable(_clip(c.value(r), NOTE_LIMIT if c.header == "備考" else CELL_LIMIT)) for c in columns]
+                for r in registrations]
     return RosterData(event=event, title=title, sort=sort, columns=widths, tick_days=tick_days, rows=rows,
                       note=note)
 

@@ -372,7 +372,8 @@ def build_questions(questions: list[dict]) -> list[Question]:
             continue
         keys.add(key)
         result.append(Question(key=key, kind=kind, label=label, help_text=help_text,
-                               required=bool(raw.get("required")), choices=choices, position=position))
+                               required=bool(raw.get("required")),
+                               important=bool(raw.get("important")), choices=choices, position=position))
     if errors:
         raise ValidationFailed(errors)
     return result

@@ -16,7 +16,7 @@ from openpyxl import Workbook
 from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 
-from ..formatting import JST, format_datetime, kana_sort_key, to_jst
+from ..formatting import JST, answer_text, format_datetime, kana_sort_key, to_jst
 from ..models import Event, Registration
 from . import audit
 from .errors import ValidationFailed
@@ -37,7 +37,7 @@ def _answer(key_or_label: str) -> Callable[[Registration], str]:
     def value(r: Registration) -> str:
         for a in r.answers:
             if (a.question is not None and a.question.key == key_or_label) or a.question_label == key_or_label:
-                return {"yes": "はい", "no": "いいえ"}.get(a.value, a.value)
+                return answer_text(a)
         return ""
     return value
 

@@ -82,6 +82,7 @@ def duplicate_event(event_id: int, *, slug: str, title: str | None = None, shift
     ]
     copy.questions = [
         Question(key=q.key, kind=q.kind, label=q.label, help_text=q.help_text, required=q.required,
+                 important=q.important,
                  choices=list(q.choices or []), position=n)
         for n, q in enumerate(source.active_questions)
     ]
@@ -204,7 +205,7 @@ def update_questions(event_id: int, rows: list[dict]) -> Event:
     """Edit, reorder, add and remove sign-up questions.
 
     Removing deactivates the question, so answers already given stay (and stay readable in exports).
-    Each row: id, label, kind, choices (list), required, help_text, position, remove.
+    Each row: id, label, kind, choices (list), required, important, help_text, position, remove.
     """
     event = lock_event(event_id)
     by_id = {q.id: q for q in event.questions}
@@ -269,6 +270,7 @@ def update_questions(event_id: int, rows: list[dict]) -> Event:
         question.kind = kind
         question.choices = choices if kind == "choice" else []
         question.required = bool(row.get("required"))
+        question.important = bool(row.get("important"))
         question.help_text = help_text
         question.is_active = True
         ordered.append((row.get("position") if row.get("position") is not None else index, index, question))

@@ -165,7 +165,8 @@ def question_rows(form: MultiDict) -> list[dict]:
             "id": bounded_int(get("id"), None, minimum=1),
             "label": get("label"), "kind": get("kind") or "text", "key": get("key"),
             "choices": [c.strip() for c in form.get(f"q-{n}-choices", "").splitlines() if c.strip()],
-            "required": bool(get("required")), "help_text": get("help_text"), "remove": bool(get("remove")),
+            "required": bool(get("required")), "important": bool(get("important")),
+            "help_text": get("help_text"), "remove": bool(get("remove")),
             "position": bounded_int(position, None),
         })
     return rows

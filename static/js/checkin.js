@@ -698,7 +698,8 @@
     $("result-kana").textContent = furigana || "";
     $("result-notes").replaceChildren(...(notes || []).map((n) => {
       const li = document.createElement("li");
-      li.textContent = `${n.label}: ${n.value}`;
+      li.textContent = `${n.important ? "⚠ 重要 " : ""}${n.label}: ${n.value}`;
+      if (n.important) li.className = "note-important";  // allergies etc.: the door must not miss them
       return li;
     }));
     $("result-detail").textContent = detail || "";

@@ -105,7 +105,7 @@ def test_get_event_by_id(app, client):
     event = client.get(f"/api/v1/events/{event_id}").get_json()
     assert event["id"] == event_id and ISO_JST.match(event["starts_at"])
     assert event["questions"] == [{"key": "bus", "kind": "yesno", "label": "送迎バス", "help_text": "",
-                                   "required": True, "choices": []}]
+                                   "required": True, "important": False, "choices": []}]
     assert_error(client.get("/api/v1/events/999999"), 404, "event_not_found")
     draft = new_event(app, status="draft")
     assert_error(client.get(f"/api/v1/events/{draft}"), 404)
@@ -292,6 +292,18 @@ def test_staff_creates_an_event(app, client, tokens):
     naive.pop("days")
     created = client.post("/api/v1/events", json=naive, headers=auth(tokens["admin"])).get_json()
     assert created["starts_at"] == "2031-12-01T10:00:00+09:00"
+
+
+def test_staff_flags_a_question_important_through_the_api(app, client, tokens):
+    body = dict(NEW_EVENT, slug="important-question", questions=[
+        {"key": "allergy", "kind": "text", "label": "アレルギー", "important": True},
+        {"key": "bus", "kind": "yesno", "label": "送迎バス"}])
+    response = client.post("/api/v1/events", json=body, headers=auth(tokens["staff"]))
+    assert response.status_code == 201, response.get_json()
+    questions = client.get(f"/api/v1/events/{response.get_json()['id']}").get_json()["questions"]
+    assert [(q["key"], q["important"]) for q in questions] == [("allergy", True), ("bus", False)]
+    bad = dict(body, slug="important-bad", questions=[dict(body["questions"][0], important="very")])
+    assert_error(client.post("/api/v1/events", json=bad, headers=auth(tokens["staff"])), 422, "invalid")
 
 
 def test_create_event_validation(app, client, tokens):

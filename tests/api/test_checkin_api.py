@@ -12,6 +12,7 @@ from eventapp.models import CheckIn
 from eventapp.models.base import utcnow
 from eventapp.services.accounts import create_token, create_user
 from eventapp.services.checkin import code_hash
+from tests.conftest import future
 from tests.factories import make_checkin_event, make_registration
 
 
@@ -53,6 +54,30 @@ def test_check_in_and_second_scan(app, client, token):
     assert second["result"] == "already_checked_in"
     assert second["by"] == "田中" and second["message"].startswith("受付済み")
     assert _checkins(app) == 1
+
+
+def test_check_in_result_shows_answer_labels_and_marks_the_important_ones(app, client, token):
+    """yes/no answers read はい/いいえ; the dietary answer and a question staff flagged 重要 are
+    marked and listed under important_answers (the door must not miss an allergy)."""
+    with app.app_context():
+        # Tomorrow (inside the check-in window, still open for sign-ups at any hour of the test run).
+        event = make_checkin_event(starts_at=future(1, hour=13), questions=[
+            {"key": "bus", "kind": "yesno", "label": "送迎バス"},
+            {"key": "dietary", "kind": "text", "label": "食物アレルギー"},
+            {"key": "wheelchair", "kind": "yesno", "label": "車椅子", "important": True},
+            {"key": "memo", "kind": "text", "label": "ひとこと"}])
+        reg = make_registration(event, answers={"bus": "yes", "dietary": "そば", "wheelchair": "no", "memo": ""})
+        event_id, code = event.id, reg.ticket_code
+    body = client.post(f"/api/v1/events/{event_id}/checkins", json={"code": code, "nonce": "important-1"},
+                       headers=auth(token)).get_json()
+    assert body.get("result") == "checked_in", body
+    registration = body["registration"]
+    assert registration["notes"] == [
+        {"label": "送迎バス", "value": "はい", "important": False},
+        {"label": "食物アレルギー", "value": "そば", "important": True},
+        {"label": "車椅子", "value": "いいえ", "important": True}]  # the empty answer is left out
+    assert registration["important_answers"] == registration["notes"][1:]
+    assert "yes" not in str(body) and "'no'" not in str(body)
 
 
 def test_error_codes(app, client, token):

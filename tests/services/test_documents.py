@@ -149,10 +149,39 @@ def test_reception_roster_in_gojuon_order_with_header_footer_and_day_columns(ctx
     order = [compact.index(flat(name)) for name in ("阿部 彩", "及川 大輔", "菊池 美咲", "佐藤 花子", "渡辺 翔")]
     assert order == sorted(order)  # katakana furigana sorts with hiragana
     for expected in ("受付用", event.title.replace(" ", ""), "印刷日時", "五十音順・5名", "No", "氏名", "ふりがな",
-                     "居住地", "備考", "1日目", "2日目", "送迎バスを利用しますか:はい", "食物アレルギー・食事制限:えび"):
+                     "居住地", "備考", "1日目", "2日目", "バス:はい", "バス:いいえ", "★食事:えび", "★は重要な回答"):
         assert expected in compact, expected
     assert "1/1" in compact  # the page counter
     assert_japanese_font(result.pdf)
+
+
+def test_reception_roster_has_phone_and_short_non_empty_answers(ctx):
+    """受付用 備考 names answers by a short word and skips empty ones (the full question on every
+    row filled the cell); the phone column is for calling the ones who have not arrived."""
+    event = fieldwork()
+    for i, (name, kana) in enumerate(PEOPLE[:3]):
+        make_registration(event, name=name, furigana=kana, phone=f"090-1234-000{i}",
+                          answers={"bus": "yes" if i == 0 else "no", "dietary": "そば" if i == 1 else ""})
+    result = documents.roster_pdf(event, "reception", "kana")
+    save_artifact(result.pdf, "roster-reception-phone")
+    compact = flat(pdf_text(result.pdf))
+    assert "電話番号" in compact
+    for i in range(3):
+        assert f"090-1234-000{i}" in compact
+    assert compact.count("バス:") == 3
+    assert compact.count("食事:") == 1  # the two empty dietary answers are left out
+    assert "★食事:そば" in compact  # the allergy is marked 重要
+    for full_question in ("送迎バスを利用しますか", "食物アレルギー・食事制限"):
+        assert full_question not in compact
+    assert "yes" not in compact and "no:" not in compact.replace("No", "")
+
+
+def test_short_label():
+    assert documents.short_label("dietary", "食物アレルギー・食事制限") == "食事"
+    assert documents.short_label("q1", "Tシャツのサイズ(当日お渡し)?") == "Tシャツのサイズ"
+    assert documents.short_label("q2", "懇親会に参加しますか？") == "懇親会に参加"
+    assert documents.short_label("q3", "お住まいの市区町村をご記入ください") == "お住まいの市区…"
+    assert documents.short_label(None, "自由記述") == "自由記述"
 
 
 def test_roster_columns_line_up_under_their_headers_whatever_the_name_length(ctx):
@@ -166,7 +195,7 @@ def test_roster_columns_line_up_under_their_headers_whatever_the_name_length(ctx
     result = documents.roster_pdf(event, "reception", "kana")
     save_artifact(result.pdf, "roster-alignment", dpi=100)
     words = pdf_words(result.pdf)
-    long_name = [y for word, x, y, _ in words if word.startswith(("勅使河原", "三郎", "門之助", "衛門"))]
+    long_name = [y for word, x, y, _ in words if word.startswith(("勅使河原", "三郎", "門之助", "衛門", "兵衛", "衛左", "左衛"))]
     assert len(set(long_name)) == 2  # the long name wraps onto a second line
     header = {word: x for word, x, _, _ in words if word in ("氏名", "ふりがな", "居住地")}
     surname = [x for word, x, _, _ in words if word in ("林", "長谷川", "佐藤", "勅使河原", "Li")]
@@ -233,11 +262,11 @@ def test_roster_rows_hold_the_confirmed_people_their_answers_in_order_and_the_st
     db.session.commit()
 
     data = documents.roster_data(event, "reception", "kana")
-    assert [c["label"] for c in data.columns] == ["氏名", "ふりがな", "居住地", "備考"]
+    assert [c["label"] for c in data.columns] == ["氏名", "ふりがな", "居住地", "電話番号", "備考"]
+    # Short labels, the 重要 dietary answer first; the deleted question keeps its (short) label.
     assert data.rows == [
-        ["岩手 花子", "いわて はなこ", "岩手県",
-         "送迎バスを利用しますか: はい / お部屋のご希望: 個室 / 食物アレルギー・食事制限: えび / 車椅子で来場"],
-        ["盛岡 太郎", "もりおか たろう", data.rows[1][2], "送迎バスを利用しますか: いいえ"],
+        ["岩手 花子", "いわて はなこ", "岩手県", data.rows[0][3], "★食事: えび / バス: はい / お部屋のご希望: 個室 / 車椅子で来場"],
+        ["盛岡 太郎", "もりおか たろう", data.rows[1][2], data.rows[1][3], "バス: いいえ"],
     ]
     bus = documents.roster_data(event, "bus", "signup")
     assert [row[0] for row in bus.rows] == ["岩手 花子"] and bus.note == "送迎バス利用者のみ"

@@ -239,6 +239,9 @@ def test_signup_answers_event_questions(app, client):
     text = Page(client.get(f"/r/{token}").get_data(as_text=True)).text
     assert "北上駅からの送迎バスを利用しますか はい" in text
     assert "えび・かに" in text and "個室" in text
+    # The same answer in English: Yes, never the stored "yes".
+    english = Page(client.get(f"/r/{token}?lang=en").get_data(as_text=True)).text
+    assert "北上駅からの送迎バスを利用しますか Yes" in english and " yes" not in english
 
 
 def test_invalid_signup_shows_japanese_errors_per_field(app, client):

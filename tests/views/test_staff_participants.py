@@ -109,6 +109,36 @@ def test_programme_form_parses_lines_and_reports_bad_ones(app, staff_client):
         assert days[1].ends_at == jst(2030, 8, 3, 1)  # an evening running past midnight
 
 
+def test_staff_pages_show_yes_no_answers_as_hai_iie(app, staff_client, full_event):
+    html = staff_client.get(f"/staff/events/{full_event['event']}/participants").get_data(as_text=True)
+    cells = html[html.index("<tbody"):]
+    assert ">はい</td>" in cells and ">いいえ</td>" in cells
+    assert ">yes</td>" not in cells and ">no</td>" not in cells
+    page = staff_client.get(f"/staff/registrations/{full_event['first']}").get_data(as_text=True)
+    assert "<dt>送迎バス</dt><dd>はい</dd>" in page
+    export = post_form(staff_client, f"/staff/events/{full_event['event']}/export", {"preset": "all", "format": "csv"})
+    rows = export.data.decode("utf-8-sig").splitlines()
+    assert any(row.endswith(",はい") or ",はい," in row for row in rows[1:])
+    assert not any(",yes" in row or ",no," in row or row.endswith(",no") for row in rows[1:])
+
+
+def test_question_editor_flags_a_question_important(app, staff_client):
+    with app.app_context():
+        event = make_event(questions=[{"key": "allergy", "kind": "text", "label": "アレルギー"}])
+        event_id, question_id = event.id, event.questions[0].id
+    url = f"/staff/events/{event_id}/questions"
+    assert 'name="q-0-important"' in staff_client.get(url).get_data(as_text=True)
+    form = {"q-0-id": str(question_id), "q-0-label": "アレルギー", "q-0-kind": "text", "q-0-important": "1"}
+    assert post_form(staff_client, url, form, token_from=url).status_code == 303
+    with app.app_context():
+        assert db.session.get(Event, event_id).questions[0].important is True
+    assert 'name="q-0-important" value="1" checked' in staff_client.get(url).get_data(as_text=True)
+    form.pop("q-0-important")
+    assert post_form(staff_client, url, form, token_from=url).status_code == 303
+    with app.app_context():
+        assert db.session.get(Event, event_id).questions[0].important is False
+
+
 def test_questions_form_adds_reorders_and_removes(app, staff_client):
     with app.app_context():
         event = make_event(questions=[{"key": "bus", "kind": "yesno", "label": "送迎バス"}])
