@@ -44,7 +44,16 @@ def _worker_pids(master_pid: int) -> set[int]:
         children = Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split()
     except OSError:
         return set()
-    return {int(pid) for pid in children}
+    return {int(pid) for pid in children if not _is_zombie(int(pid))}
+
+
+def _is_zombie(pid: int) -> bool:
+    """A killed worker stays listed as a child until the arbiter reaps it; it serves nothing."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # gone already
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"
 
 
 def _kill_workers_until(stop: threading.Event, master_pid: int, killed: list[int]) -> None:
