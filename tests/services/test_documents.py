@@ -437,6 +437,26 @@ def test_rare_name_kanji_print_on_rosters_and_badges(ctx):
     assert "\uf9dc" in pdf_text(badges)  # the compatibility ideograph as registered, not folded to 隆 U+9686
 
 
+def _first_page_pixels(pdf: bytes) -> bytes:
+    import subprocess
+
+    return subprocess.run(["pdftoppm", "-gray", "-r", "40", "-f", "1", "-l", "1", "-"], input=pdf,
+                          capture_output=True, check=True).stdout
+
+
+def test_ideographic_variation_sequence_draws_the_variant_glyph(ctx):
+    """葛 + U+E0100 (the 葛 of a family register) is drawn as its own glyph, not as plain 葛: IPAex has the
+    Adobe-Japan1 sequence in its cmap format 14 and Pango/HarfBuzz apply it."""
+    def page(name: str) -> bytes:
+        html = f'<html><body><p style="font-size:40pt">{name}</p></body></html>'
+        return documents.render_html(html, "roster").pdf
+
+    plain, variant = page("葛城 太郎"), page("葛\U000e0100城 太郎")
+    assert "葛\U000e0100城" in pdf_text(variant)
+    assert _first_page_pixels(plain) != _first_page_pixels(variant)
+    assert _first_page_pixels(plain) == _first_page_pixels(page("葛城 太郎"))  # rendering is deterministic
+
+
 def test_printable_keeps_what_the_fallback_font_draws():
     assert documents.printable("𠮷田 﨑 葛\U000e0100 \uf9dc") == "𠮷田 﨑 葛\U000e0100 \uf9dc"
     assert documents.printable("岩手\U0010fffd") == "岩手〓"  # in neither font
