@@ -42,6 +42,15 @@ class JSTDateTime(fields.DateTime):
         return result.replace(tzinfo=JST) if result.tzinfo is None else result
 
 
+class EventDateTime(JSTDateTime):
+    """An event's time as written by staff: the services take years 2000–2100 as written (far dates
+    overflow UTC conversion); the description says so with a pattern on the year."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        metadata = {"pattern": r"^(20[0-9]{2}|2100)-", **(kwargs.pop("metadata", None) or {})}
+        super().__init__(*args, metadata=metadata, **kwargs)
+
+
 class Text(fields.String):
     """A string that can be stored: JSON may carry lone surrogates (`"\\ud800"`) or NUL, which neither
     UTF-8 nor PostgreSQL accept; refuse them here with a 422 instead of failing in the database.
@@ -51,7 +60,11 @@ class Text(fields.String):
         validators = kwargs.get("validate") or []
         validators = validators if isinstance(validators, list | tuple) else [validators]
         metadata = dict(kwargs.pop("metadata", None) or {})
-        if not any(isinstance(v, validate.Regexp) for v in validators):
+        rule_patterns = [v.pattern for v in validators if getattr(v, "pattern", None) and callable(v)
+                         and not isinstance(v, validate.Regexp)]
+        if rule_patterns:  # a services.text rule: the description states it
+            metadata.setdefault("pattern", rule_patterns[0])
+        elif not any(isinstance(v, validate.Regexp) for v in validators):
             metadata.setdefault("pattern", r"^[^\x00]*$")
         super().__init__(*args, metadata=metadata, **kwargs)
 
@@ -84,8 +97,8 @@ class ProgrammeItemSchema(StrictSchema):
 
 
 class EventDaySchema(StrictSchema):
-    starts_at = JSTDateTime(required=True)
-    ends_at = JSTDateTime(required=True)
+    starts_at = EventDateTime(required=True)
+    ends_at = EventDateTime(required=True)
     title = staff_text(event_rules.DAY_TITLE_LIMIT)
     items = fields.List(fields.Nested(ProgrammeItemSchema))
 
@@ -94,7 +107,8 @@ class QuestionSchema(StrictSchema):
     key = Text(required=True, validate=validate.Regexp(rf"^[a-z0-9_]{{1,{event_rules.QUESTION_KEY_LIMIT}}}$"))
     kind = Text(required=True, validate=validate.OneOf(QUESTION_KINDS))
     label = Text(required=True, validate=[validate.Length(min=1),
-                                          text.marshmallow_validator(limit=event_rules.QUESTION_LABEL_LIMIT)])
+                                          text.marshmallow_validator(limit=event_rules.QUESTION_LABEL_LIMIT)],
+                  metadata={"pattern": text.VISIBLE_LINE_PATTERN})
     help_text = staff_text(event_rules.QUESTION_HELP_LIMIT)
     required = fields.Boolean()
     important = fields.Boolean()  # 重要: highlighted at the door and on the 受付用 roster
@@ -168,11 +182,12 @@ def _event_text(field: str, **kwargs) -> Text:
 class EventWriteSchema(StrictSchema):
     slug = Text(validate=length(event_rules.SLUG_LIMIT, 1), metadata={"pattern": _SLUG})
     kind = Text(validate=validate.OneOf(EVENT_KINDS))
-    title = Text(validate=[validate.Length(min=1), text.marshmallow_validator(limit=_LIMITS["title"])])
+    title = Text(validate=[validate.Length(min=1), text.marshmallow_validator(limit=_LIMITS["title"])],
+                 metadata={"pattern": text.VISIBLE_LINE_PATTERN})
     summary = _event_text("summary")
     description = _event_text("description")
-    starts_at = JSTDateTime()
-    ends_at = JSTDateTime()
+    starts_at = EventDateTime()
+    ends_at = EventDateTime()
     venue_name = _event_text("venue_name")
     venue_address = _event_text("venue_address")
     meeting_point = _event_text("meeting_point")
@@ -186,23 +201,24 @@ class EventWriteSchema(StrictSchema):
     capacity = fields.Integer(strict=True, validate=validate.Range(0, 100_000))
     max_companions = fields.Integer(strict=True, validate=validate.Range(0, MAX_COMPANIONS_LIMIT))
     status = Text(validate=validate.OneOf(EVENT_STATUSES))
-    registration_opens_at = JSTDateTime(allow_none=True)
-    registration_closes_at = JSTDateTime(allow_none=True)
-    cancellation_deadline = JSTDateTime(allow_none=True)
-    roster_freeze_at = JSTDateTime(allow_none=True)
-    online_url_reveal_at = JSTDateTime(allow_none=True, metadata={
+    registration_opens_at = EventDateTime(allow_none=True)
+    registration_closes_at = EventDateTime(allow_none=True)
+    cancellation_deadline = EventDateTime(allow_none=True)
+    roster_freeze_at = EventDateTime(allow_none=True)
+    online_url_reveal_at = EventDateTime(allow_none=True, metadata={
         "description": "online seminars: when confirmed participants see online_url; null: at confirmation"})
-    meeting_at = JSTDateTime(allow_none=True, metadata={
+    meeting_at = EventDateTime(allow_none=True, metadata={
         "description": "集合: the first day's calendar entry starts here, at meeting_point"})
-    dismissal_at = JSTDateTime(allow_none=True, metadata={
+    dismissal_at = EventDateTime(allow_none=True, metadata={
         "description": "解散: the last day's calendar entry ends here"})
-    checkin_opens_at = JSTDateTime(allow_none=True, metadata={
+    checkin_opens_at = EventDateTime(allow_none=True, metadata={
         "description": "null: 00:00 JST the day before the first day"})
-    checkin_closes_at = JSTDateTime(allow_none=True, metadata={
+    checkin_closes_at = EventDateTime(allow_none=True, metadata={
         "description": "null: 23:59 JST the day after the last day"})
     organiser_name = _event_text("organiser_name")
     # An address as the services accept it (email_validator), or "" for none.
-    organiser_email = Text(validate=text.marshmallow_validator(limit=text.MAX_EMAIL, kind="email"))
+    organiser_email = Text(validate=text.marshmallow_validator(limit=text.MAX_EMAIL, kind="email"),
+                           metadata={"format": "email"})
     organiser_phone = _event_text("organiser_phone")
     days = fields.List(fields.Nested(EventDaySchema), validate=validate.Length(min=1, max=31), metadata={
         "description": "The event's days: they decide when it happens (starts_at/ends_at follow them)."})
@@ -212,9 +228,10 @@ class EventWriteSchema(StrictSchema):
 class EventCreateSchema(EventWriteSchema):
     slug = Text(required=True, validate=length(event_rules.SLUG_LIMIT, 1), metadata={"pattern": _SLUG})
     kind = Text(required=True, validate=validate.OneOf(EVENT_KINDS))
-    title = Text(required=True, validate=[validate.Length(min=1), text.marshmallow_validator(limit=_LIMITS["title"])])
-    starts_at = JSTDateTime(required=True)
-    ends_at = JSTDateTime(required=True)
+    title = Text(required=True, validate=[validate.Length(min=1), text.marshmallow_validator(limit=_LIMITS["title"])],
+                 metadata={"pattern": text.VISIBLE_LINE_PATTERN})
+    starts_at = EventDateTime(required=True)
+    ends_at = EventDateTime(required=True)
     capacity = fields.Integer(required=True, strict=True, validate=validate.Range(0, 100_000))
 
 
@@ -251,7 +268,8 @@ def _answers_field() -> fields.Dict:
         # Keys are looked up, never stored: one that names no question is ignored, whatever it holds
         # (OpenAPI 3.0 cannot describe keys, so refusing some would contradict the schema).
         keys=fields.String(),
-        values=AnswerValue(allow_none=True, metadata={"oneOf": [{"type": "string", "maxLength": MAX_ANSWER},
+        values=AnswerValue(allow_none=True, metadata={"oneOf": [{"type": "string", "maxLength": MAX_ANSWER,
+                                                                 "pattern": r"^[^\x00]*$"},
                                                                 {"type": "boolean"}]}),
         validate=_at_most_200_answers, metadata={
             "maxProperties": 200,

@@ -24,6 +24,17 @@ _SINGLE_LINE_BAD = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u20
 # Multi-line text keeps line feeds and tabs (CR/LF are folded to LF first).
 _MULTILINE_BAD = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 
+# The same rules as JSON Schema patterns, so the API description says what the services accept
+# (surrogates are left to the JSON layer, which refuses lone ones before these rules run).
+_BAD_COMMON = r"\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+SINGLE_LINE_PATTERN = rf"^[^\x00-\x1f{_BAD_COMMON}]*$"
+MULTILINE_PATTERN = rf"^[^\x00-\x08\x0b\x0c\x0e-\x1f{_BAD_COMMON}]*$"
+# Single-line text with at least one visible character (a required title: blanks are stripped away).
+VISIBLE_LINE_PATTERN = rf"^[^\x00-\x1f{_BAD_COMMON}]*[^\s\x00-\x1f{_BAD_COMMON}][^\x00-\x1f{_BAD_COMMON}]*$"
+
+# An http(s) URL with a host (or nothing): narrower than is_http_url, never wider.
+URL_PATTERN = r"^(https?://[A-Za-z0-9][A-Za-z0-9.-]*(:[0-9]{1,5})?([/?#][!-~]*)?)?$"
+
 CONTROL_MESSAGE = "改行や制御文字は使えません。"
 EMAIL_MESSAGE = "メールアドレスの形式が正しくありません。"
 URL_MESSAGE = "URLは http:// または https:// で始まる形で入力してください。"
@@ -122,6 +133,9 @@ def marshmallow_validator(*, limit: int | None, multiline: bool = False, kind: s
             raise ValidationError(errors["value"])
 
     validate.limit = limit  # read by tests/security/test_lengths.py
+    # What the rule accepts as a JSON Schema pattern, for the API description (api.schemas.Text)
+    validate.pattern = {"url": URL_PATTERN, "email": None}.get(
+        kind, MULTILINE_PATTERN if multiline else SINGLE_LINE_PATTERN)
     return validate
 
 

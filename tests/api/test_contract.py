@@ -61,8 +61,29 @@ def test_schema_states_what_a_sign_up_accepts(client):
     assert props["consent_privacy"]["enum"] == [True]
     answers = props["answers"]
     assert answers["maxProperties"] == 200 and "maxLength" not in answers
-    assert answers["additionalProperties"]["oneOf"] == [{"type": "string", "maxLength": 2000}, {"type": "boolean"}]
+    assert answers["additionalProperties"]["oneOf"] == [
+        {"type": "string", "maxLength": 2000, "pattern": r"^[^\x00]*$"}, {"type": "boolean"}]
     assert spec["components"]["schemas"]["EventCreate"]["properties"]["slug"]["pattern"] == "^[a-z0-9]+(?:-[a-z0-9]+)*$"
+
+
+def test_schema_states_what_an_event_write_accepts(client):
+    """Single-field rules of services.events/services.text are in the description (issue 15, item 16)."""
+    import re
+
+    spec = client.get("/api/v1/openapi.json").get_json()
+    props = spec["components"]["schemas"]["EventWrite"]["properties"]
+    def accepts(field: str, value: str) -> bool:
+        return re.search(props[field]["pattern"], value) is not None
+
+    assert accepts("title", "地方複業のはじめかた") and not accepts("title", "  ") and not accepts("title", "a\nb")
+    assert accepts("description", "1行目\n2行目\tタブ") and not accepts("description", "ベル\x07")
+    assert not accepts("venue_name", "右から左\u202e")
+    assert accepts("online_url", "https://meet.example.jp/abc?x=1") and accepts("online_url", "")
+    assert not accepts("online_url", "javascript:alert(1)") and not accepts("online_url", "https:///nohost")
+    assert accepts("starts_at", "2026-12-04T19:00:00+09:00") and not accepts("starts_at", "1999-12-31T00:00:00Z")
+    assert props["organiser_email"]["format"] == "email"
+    day = spec["components"]["schemas"]["EventDay"]["properties"]
+    assert day["starts_at"]["pattern"] == props["starts_at"]["pattern"]
 
 
 @pytest.mark.parametrize("body, field", [
