@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from email_validator import EmailNotValidError
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
@@ -129,22 +129,39 @@ def register_on_behalf(event_id: int, person_input: dict, answers: dict, *, comp
 
 
 def confirm_waitlisted(registration_id: int, *, now: datetime | None = None) -> bool:
-    """Move a waitlisted person to confirmed, even past capacity. Returns True if now over capacity."""
+    """Move a waitlisted person to confirmed, even past capacity, together with their group: a group
+    (a lead and companions still waiting) takes seats together, as promotion does, so staff cannot split
+    a family by confirming one of them. Returns True if the event is now over capacity."""
     registration = get_registration(registration_id)
     event = lock_event(registration.event_id)
     db.session.refresh(registration)
     if registration.status != "waitlisted":
         raise DomainError("not_waitlisted", "キャンセル待ちの方だけを参加確定にできます。")
-    registration.status = "confirmed"
-    registration.confirmed_at = now or utcnow()
+    lead_id = registration.lead_registration_id or registration.id
+    group = db.session.execute(
+        select(Registration).where(Registration.event_id == event.id, Registration.status == "waitlisted",
+                                   or_(Registration.id == lead_id, Registration.lead_registration_id == lead_id))
+        .order_by(Registration.id)).scalars().all()
+    now = now or utcnow()
+    for member in group:
+        member.status = "confirmed"
+        member.confirmed_at = now
     # Not "registration_promoted" (「キャンセルが出たため」): here staff gave the seat, maybe past capacity.
-    mail.queue_registration_mail("registration_confirmed_by_staff", registration)
+    # One mail to the lead's address listing the companions confirmed with them.
+    lead = next((r for r in group if r.id == lead_id), None)
+    if lead is not None:
+        mail.queue_registration_mail("registration_confirmed_by_staff", lead,
+                                     companions=[r for r in group if r is not lead])
+    else:  # the lead is no longer waiting (cancelled, or confirmed earlier): each companion its own mail
+        for member in group:
+            mail.queue_registration_mail("registration_confirmed_by_staff", member)
     db.session.flush()
     confirmed = counts_for(event.id).confirmed
     over = confirmed > event.capacity
+    names = "、".join(r.name for r in group)
     audit.record("confirm", "registration", registration.id,
-                 f"{registration.name}: キャンセル待ち → 参加確定({confirmed}/{event.capacity}名)",
-                 {"event_id": event.id, "over_capacity": over})
+                 f"{names}: キャンセル待ち → 参加確定({confirmed}/{event.capacity}名)",
+                 {"event_id": event.id, "over_capacity": over, "group": [r.id for r in group]})
     return over
 
 

@@ -254,3 +254,24 @@ def test_a_moved_event_sends_the_group_one_updated_invite(ctx):
     db.session.commit()
     rows = db.session.execute(select(OutboxMessage.kind, OutboxMessage.to_addr)).all()
     assert [tuple(r) for r in rows] == [("event_updated", "moved@example.com")]
+
+
+def test_staff_confirming_one_member_confirms_the_waiting_group_together(ctx):
+    """確定にする on a companion (or the lead) of a waiting group seats the whole group, with one mail to
+    the lead listing the companions: staff cannot split a family by accident."""
+    from eventapp.services import participants
+
+    event = make_event(capacity=1, max_companions=2)
+    make_registration(event)
+    result = group_signup(event, 2, email="family@example.com")
+    behind = make_registration(event)
+    db.session.query(OutboxMessage).delete()
+    assert participants.confirm_waitlisted(result.companions[1].id) is True
+    db.session.commit()
+    assert [db.session.get(Registration, r.id).status for r in members(result)] == ["confirmed"] * 3
+    assert db.session.get(Registration, behind.id).status == "waitlisted"
+    assert svc.waitlist_position(db.session.get(Registration, behind.id)) == 1
+    (message,) = db.session.execute(select(OutboxMessage)).scalars().all()
+    assert (message.kind, message.to_addr) == ("registration_confirmed_by_staff", "family@example.com")
+    for companion in result.companions:
+        assert companion.name in message.body and companion.manage_token in message.body
