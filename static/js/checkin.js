@@ -243,6 +243,11 @@
     no_roster: "名簿がまだ読み込まれていません。オンラインで一度開いてください。",
   };
 
+  // The result's heading per error, the same online (server's code) and offline (local check).
+  const ERROR_TITLES = { unknown_code: "見つかりません", cancelled: "キャンセル済み", waitlisted: "キャンセル待ち",
+    wrong_event: "別のイベント", invalid_signature: "無効なコード", not_a_ticket: "チケットではありません",
+    unauthorized: "ログインが必要です" };
+
   async function localLookup(item) {
     if (!state.roster) return { error: "no_roster" };
     let entry;
@@ -310,9 +315,7 @@
       return data;
     }
     const error = (data && data.error) || { code: "server_error", message: "エラーが発生しました。" };
-    const titles = { unknown_code: "見つかりません", cancelled: "キャンセル済み", waitlisted: "キャンセル待ち",
-      wrong_event: "別のイベント", invalid_signature: "無効なコード", not_a_ticket: "チケットではありません", unauthorized: "ログインが必要です" };
-    showResult("error", titles[error.code] || "受付できません", "", [], error.message);
+    showResult("error", ERROR_TITLES[error.code] || "受付できません", "", [], error.message);
     app.dataset.lastError = error.code;
     return null;
   }
@@ -321,7 +324,7 @@
     const { error, entry } = await localLookup(item);
     if (error) {
       app.dataset.lastError = error;
-      showResult("error", "受付できません", entry ? entry.name : "", [], LOCAL_ERRORS[error]);
+      showResult("error", ERROR_TITLES[error] || "受付できません", entry ? entry.name : "", [], LOCAL_ERRORS[error]);
       return null;
     }
     const existing = dayCheckin(entry);

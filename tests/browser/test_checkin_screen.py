@@ -310,6 +310,28 @@ def test_offline_check_ins_sync_with_original_times(desk, browser_server, browse
     context.close()
 
 
+def test_offline_text_that_is_no_ticket_is_not_called_a_forgery(desk, browser_server, browser):
+    """Offline, the screen checks codes itself (issue 15 item 2): a URL or a stray word is 「チケットではありません」
+    with the read text shown, a well-formed code with a wrong signature is the forgery alarm, and neither
+    is queued."""
+    context = new_context(browser)
+    page = open_screen(context, browser_server.url, desk)
+    expect(page.locator("#checkin-app")).to_have_attribute("data-offline-ready", "1")
+    context.set_offline(True)
+    expect(page.locator("#net-badge")).to_have_text("オフライン")
+    scan(page, "https://example.jp/r/abc")
+    expect(page.locator("#checkin-app")).to_have_attribute("data-last-error", "not_a_ticket")
+    expect(page.locator("#result-title")).to_have_text("チケットではありません")
+    expect(page.locator("#result-detail")).to_have_text("チケットのQRコードではありません。")
+    expect(page.locator("#result-read")).to_contain_text("https://example.jp/r/abc")
+    forged = desk["codes"][0][:-1] + ("A" if desk["codes"][0][-1] != "A" else "B")
+    scan(page, forged)
+    expect(page.locator("#checkin-app")).to_have_attribute("data-last-error", "invalid_signature")
+    expect(page.locator("#result-title")).to_have_text("無効なコード")
+    expect(page.locator("#pending-count")).to_have_text("0")
+    context.close()
+
+
 def test_two_devices_scan_the_same_ticket_at_once(desk, browser_server, browser):
     contexts = [new_context(browser), new_context(browser)]
     pages = [open_screen(c, browser_server.url, desk, user=i) for i, c in enumerate(contexts)]
