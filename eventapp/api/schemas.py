@@ -6,9 +6,11 @@ from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validat
 
 from ..formatting import JST
 from ..models import (
+    CALENDAR_ALARMS,
     EVENT_KINDS,
     EVENT_STATUSES,
     IWATE_RELATIONS,
+    MAX_CALENDAR_ALARMS,
     MAX_COMPANIONS_LIMIT,
     QUESTION_KINDS,
     REGISTRATION_STATUSES,
@@ -19,6 +21,10 @@ from ..services import text
 from ..services.matching import MAX_PREFERENCES
 from ..services.people import MAX_TEXT, PREFECTURES
 from ..services.registration import MAX_ANSWER
+
+_ALARMS_DOC = ("calendar reminders before each day's start, earliest first: 1w, 3d, eve (18:00 JST the day "
+               "before), 1d, 3h, 2h, 1h, 30m, 15m; [] for none; null: the kind's defaults (fieldwork eve+2h, "
+               "online_seminar 1d+15m, others 1d+2h)")
 
 
 def staff_text(limit: int | None, *, multiline: bool = False, **kwargs) -> Text:
@@ -152,6 +158,7 @@ class EventSchema(Schema):
         "description": "null: 00:00 JST the day before the first day"})
     checkin_closes_at = JSTDateTime(allow_none=True, metadata={
         "description": "null: 23:59 JST the day after the last day"})
+    calendar_alarms = fields.List(Text(), allow_none=True, metadata={"description": _ALARMS_DOC})
     organiser_name = Text()
     organiser_email = Text()
     organiser_phone = Text()
@@ -215,6 +222,9 @@ class EventWriteSchema(StrictSchema):
         "description": "null: 00:00 JST the day before the first day"})
     checkin_closes_at = EventDateTime(allow_none=True, metadata={
         "description": "null: 23:59 JST the day after the last day"})
+    calendar_alarms = fields.List(Text(validate=validate.OneOf(CALENDAR_ALARMS)), allow_none=True,
+                                  validate=validate.Length(max=MAX_CALENDAR_ALARMS),
+                                  metadata={"description": _ALARMS_DOC})
     organiser_name = _event_text("organiser_name")
     # An address as the services accept it (email_validator), or "" for none.
     organiser_email = Text(validate=text.marshmallow_validator(limit=text.MAX_EMAIL, kind="email"),

@@ -3,8 +3,10 @@
 from .audit import AuditEntry
 from .checkin import CHECKIN_SOURCES, CheckIn
 from .event import (
+    CALENDAR_ALARMS,
     EVENT_KINDS,
     EVENT_STATUSES,
+    MAX_CALENDAR_ALARMS,
     MAX_COMPANIONS_LIMIT,
     QUESTION_KINDS,
     Event,
@@ -35,8 +37,8 @@ from .registration import ACTIVE_STATUSES, ATTENDEE_FIELDS, REGISTRATION_STATUSE
 from .staff import ROLES, ApiToken, RecoveryCode, User
 
 __all__ = [
-    "ACTIVE_STATUSES", "ATTENDEE_FIELDS", "CHECKIN_SOURCES", "EVENT_KINDS", "EVENT_STATUSES", "IWATE_RELATIONS",
-    "MAX_COMPANIONS_LIMIT", "QUESTION_KINDS", "REGISTRATION_STATUSES", "ROLES", "Answer", "ApiToken", "AuditEntry",
+    "ACTIVE_STATUSES", "ATTENDEE_FIELDS", "CALENDAR_ALARMS", "CHECKIN_SOURCES", "EVENT_KINDS", "EVENT_STATUSES",
+    "IWATE_RELATIONS", "MAX_CALENDAR_ALARMS", "MAX_COMPANIONS_LIMIT", "QUESTION_KINDS", "REGISTRATION_STATUSES", "ROLES", "Answer", "ApiToken", "AuditEntry",
     "CheckIn", "Event", "MyPageLink", "EventDay", "IdempotencyKey", "OutboxMessage", "Person", "PrivacyNotice",
     "ProgrammeItem", "RateLimitCounter", "Question", "RecoveryCode", "Registration", "User",
     # matching and organisations

@@ -14,6 +14,10 @@ EVENT_KINDS = ("online_seminar", "onsite_seminar", "fieldwork", "matching_sessio
 EVENT_STATUSES = ("draft", "published", "cancelled")
 QUESTION_KINDS = ("text", "choice", "yesno")
 MAX_COMPANIONS_LIMIT = 10  # companions one sign-up may bring at most (staff choose 0..this per event)
+# Calendar reminders (VALARM) staff may pick per event: a time before each day's start, or "eve" for
+# 18:00 JST the evening before. Ordered from the earliest; services/calendar.py knows what each means.
+CALENDAR_ALARMS = ("1w", "3d", "eve", "1d", "3h", "2h", "1h", "30m", "15m")
+MAX_CALENDAR_ALARMS = 4
 
 
 class Event(db.Model):
@@ -52,6 +56,8 @@ class Event(db.Model):
     meeting_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     dismissal_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     what_to_bring: Mapped[str] = mapped_column(Text, default="")
+    # Calendar reminders, a list of CALENDAR_ALARMS codes; NULL: the kind's defaults, []: none.
+    calendar_alarms: Mapped[list | None] = mapped_column(JSON, default=None)
     capacity: Mapped[int] = mapped_column(Integer)
     registration_opens_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     registration_closes_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)

@@ -39,7 +39,16 @@ from sqlalchemy.orm import Session, selectinload
 
 from ..extensions import db
 from ..formatting import JST, format_range, kind_label
-from ..models import EVENT_KINDS, Event, EventDay, OutboxMessage, Person, ProgrammeItem, Registration
+from ..models import (
+    CALENDAR_ALARMS,
+    EVENT_KINDS,
+    Event,
+    EventDay,
+    OutboxMessage,
+    Person,
+    ProgrammeItem,
+    Registration,
+)
 from ..models.base import utcnow
 from ..urls import external_url
 from .errors import NotFound
@@ -47,13 +56,43 @@ from .text import single_line
 
 TZID = "Asia/Tokyo"
 PRODID = "-//Iwate Enren Fukugyo-ka//eventapp//JA"
-ALARMS = ((timedelta(days=1), "明日"), (timedelta(hours=2), "2時間後"))
-# Reminders per kind (defaults; not yet changeable per event): time before each day's start, or
-# "eve" for 18:00 JST the evening before (fieldwork: time to pack). Other kinds use ALARMS.
-KIND_ALARMS: dict[str, tuple[tuple[timedelta | str, str], ...]] = {
-    "fieldwork": (("eve", "明日"), (timedelta(hours=2), "2時間後に集合")),
-    "online_seminar": ((timedelta(days=1), "明日"), (timedelta(minutes=15), "15分後に開始")),
+# What each Event.calendar_alarms code means: a time before each day's start, or "eve" for 18:00 JST
+# the evening before (fieldwork: time to pack).
+ALARM_OFFSETS: dict[str, timedelta | str] = {
+    "1w": timedelta(weeks=1), "3d": timedelta(days=3), "eve": "eve", "1d": timedelta(days=1),
+    "3h": timedelta(hours=3), "2h": timedelta(hours=2), "1h": timedelta(hours=1),
+    "30m": timedelta(minutes=30), "15m": timedelta(minutes=15),
 }
+# How staff see each choice (event form) and how the alarm reads when it rings.
+ALARM_LABELS = {"1w": "1週間前", "3d": "3日前", "eve": "前日18:00", "1d": "1日前", "3h": "3時間前",
+                "2h": "2時間前", "1h": "1時間前", "30m": "30分前", "15m": "15分前"}
+_ALARM_RINGS = {"1w": "1週間後", "3d": "3日後", "eve": "明日", "1d": "明日", "3h": "3時間後", "2h": "2時間後",
+                "1h": "1時間後", "30m": "30分後", "15m": "15分後"}
+# Defaults per kind, used while an event's calendar_alarms is NULL.
+KIND_ALARMS: dict[str, tuple[str, ...]] = {"fieldwork": ("eve", "2h"), "online_seminar": ("1d", "15m")}
+DEFAULT_ALARMS = ("1d", "2h")
+
+
+def default_alarms(kind: str) -> tuple[str, ...]:
+    return KIND_ALARMS.get(kind, DEFAULT_ALARMS)
+
+
+def event_alarms(event: Event) -> tuple[str, ...]:
+    """The event's reminder codes: its own choice, else its kind's defaults. Unknown stored codes are
+    skipped (a builder never raises on stored data)."""
+    chosen = event.calendar_alarms
+    if not isinstance(chosen, list):
+        return default_alarms(event.kind)
+    return tuple(code for code in CALENDAR_ALARMS if code in chosen)
+
+
+def _alarm_text(code: str, kind: str) -> str:
+    rings = _ALARM_RINGS[code]
+    if code.endswith(("h", "m")):
+        rings += "に集合" if kind == "fieldwork" else "に開始"
+    return rings
+
+
 EVE_REMINDER_HOUR = 18
 # Past events stay in feeds for a while so a subscribed calendar keeps its history.
 FEED_PAST_WINDOW = timedelta(days=365)
@@ -232,11 +271,11 @@ def _vevents(event: Event, *, uid, now: datetime, status: str, sequence: int, la
                                    "RSVP": "FALSE"})
             vevent.add("attendee", address)
         if status != "CANCELLED":
-            for before, when in KIND_ALARMS.get(event.kind, ALARMS):
+            for code in event_alarms(event):
                 alarm = Alarm()
                 alarm.add("action", "DISPLAY")
-                alarm.add("trigger", _trigger(before, span.starts_at))
-                alarm.add("description", f"{when}: {single_line(event.title)}")
+                alarm.add("trigger", _trigger(ALARM_OFFSETS[code], span.starts_at))
+                alarm.add("description", f"{_alarm_text(code, event.kind)}: {single_line(event.title)}")
                 vevent.add_component(alarm)
         result.append(vevent)
     return result

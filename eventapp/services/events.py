@@ -11,8 +11,10 @@ from sqlalchemy import select
 from ..extensions import db
 from ..formatting import JST
 from ..models import (
+    CALENDAR_ALARMS,
     EVENT_KINDS,
     EVENT_STATUSES,
+    MAX_CALENDAR_ALARMS,
     MAX_COMPANIONS_LIMIT,
     QUESTION_KINDS,
     Event,
@@ -197,6 +199,8 @@ def apply_event_fields(event: Event, data: dict, *, creating: bool) -> None:
         # Every instant, not only the event's own: a deadline in year 1 or 9999 must not reach the database.
         if merged.get(field) is not None and not in_year_range(merged[field]):
             errors[field] = _("日時は2000年から2100年の間で入力してください。")
+    if "calendar_alarms" in data:
+        values["calendar_alarms"] = _calendar_alarms(errors, data["calendar_alarms"])
     for field in ("latitude", "longitude"):
         value = values.get(field)
         limit = 90 if field == "latitude" else 180
@@ -212,6 +216,20 @@ def apply_event_fields(event: Event, data: dict, *, creating: bool) -> None:
         setattr(event, field, value)
     if changed_sequence:
         event.sequence = (event.sequence or 0) + 1
+
+
+def _calendar_alarms(errors: dict[str, str], value) -> list[str] | None:
+    """None (the kind's defaults) or a list of distinct CALENDAR_ALARMS codes, at most MAX_CALENDAR_ALARMS."""
+    if value is None:
+        return None
+    if (not isinstance(value, list | tuple) or not all(isinstance(code, str) and code in CALENDAR_ALARMS
+                                                        for code in value)):
+        errors["calendar_alarms"] = _("カレンダーの通知は一覧から選んでください。")
+        return None
+    if len(set(value)) > MAX_CALENDAR_ALARMS:
+        errors["calendar_alarms"] = _("カレンダーの通知は%(max)s個までにしてください。", max=MAX_CALENDAR_ALARMS)
+        return None
+    return [code for code in CALENDAR_ALARMS if code in value]  # earliest first, no repeats
 
 
 def create_event(data: dict) -> Event:

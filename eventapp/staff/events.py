@@ -11,6 +11,7 @@ from ..formatting import KIND_LABELS
 from ..models import QUESTION_KINDS, Event
 from ..models.base import utcnow
 from ..services import exports, staff_events
+from ..services.calendar import ALARM_LABELS
 from ..services.capacity import counts_for, counts_for_events, roster_frozen
 from ..services.errors import DomainError, ValidationFailed
 from ..services.events import SLUG_LIMIT, TEXT_LIMITS
@@ -49,7 +50,8 @@ def _render_form(event: Event | None, values: dict, errors: dict, status: int = 
     # maxlength from the services' limits (the columns' lengths), so the browser stops where they do.
     limits = {**TEXT_LIMITS, "slug": SLUG_LIMIT}
     return render_template("staff/event_form.html", event=event, values=values, errors=errors,
-                           kinds=KIND_LABELS, datetime_labels=EVENT_DATETIMES, limits=limits), status
+                           kinds=KIND_LABELS, datetime_labels=EVENT_DATETIMES, limits=limits,
+                           alarm_labels=ALARM_LABELS), status
 
 
 @bp.route("/events/new", methods=["GET", "POST"])

@@ -14,6 +14,7 @@ from werkzeug.datastructures import MultiDict
 from ..formatting import JST, to_jst
 from ..models import Event
 from ..params import parse_int as bounded_int
+from ..services.calendar import event_alarms
 
 EVENT_TEXT = ("title", "summary", "description", "venue_name", "venue_address", "meeting_point", "access",
               "online_url", "what_to_bring", "organiser_name", "organiser_email", "organiser_phone")
@@ -67,6 +68,9 @@ def event_data(form: MultiDict) -> tuple[dict, dict[str, str]]:
                 data[field] = parse_int(form.get(field) or ("" if field == "capacity" else "0"))
             except ValueError:
                 errors[field] = f"{label}は半角数字で入力してください。"
+    if "alarm_mode" in form:
+        # 種類の既定 (NULL) or exactly the ticked reminders (none ticked: no reminders).
+        data["calendar_alarms"] = None if form.get("alarm_mode") != "custom" else form.getlist("calendar_alarms")
     for field in ("latitude", "longitude"):
         if field in form:
             raw = form.get(field, "").strip()
@@ -80,11 +84,12 @@ def event_data(form: MultiDict) -> tuple[dict, dict[str, str]]:
 def event_values(event: Event | None, form: MultiDict | None = None) -> dict:
     """What the event form shows: the submitted values after an error, otherwise the event's."""
     if form is not None:
-        return dict(form.items())
+        return dict(form.items(), calendar_alarms=form.getlist("calendar_alarms"))
     if event is None:
         # No companions unless staff allow them: the form's kind can change to a seminar before saving,
         # so a fieldwork-only default would need script; staff type e.g. 3 for a fieldwork.
-        return {"kind": "fieldwork", "fee_yen": "0", "capacity": "20", "max_companions": "0"}
+        return {"kind": "fieldwork", "fee_yen": "0", "capacity": "20", "max_companions": "0",
+                "alarm_mode": "default", "calendar_alarms": []}
     values = {field: getattr(event, field) or "" for field in (*EVENT_TEXT, "slug", "kind")}
     for field in EVENT_DATETIMES:
         value = getattr(event, field)
@@ -92,7 +97,9 @@ def event_values(event: Event | None, form: MultiDict | None = None) -> dict:
     values.update(capacity=str(event.capacity), fee_yen=str(event.fee_yen),
                   max_companions=str(event.max_companions),
                   latitude="" if event.latitude is None else str(event.latitude),
-                  longitude="" if event.longitude is None else str(event.longitude))
+                  longitude="" if event.longitude is None else str(event.longitude),
+                  alarm_mode="default" if event.calendar_alarms is None else "custom",
+                  calendar_alarms=list(event_alarms(event)))
     return values
 
 

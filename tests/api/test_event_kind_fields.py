@@ -50,3 +50,19 @@ def test_online_url_reveal_at_round_trips_and_is_validated(app, client, tokens):
     error = assert_error(client.patch(url, json={"online_url_reveal_at": "2031-11-09T12:00:00+09:00"},
                                       headers=headers), 422, "invalid")
     assert "online_url_reveal_at" in error["fields"]
+
+
+def test_calendar_alarms_round_trip_and_are_validated(app, client, tokens):
+    headers = auth(tokens["staff"])
+    created = client.post("/api/v1/events", json={**TWO_DAYS, "calendar_alarms": ["eve", "1h"]}, headers=headers)
+    assert created.status_code == 201, created.get_json()
+    event = created.get_json()
+    assert event["calendar_alarms"] == ["eve", "1h"]
+    vevent = Calendar.from_ical(client.get(f"/events/{event['slug']}.ics").data).walk("VEVENT")[0]
+    # day 1 starts 13:00: 18:00 the evening before (19 hours) and 1 hour before
+    assert sorted(str(a["TRIGGER"].to_ical(), "ascii") for a in vevent.walk("VALARM")) == ["-PT19H", "-PT1H"]
+    url = f"/api/v1/events/{event['id']}"
+    error = assert_error(client.patch(url, json={"calendar_alarms": ["2d"]}, headers=headers), 422, "invalid")
+    assert list(error["fields"]) == ["calendar_alarms.0"]
+    reset = client.patch(url, json={"calendar_alarms": None}, headers=headers)
+    assert reset.status_code == 200 and reset.get_json()["calendar_alarms"] is None

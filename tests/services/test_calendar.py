@@ -466,3 +466,47 @@ def test_meeting_and_dismissal_times_are_validated(ctx):
     update_event(event.id, {"meeting_at": jst(2030, 10, 4, 12), "dismissal_at": jst(2030, 10, 4, 18, 30)})
     db.session.commit()
     assert (event.meeting_at, event.dismissal_at) == (jst(2030, 10, 4, 12), jst(2030, 10, 4, 18, 30))
+
+
+def test_every_alarm_code_has_a_meaning_and_a_label():
+    from eventapp.models import CALENDAR_ALARMS
+
+    assert tuple(calendar.ALARM_OFFSETS) == CALENDAR_ALARMS == tuple(calendar.ALARM_LABELS)
+
+
+def test_alarms_chosen_per_event_replace_the_kind_defaults(ctx):
+    event = make_event(kind="fieldwork", starts_at=jst(2030, 9, 14, 9), ends_at=jst(2030, 9, 14, 17),
+                       meeting_at=jst(2030, 9, 14, 8, 30))
+    update_event(event.id, {"calendar_alarms": ["1h", "3d", "1h"]})  # any order; repeats collapse
+    assert event.calendar_alarms == ["3d", "1h"]
+    cal, (other,) = parse(calendar.event_ics(event))
+    (vevent,) = vevents(cal)
+    rings = sorted(vevent.decoded("DTSTART") + a.decoded("TRIGGER") for a in vevent.walk("VALARM"))
+    assert rings == [jst(2030, 9, 11, 8, 30), jst(2030, 9, 14, 7, 30)]  # from 集合, not from 09:00
+    assert sorted(other.begin + a.trigger for a in other.alarms) == rings
+    assert [str(a["DESCRIPTION"]) for a in vevent.walk("VALARM")][-1].startswith("1時間後に集合: ")
+
+    update_event(event.id, {"calendar_alarms": []})  # staff want no reminders at all
+    (vevent,) = vevents(parse(calendar.event_ics(event))[0])
+    assert vevent.walk("VALARM") == []
+    update_event(event.id, {"calendar_alarms": None})  # back to the kind's defaults
+    (vevent,) = vevents(parse(calendar.event_ics(event))[0])
+    # 18:00 the evening before 集合 08:30, and 2 hours before it
+    assert sorted(a.decoded("TRIGGER") for a in vevent.walk("VALARM")) == [timedelta(hours=-14.5),
+                                                                          timedelta(hours=-2)]
+
+
+@pytest.mark.parametrize("value", [["2d"], ["1d", 15], "1d", ["1w", "3d", "eve", "1d", "2h"]])
+def test_unknown_or_too_many_alarms_are_refused(ctx, value):
+    event = make_event()
+    with pytest.raises(ValidationFailed) as failure:
+        update_event(event.id, {"calendar_alarms": value})
+    assert set(failure.value.fields) == {"calendar_alarms"}
+
+
+def test_a_stored_unknown_alarm_code_is_skipped_not_fatal(ctx):
+    event = make_event(kind="onsite_seminar", starts_at=jst(2030, 9, 14, 19), ends_at=jst(2030, 9, 14, 21))
+    event.calendar_alarms = ["1d", "fortnight"]  # e.g. written by a newer release, then rolled back
+    db.session.flush()
+    (vevent,) = vevents(parse(calendar.event_ics(event))[0])
+    assert [a.decoded("TRIGGER") for a in vevent.walk("VALARM")] == [timedelta(days=-1)]

@@ -180,3 +180,31 @@ def test_event_form_sets_meeting_dismissal_and_join_url_reveal(ctx, staff_client
     html = staff_client.get(f"/staff/events/{event.id}/edit").get_data(as_text=True)
     assert 'name="meeting_at"' in html and 'value="2030-05-10T12:00"' in html
     assert 'name="online_url_reveal_at"' in html
+
+
+def test_event_form_chooses_calendar_alarms_or_the_kind_defaults(ctx, staff_client):
+    form = {"title": "北上フィールドワーク", "kind": "fieldwork", "slug": "kitakami-alarms",
+            "starts_at": "2030-05-10T13:00", "ends_at": "2030-05-10T17:00", "capacity": "10", "fee_yen": "0",
+            "alarm_mode": "default", "calendar_alarms": ["1h"]}  # ticked, but the defaults are chosen
+    response = post_form(staff_client, "/staff/events/new", form, token_from="/staff/events/new")
+    assert response.status_code == 303, response.get_data(as_text=True)[:500]
+    event = db.session.query(Event).filter_by(slug="kitakami-alarms").one()
+    assert event.calendar_alarms is None
+    html = staff_client.get(f"/staff/events/{event.id}/edit").get_data(as_text=True)
+    assert 'name="alarm_mode" value="default" checked' in html
+    assert 'value="eve" checked' in html and 'value="2h" checked' in html  # what the defaults are
+
+    edit = f"/staff/events/{event.id}/edit"
+    custom = {**form, "alarm_mode": "custom", "calendar_alarms": ["3d", "1h"]}
+    assert post_form(staff_client, edit, custom, token_from=edit).status_code == 303
+    db.session.expire_all()
+    assert db.session.get(Event, event.id).calendar_alarms == ["3d", "1h"]
+    too_many = {**custom, "calendar_alarms": ["1w", "3d", "eve", "1d", "1h"]}
+    refused = post_form(staff_client, edit, too_many, token_from=edit)
+    assert refused.status_code == 422 and "4個まで" in refused.get_data(as_text=True)
+    assert 'value="1w" checked' in refused.get_data(as_text=True)  # the choice is kept for correcting
+    none = {**form, "alarm_mode": "custom"}
+    del none["calendar_alarms"]
+    assert post_form(staff_client, edit, none, token_from=edit).status_code == 303
+    db.session.expire_all()
+    assert db.session.get(Event, event.id).calendar_alarms == []
