@@ -14,3 +14,9 @@ document.addEventListener("click", (event) => {
 });
 // Capacity meters carry their fill in data-width: a style="" attribute would need 'unsafe-inline' styles.
 for (const bar of document.querySelectorAll(".meter [data-width]")) bar.style.width = `${bar.dataset.width}%`;
+// Ticking a reminder time means "these times", not the kind's defaults (event form).
+document.addEventListener("change", (event) => {
+  const box = event.target.closest("[data-selects]");
+  const radio = box && document.getElementById(box.dataset.selects);
+  if (radio) radio.checked = true;
+});
