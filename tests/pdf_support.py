@@ -7,6 +7,7 @@ to test-artifacts/pdf/ (git-ignored) so anyone can look at what was printed.
 from __future__ import annotations
 
 import html
+import os
 import re
 import subprocess
 import tempfile
@@ -15,7 +16,9 @@ from pathlib import Path
 
 from pypdf import PdfReader
 
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "pdf"
+# The PostgreSQL run keeps its own copies: both runs may go at once (scripts/run-tests.sh).
+ARTIFACTS = (Path(__file__).resolve().parent.parent / "test-artifacts"
+             / ("postgresql" if os.environ.get("TEST_DATABASE_URL") else "") / "pdf")
 
 
 def pdf_text(pdf: bytes, page: int | None = None) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,9 @@ CHROMIUM = Path("/usr/bin/chromium")
 # Quiet, offline-friendly Chromium: no background fetches that would hit the network.
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-quic"]
-ARTIFACTS = Path(__file__).resolve().parent.parent.parent / "test-artifacts"
+# The PostgreSQL run keeps its own screenshots: both runs may go at once (scripts/run-tests.sh).
+ARTIFACTS = (Path(__file__).resolve().parent.parent.parent / "test-artifacts"
+             / ("postgresql" if os.environ.get("TEST_DATABASE_URL") else ""))
 # Console messages Chromium prints when the Content-Security-Policy blocks something (inline script or
 # style, a foreign source, a worker): collected from every context any test opens.
 _csp_violations: list[str] = []
@@ -77,5 +80,5 @@ def phone(browser):
 
 @pytest.fixture(scope="session")
 def artifacts() -> Path:
-    ARTIFACTS.mkdir(exist_ok=True)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return ARTIFACTS

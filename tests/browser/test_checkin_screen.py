@@ -248,7 +248,7 @@ def test_door_roster_on_a_375px_phone_is_readable_rows(desk, browser_server, bro
         assert row_box["height"] < 110, (i, row_box)
     height = page.evaluate("document.documentElement.scrollHeight")
     assert height < 30 * 110 + 600, f"the roster of 30 is {height}px tall"
-    ARTIFACTS.mkdir(exist_ok=True)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "checkin-roster-375.png"), full_page=False)
     # Search narrows the list; the row's 受付 button checks the person in.
     page.locator("#roster-q").fill("花子7")
