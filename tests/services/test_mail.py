@@ -375,3 +375,29 @@ def test_heartbeat_renews_only_its_own_claims_and_marks_what_went_out(app, ctx, 
     assert rows[first].status == "sent" and rows[first].sent_at is not None
     assert rows[second].status == "pending" and rows[second].next_attempt_at > utcnow() + timedelta(seconds=25)
     assert rows[third].status == "pending" and rows[third].next_attempt_at == long_ago
+
+
+def test_a_message_removed_after_its_claim_is_skipped_without_an_error(ctx, sent_mail):
+    # A worker sends its request's mail after the response; a purge (or a test's clean-up) may remove
+    # the row between the claim and the read: nothing is sent and nothing raises.
+    from sqlalchemy import delete, event
+
+    message = mail.queue_registration_mail("registration_promoted", make_registration(make_event(title="消えた")))
+    db.session.commit()
+    message_id = message.id
+
+    removed = []
+
+    def remove_once(session):
+        if not removed:
+            removed.append(message_id)
+            with db.engine.begin() as conn:
+                conn.execute(delete(OutboxMessage).where(OutboxMessage.id == message_id))
+
+    event.listen(db.session, "after_commit", remove_once)
+    try:
+        assert mail._deliver_one(message_id, utcnow()) == "skipped"
+    finally:
+        event.remove(db.session, "after_commit", remove_once)
+    assert removed == [message_id]
+    assert sent_mail() == [] and db.session.get(OutboxMessage, message_id) is None
