@@ -95,12 +95,15 @@ def register(app: Flask) -> None:
     @click.option("--interval", default=1.0, show_default=True, type=click.FloatRange(0.05, 3600))
     def send_mail_command(watch: bool, interval: float) -> None:
         """Send queued mail that is due (from cron every minute, or --watch as a service)."""
+        from .models.base import utcnow
         from .services.mail import deliver_due
         from .services.mail import watch as watch_outbox
+        from .services.scheduled import run_scheduled
 
         if not watch:
+            queued = sum(run_scheduled(utcnow()).values())
             sent, failed = deliver_due(limit=1000)
-            click.echo(f"sent {sent}, failed {failed}")
+            click.echo(f"queued {queued} scheduled, sent {sent}, failed {failed}")
             return
         import signal
         import threading

@@ -284,8 +284,14 @@ def watch(*, interval_s: float = 1.0, batch: int = 100, stop: threading.Event | 
     config = current_app.config
     rush = RushDetector(config["MAIL_RUSH_RATE"], config["MAIL_RUSH_MAX_DEFER_S"])
     total = 0
+    next_scheduled = 0.0
     while not stop.is_set():
         try:
+            if time.monotonic() >= next_scheduled:  # mail due at a time (reminders, join URLs)
+                from .scheduled import SCHEDULED_EVERY_S, run_scheduled
+
+                next_scheduled = time.monotonic() + SCHEDULED_EVERY_S
+                run_scheduled(utcnow())
             if rush.defer():
                 stop.wait(interval_s)
                 continue
