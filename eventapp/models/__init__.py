@@ -35,12 +35,14 @@ from .privacy import PrivacyNotice
 from .ratelimit import RateLimitCounter
 from .registration import ACTIVE_STATUSES, ATTENDEE_FIELDS, REGISTRATION_STATUSES, Answer, Registration
 from .staff import ROLES, ApiToken, RecoveryCode, User
+from .staff_mail import STAFF_MAIL_ATTACHMENTS, STAFF_MAIL_AUDIENCES, STAFF_MAIL_STATUSES, StaffMail
 
 __all__ = [
     "ACTIVE_STATUSES", "ATTENDEE_FIELDS", "CALENDAR_ALARMS", "CHECKIN_SOURCES", "EVENT_KINDS", "EVENT_STATUSES",
     "IWATE_RELATIONS", "MAX_CALENDAR_ALARMS", "MAX_COMPANIONS_LIMIT", "QUESTION_KINDS", "REGISTRATION_STATUSES", "ROLES", "Answer", "ApiToken", "AuditEntry",
     "CheckIn", "Event", "MyPageLink", "EventDay", "IdempotencyKey", "OutboxMessage", "Person", "PrivacyNotice",
     "ProgrammeItem", "RateLimitCounter", "Question", "RecoveryCode", "Registration", "User",
+    "STAFF_MAIL_ATTACHMENTS", "STAFF_MAIL_AUDIENCES", "STAFF_MAIL_STATUSES", "StaffMail",
     # matching and organisations
     "IWATE_MUNICIPALITIES", "PROJECT_TYPES", "Attendance", "AttendanceCodeAttempts", "EventAttendanceState", "EventOrganisation", "Invitation",
     "MatchingLink", "MatchingSettings", "Organisation", "Outcome", "Preference", "SurveyResponse", "TimetableSlot",

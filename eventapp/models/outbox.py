@@ -25,7 +25,8 @@ class OutboxMessage(db.Model):
     to_addr: Mapped[str] = mapped_column(String(254))
     subject: Mapped[str] = mapped_column(String(300))
     body: Mapped[str] = mapped_column(Text)
-    # [{"filename", "content_type", "content"}]; text content only (e.g. text/calendar).
+    # [{"filename", "content_type", "content"}]: text content (e.g. text/calendar), or base64 of a binary
+    # file (a PDF) with "content_transfer": "base64".
     attachments: Mapped[list] = mapped_column(JSON, default=list)
     registration_id: Mapped[int | None] = mapped_column(
         ForeignKey("registrations.id", ondelete="SET NULL"), index=True, default=None

@@ -12,6 +12,7 @@ and at most one heartbeat's worth of mails is sent again.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import smtplib
 import ssl
@@ -384,7 +385,11 @@ def build_email(message: OutboxMessage) -> EmailMessage:
     for attachment in registration_attachments(message):
         maintype, _, subtype = attachment["content_type"].partition("/")
         subtype, _, params = subtype.partition(";")
-        email.add_attachment(attachment["content"].encode("utf-8"), maintype=maintype, subtype=subtype.strip(),
+        # Text (a calendar invite) is stored as is; binary files (a PDF) base64-encoded with this flag.
+        content = attachment["content"]
+        data = (base64.b64decode(content) if attachment.get("content_transfer") == "base64"
+                else content.encode("utf-8"))
+        email.add_attachment(data, maintype=maintype, subtype=subtype.strip(),
                              filename=attachment["filename"],
                              params=dict(p.strip().split("=", 1) for p in params.split(";") if "=" in p))
     return email

@@ -23,7 +23,9 @@ SCHEDULED_EVERY_S = 30.0
 
 def passes() -> list[tuple[str, ScheduledPass]]:
     """The passes in the order they run; imported here so the mail module does not import them all."""
-    return []
+    from .staff_mail import send_due_staff_mails
+
+    return [("staff_mail", send_due_staff_mails)]
 
 
 def run_scheduled(now: datetime) -> dict[str, int]:
