@@ -15,7 +15,7 @@ from ..extensions import db
 from ..formatting import kana_sort_key
 from ..models import ATTENDEE_FIELDS, CheckIn, Event, Invitation, Outcome, Person, Registration, User
 from ..models.base import utcnow
-from . import audit, mail, text
+from . import audit, mail
 from .capacity import Counts, counts_for, lock_event
 from .errors import DomainError, NotFound, ValidationFailed
 from .people import clean_text, normalise_email, validate_person
@@ -30,7 +30,6 @@ from .registration import (
 
 SORTS = ("kana", "signup")
 STATUS_FILTERS = ("active", "confirmed", "waitlisted", "cancelled", "all")
-AUDIENCES = {"all": ("confirmed", "waitlisted"), "confirmed": ("confirmed",), "waitlisted": ("waitlisted",)}
 
 
 @dataclass(frozen=True)
@@ -194,38 +193,6 @@ def resend_confirmation(registration_id: int) -> None:
             "cancelled": "registration_cancelled"}[registration.status]
     mail.queue_registration_mail(kind, registration, waitlist_position=waitlist_position(registration))
     audit.record("resend", "registration", registration.id, f"{registration.name}: 確認メールを再送")
-
-
-def message_participants(event_id: int, audience: str, subject: str, body: str) -> int:
-    """Queue one mail per participant of the audience (all / confirmed / waitlisted). Returns the count."""
-    event = db.session.get(Event, event_id)
-    if event is None:
-        raise NotFound("event_not_found", "イベントが見つかりません。")
-    errors: dict[str, str] = {}
-    # The subject becomes a mail header: one line, no control characters (services.text).
-    subject = text.check(errors, "subject", subject, limit=200)
-    body = text.check(errors, "body", body, limit=10000, multiline=True)
-    if audience not in AUDIENCES:
-        errors["audience"] = "送信先を選んでください。"
-    if not subject and "subject" not in errors:
-        errors["subject"] = "件名を200文字以内で入力してください。"
-    if not body and "body" not in errors:
-        errors["body"] = "本文を入力してください(10000文字以内)。"
-    if errors:
-        raise ValidationFailed(errors)
-    recipients = db.session.execute(
-        select(Registration).join(Person).where(
-            Registration.event_id == event_id, Registration.status.in_(AUDIENCES[audience]),
-            Person.email.is_not(None))
-        .order_by(Registration.id)
-    ).scalars().all()
-    for registration in recipients:
-        mail.queue("staff_message", registration.person.email, "staff_message",
-                   {"subject": subject, "body": body, "event": event, "person": registration.person,
-                    "registration": registration}, registration=registration)
-    audit.record("message", "event", event.id, f"{event.title}: 「{subject}」を{len(recipients)}名に送信",
-                 {"audience": audience, "subject": subject, "recipients": len(recipients)})
-    return len(recipients)
 
 
 def person_history(person_id: int) -> tuple[Person, list[Registration], dict[int, int]]:

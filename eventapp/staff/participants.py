@@ -185,26 +185,6 @@ def registration_resend(registration_id: int):
     return _back(registration)
 
 
-@bp.route("/events/<int:event_id>/message", methods=["GET", "POST"])
-@role_required("staff")
-def event_message(event_id: int):
-    event = load_event(event_id)
-    errors: dict = {}
-    values = dict(request.form.items()) if request.method == "POST" else {"audience": "confirmed"}
-    if request.method == "POST":
-        try:
-            sent = service.message_participants(event.id, values.get("audience", ""), values.get("subject", ""),
-                                                values.get("body", ""))
-            db.session.commit()
-            flash(f"{sent}名にメールを送信しました(送信待ちの列に入りました)。", "success")
-            return redirect(url_for("staff.event_detail", event_id=event.id), code=303)
-        except ValidationFailed as exc:
-            db.session.rollback()
-            errors = exc.fields
-    return render_template("staff/event_message.html", event=event, values=values, errors=errors,
-                           counts=counts_for(event.id)), 422 if errors else 200
-
-
 @bp.get("/people")
 @role_required("staff")
 def people_search():
