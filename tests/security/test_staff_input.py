@@ -14,7 +14,7 @@ from openpyxl import load_workbook
 
 from eventapp.extensions import db
 from eventapp.models import Event
-from eventapp.services import exports, organisations, participants, staff_events
+from eventapp.services import exports, organisations, staff_events, staff_mail
 from eventapp.services.accounts import create_user
 from eventapp.services.errors import ValidationFailed
 from eventapp.services.events import create_event
@@ -107,7 +107,7 @@ def test_programme_questions_organisations_users_and_messages_refuse_line_breaks
     assert "name" in caught.value.fields
     make_registration(event)
     with pytest.raises(ValidationFailed) as caught:
-        participants.message_participants(event.id, "all", "件名\r\nBcc: x@y", "本文")
+        staff_mail.save_draft(event, {"audience": "all", "subject": "件名\r\nBcc: x@y", "body": "本文"}, user=None)
     assert "subject" in caught.value.fields
     db.session.rollback()
 

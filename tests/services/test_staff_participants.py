@@ -78,25 +78,6 @@ def test_cancel_note_resend(ctx):
         participants.set_note(first.id, "x" * 2001)
 
 
-def test_message_participants_by_audience(ctx):
-    event = make_event(capacity=1)
-    confirmed = make_registration(event)
-    waiting = make_registration(event)
-    gone = make_registration(event)
-    participants.cancel_on_behalf(gone.id)
-    db.session.query(OutboxMessage).delete()
-    assert participants.message_participants(event.id, "waitlisted", "集合場所の変更", "新花巻駅に変更です") == 1
-    assert participants.message_participants(event.id, "all", "持ち物", "長靴をお持ちください") == 2
-    db.session.commit()
-    messages = db.session.query(OutboxMessage).order_by(OutboxMessage.id).all()
-    assert [m.to_addr for m in messages] == [waiting.person.email, confirmed.person.email, waiting.person.email]
-    assert messages[0].subject == "集合場所の変更" and "新花巻駅に変更です" in messages[0].body
-    assert f"{waiting.name} 様" in messages[0].body
-    with pytest.raises(ValidationFailed) as exc:
-        participants.message_participants(event.id, "everyone", "", "")
-    assert set(exc.value.fields) == {"audience", "subject", "body"}
-
-
 def test_person_history_across_events(ctx):
     a, b = make_event(title="A"), make_event(title="B")
     first = make_registration(a, email="same@example.com")

@@ -76,19 +76,6 @@ def test_phone_signup_note_resend_cancel(app, staff_client, full_event):
         assert kinds == ["registration_cancelled", "registration_confirmed", "registration_confirmed"]
 
 
-def test_message_all_participants(app, staff_client, full_event):
-    event_id = full_event["event"]
-    response = post_form(staff_client, f"/staff/events/{event_id}/message", {"audience": "all", "subject": "",
-                                                                              "body": ""})
-    assert response.status_code == 422 and "件名を200文字以内で入力してください。" in response.get_data(as_text=True)
-    response = post_form(staff_client, f"/staff/events/{event_id}/message",
-                         {"audience": "all", "subject": "集合時刻のお知らせ", "body": "9時に北上駅へお集まりください。"})
-    assert response.status_code == 303
-    with app.app_context():
-        messages = db.session.query(OutboxMessage).filter_by(kind="staff_message").all()
-        assert len(messages) == 2 and all(m.subject == "集合時刻のお知らせ" for m in messages)
-
-
 def test_programme_form_parses_lines_and_reports_bad_ones(app, staff_client):
     with app.app_context():
         event = make_event(starts_at=jst(2030, 8, 1, 9), ends_at=jst(2030, 8, 1, 17))
