@@ -45,8 +45,14 @@ def demo_ids(app) -> dict:
                                      user=make_user("admin"), now=fieldwork.starts_at + timedelta(hours=1))
             db.session.commit()
             checkin = db.session.execute(select(CheckIn).order_by(CheckIn.id)).scalars().first()
+        from eventapp.models import StaffMail  # a draft, for the staff mail pages
+        staff_mail = StaffMail(event_id=fieldwork.id, subject="{event_title}のお知らせ", body="{name} 様",
+                               audience="confirmed", status="draft")
+        db.session.add(staff_mail)
+        db.session.commit()
         my_email = registration.person.email
         return {
+            "mail_id": staff_mail.id,
             "my_email": my_email, "my_link_token": mailed_my_link(my_email), "fmt": "json",
             "event_id": fieldwork.id, "matching_event_id": matching.id, "slug": fieldwork.slug,
             "registration_id": registration.id, "person_id": registration.person_id,
