@@ -26,7 +26,8 @@ class OutboxMessage(db.Model):
     subject: Mapped[str] = mapped_column(String(300))
     body: Mapped[str] = mapped_column(Text)
     # [{"filename", "content_type", "content"}]: text content (e.g. text/calendar), or base64 of a binary
-    # file (a PDF) with "content_transfer": "base64".
+    # file (a PDF) with "content_transfer": "base64", or {"document": …} naming one of the app's own PDFs,
+    # drawn when the mail is sent (services.staff_mail.document_attachment).
     attachments: Mapped[list] = mapped_column(JSON, default=list)
     registration_id: Mapped[int | None] = mapped_column(
         ForeignKey("registrations.id", ondelete="SET NULL"), index=True, default=None

@@ -383,6 +383,12 @@ def build_email(message: OutboxMessage) -> EmailMessage:
         email["Reply-To"] = organiser
     email.set_content(message.body, charset="utf-8")
     for attachment in registration_attachments(message):
+        if "document" in attachment:  # a PDF named by reference, drawn now (services.staff_mail)
+            from .staff_mail import document_attachment
+
+            attachment = document_attachment(attachment)
+            if attachment is None:  # no longer applies (the ticket of a cancelled registration)
+                continue
         maintype, _, subtype = attachment["content_type"].partition("/")
         subtype, _, params = subtype.partition(";")
         # Text (a calendar invite) is stored as is; binary files (a PDF) base64-encoded with this flag.

@@ -178,23 +178,40 @@ def preview(staff_mail: StaffMail, registration_id: int | None = None) -> tuple[
     return people, chosen, render_for(staff_mail, chosen) if chosen else None
 
 
-def _attachments(staff_mail: StaffMail, registration: Registration, programme: bytes | None) -> list[dict]:
-    """The documents chosen, as outbox attachments: PDFs base64-encoded (`content_transfer`)."""
-    from . import documents
-
-    files: list[tuple[str, bytes]] = []
-    if programme is not None:
-        files.append((f"{staff_mail.event.slug}-programme.pdf", programme))
+def _attachments(staff_mail: StaffMail, registration: Registration) -> list[dict]:
+    """The documents chosen, as references the sender draws when it sends (document_attachment): a
+    sending transaction renders nothing (a ticket takes ~0.3 s, and on SQLite the transaction holds the
+    write lock), the outbox keeps no copies of the PDF per recipient, and the PDFs show the event as it
+    is when the mail goes out."""
+    refs: list[dict] = []
+    if "programme" in staff_mail.attachments:
+        refs.append({"document": "programme", "event_id": staff_mail.event_id})
     if "ticket" in staff_mail.attachments and registration.status == "confirmed" and staff_mail.event.has_qr_ticket:
-        files.append((f"ticket-{staff_mail.event.slug}.pdf", documents.ticket_pdf(registration).pdf))
-    return [{"filename": name, "content_type": "application/pdf", "content_transfer": "base64",
-             "content": base64.b64encode(data).decode("ascii")} for name, data in files]
+        refs.append({"document": "ticket", "registration_id": registration.id})
+    return refs
 
 
-def _programme(staff_mail: StaffMail) -> bytes | None:
-    from . import documents
+def document_attachment(ref: dict) -> dict | None:
+    """A {"document": …} reference of an outbox message as the attachment to send (base64 PDF), or None
+    when it no longer applies: the event or registration is gone, or the registration is no longer confirmed."""
+    from . import documents, pdf_cache
 
-    return documents.programme_pdf(staff_mail.event).pdf if "programme" in staff_mail.attachments else None
+    kind = ref.get("document")
+    if kind == "programme":
+        event = db.session.get(Event, ref.get("event_id"))
+        if event is None:
+            return None
+        # The しおり of the event's current version, rendered once and shared with the public download.
+        name, data = f"{event.slug}-programme.pdf", pdf_cache.programme(event).read()
+    elif kind == "ticket":
+        registration = db.session.get(Registration, ref.get("registration_id"))
+        if registration is None or registration.status != "confirmed" or not registration.event.has_qr_ticket:
+            return None
+        name, data = f"ticket-{registration.event.slug}.pdf", documents.ticket_pdf(registration).pdf
+    else:
+        return None
+    return {"filename": name, "content_type": "application/pdf", "content_transfer": "base64",
+            "content": base64.b64encode(data).decode("ascii")}
 
 
 def send_test(mail_id: int, *, user: User, registration_id: int | None = None) -> OutboxMessage:
@@ -209,7 +226,7 @@ def send_test(mail_id: int, *, user: User, registration_id: int | None = None) -
     # No registration on the row: a test is not mail to that participant (their history, bounces).
     message = mail.queue("staff_message_test", to_addr, "staff_message",
                          _context(staff_mail, chosen, subject_prefix=TEST_PREFIX),
-                         attachments=_attachments(staff_mail, chosen, _programme(staff_mail)))
+                         attachments=_attachments(staff_mail, chosen))
     audit.record("message", "staff_mail", staff_mail.id,
                  f"{staff_mail.event.title}: 「{staff_mail.subject}」を{to_addr}にテスト送信({chosen.name}様の内容)",
                  {"event_id": staff_mail.event_id, "test": True, "to": to_addr, "preview_registration": chosen.id},
@@ -229,10 +246,9 @@ def _claim(mail_id: int, from_status: str, now: datetime, *, due: bool = False) 
 def _dispatch(staff_mail: StaffMail, *, user: User | None, actor: str | None = None) -> int:
     """Queue one outbox message per recipient and write the audit entry (after a successful claim)."""
     people = recipients(staff_mail.event_id, staff_mail.audience)
-    programme = _programme(staff_mail)
     for registration in people:
         mail.queue("staff_message", registration.person.email, "staff_message", _context(staff_mail, registration),
-                   registration=registration, attachments=_attachments(staff_mail, registration, programme))
+                   registration=registration, attachments=_attachments(staff_mail, registration))
     db.session.execute(update(StaffMail).where(StaffMail.id == staff_mail.id)
                        .values(recipient_count=len(people)).execution_options(synchronize_session=False))
     db.session.refresh(staff_mail)

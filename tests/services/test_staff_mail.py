@@ -256,19 +256,37 @@ def test_audiences(ctx):
     assert ids["checked_in"] == [here.id]
 
 
-def test_documents_are_attached_as_real_pdfs(ctx, smtp):
+def test_documents_are_attached_as_real_pdfs_drawn_at_sending_time(ctx, smtp):
     user = make_user("staff")
     event = make_event(title="しおり添付テスト")
     registration = make_registration(event, email="pdf@example.com")
+    leaving = make_registration(event, email="leaving@example.com")
     clear_outbox()
     staff_mail = draft(event, user, attachments=["programme", "ticket"])
     service.send_now(staff_mail.id, user=user, confirmed=True)
     db.session.commit()
-    assert mail.deliver_due() == (1, 0)
-    [(_, _, message)] = smtp.messages
-    files = {part.get_filename(): part for part in message.iter_attachments()}
+    # The outbox holds references, not one copy of each PDF per recipient.
+    assert staff_messages()[0].attachments == [{"document": "programme", "event_id": event.id},
+                                               {"document": "ticket", "registration_id": registration.id}]
+    participants_service.cancel_on_behalf(leaving.id)  # cancelled before the mail went out: no ticket
+    db.session.commit()
+    assert mail.deliver_due()[1] == 0
+    sent = {to: m for _, [to], m in smtp.messages if "集合場所" in m["Subject"]}  # not the cancellation mail
+    files = {part.get_filename(): part for part in sent["pdf@example.com"].iter_attachments()}
     assert set(files) == {f"{event.slug}-programme.pdf", f"ticket-{event.slug}.pdf"}
     for part in files.values():
         assert part.get_content_type() == "application/pdf"
         assert part.get_content().startswith(b"%PDF-")
-    assert registration.ticket_code  # the ticket is this recipient's own (its QR code)
+    assert [p.get_filename() for p in sent["leaving@example.com"].iter_attachments()] == [
+        f"{event.slug}-programme.pdf"]
+
+
+def test_online_seminars_offer_no_ticket(ctx):
+    user = make_user("staff")
+    start = future(days=20, hour=19)
+    seminar = make_event(kind="online_seminar", starts_at=start, ends_at=start + timedelta(hours=1),
+                         online_url=ZOOM, venue_name="", venue_address="")
+    with pytest.raises(ValidationFailed) as caught:
+        service.save_draft(seminar, {"subject": "件名", "body": "本文", "audience": "confirmed",
+                                     "attachments": ["ticket"]}, user=user)
+    assert "受付票" in caught.value.fields["attachments"]
