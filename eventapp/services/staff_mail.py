@@ -227,7 +227,7 @@ def send_test(mail_id: int, *, user: User, registration_id: int | None = None) -
     message = mail.queue("staff_message_test", to_addr, "staff_message",
                          _context(staff_mail, chosen, subject_prefix=TEST_PREFIX),
                          attachments=_attachments(staff_mail, chosen))
-    audit.record("message", "staff_mail", staff_mail.id,
+    audit.record("test_message", "staff_mail", staff_mail.id,
                  f"{staff_mail.event.title}: 「{staff_mail.subject}」を{to_addr}にテスト送信({chosen.name}様の内容)",
                  {"event_id": staff_mail.event_id, "test": True, "to": to_addr, "preview_registration": chosen.id},
                  user=user)
@@ -292,7 +292,7 @@ def schedule(mail_id: int, scheduled_at: datetime | None, *, user: User, confirm
     if not claimed:
         raise DomainError("staff_mail_not_draft", "このメールは既に送信済みか予約済みです。")
     db.session.refresh(staff_mail)
-    audit.record("message", "staff_mail", staff_mail.id,
+    audit.record("schedule", "staff_mail", staff_mail.id,
                  f"{staff_mail.event.title}: 「{staff_mail.subject}」の送信を予約", {
                      "event_id": staff_mail.event_id, "audience": staff_mail.audience,
                      "scheduled_at": scheduled_at.isoformat(),

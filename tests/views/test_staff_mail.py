@@ -138,3 +138,18 @@ def test_a_mail_of_another_event_is_not_found(app, client, setup):
     assert post_form(client, f"/staff/events/{other}/mails/{mail_id}/cancel").status_code == 404
     with app.app_context():
         assert db.session.get(StaffMail, mail_id).status == "draft"
+
+
+def test_the_audit_log_shows_the_mail_and_links_to_it(app, client, setup):
+    event_id = setup["event"]
+    mail_id = mail_id_from(compose(client, event_id))
+    url = f"/staff/events/{event_id}/mails/{mail_id}"
+    post_form(client, f"{url}/test", token_from=url)
+    assert post_form(client, f"{url}/send", {"when": "now", "confirm": "yes"}, token_from=url).status_code == 303
+    with app.app_context():
+        admin = make_user("admin").email
+    admin_client = app.test_client()
+    login(admin_client, admin)
+    page = admin_client.get("/staff/audit?object_type=staff_mail").get_data(as_text=True)
+    assert "テスト送信" in page and "「{event_title}: 集合場所」を2名に送信" in page
+    assert f'href="/staff/events/{event_id}/mails/{mail_id}"' in page
