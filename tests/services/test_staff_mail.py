@@ -8,7 +8,7 @@ import threading
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from eventapp.extensions import db
 from eventapp.models import AuditEntry, CheckIn, OutboxMessage, StaffMail
@@ -290,3 +290,22 @@ def test_online_seminars_offer_no_ticket(ctx):
         service.save_draft(seminar, {"subject": "件名", "body": "本文", "audience": "confirmed",
                                      "attachments": ["ticket"]}, user=user)
     assert "受付票" in caught.value.fields["attachments"]
+
+
+def test_cron_send_mail_sends_a_due_scheduled_mail(app, ctx, sent_mail):
+    user = make_user("staff")
+    event = make_event(title="予約送信の確認")
+    make_registration(event, email="cron@example.com")
+    clear_outbox()
+    staff_mail = draft(event, user)
+    now = utcnow()
+    service.schedule(staff_mail.id, now + timedelta(seconds=1), user=user, confirmed=True, now=now)
+    db.session.commit()
+    db.session.execute(update(StaffMail).where(StaffMail.id == staff_mail.id)
+                       .values(scheduled_at=now - timedelta(seconds=1)))  # its time has come
+    db.session.commit()
+    result = app.test_cli_runner().invoke(args=["send-mail"])
+    assert result.exit_code == 0 and "queued 1 scheduled, sent 1" in result.output, result.output
+    [message] = sent_mail()
+    assert message["To"] == "cron@example.com" and message["Subject"] == "予約送信の確認の集合場所"
+    assert "queued 0 scheduled, sent 0" in app.test_cli_runner().invoke(args=["send-mail"]).output
