@@ -37,6 +37,7 @@ from eventapp.models.matching import (
 )
 from eventapp.models.organisation import EVENT_ORG_ROLES, IWATE_MUNICIPALITIES, PROJECT_TYPES
 from eventapp.models.outbox import OUTBOX_STATUSES
+from eventapp.models.staff_mail import STAFF_MAIL_AUDIENCES, STAFF_MAIL_STATUSES
 from eventapp.services import organisations, staff_events
 from eventapp.services.accounts import create_user
 from eventapp.services.errors import ValidationFailed
@@ -104,6 +105,14 @@ def _organisation(**fields) -> None:
                                        "project_type": "business", **fields})
 
 
+def _staff_mail(**fields) -> None:
+    from eventapp.services import staff_mail
+
+    event = make_event(slug=f"lenm-{next(_n)}")
+    staff_mail.save_draft(event, {"subject": "件名", "body": "本文", "audience": "confirmed", **fields}, user=None)
+    db.session.flush()
+
+
 def _signup(**fields) -> None:
     event = make_event(slug=f"lens-{next(_n)}")
     register(event.id, person_input(**fields), {}, consent=True)
@@ -150,6 +159,7 @@ SERVICES: dict[str, list[Submit]] = {
     "users.email": [("email", lambda v: create_user(v, "staff", "correct-horse-battery"), email_of_length)],
     "users.name": [("name", lambda v: create_user(f"u{next(_n)}@example.jp", "staff", "correct-horse-battery", v),
                     text)],
+    "staff_mails.subject": [("subject", lambda v: _staff_mail(subject=v), text)],
     "privacy_notices.version": [("version", lambda v: publish_notice("目的", "本文", "連絡先", version=v),
                                  lambda n: "v" * n)],
 }
@@ -195,6 +205,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "matching_links.scope": LINK_SCOPES, "attendances.source": ATTENDANCE_SOURCES,
     "invitations.reason": INVITATION_REASONS, "outcomes.status": OUTCOME_STATUSES,
     "outcomes.project_type": PROJECT_TYPES, "outbox.status": OUTBOX_STATUSES, "users.role": ROLES,
+    "staff_mails.status": STAFF_MAIL_STATUSES, "staff_mails.audience": STAFF_MAIL_AUDIENCES,
     # A phone number is digits and hyphens, 10–21 characters (services.people._PHONE_RE).
     "people.phone": ("+" + "0" * 20,), "registrations.phone": ("+" + "0" * 20,),
 }
