@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import exists, or_, select, update
+from sqlalchemy.orm import selectinload
 
 from ..database import write_intent
 from ..extensions import db
@@ -155,7 +156,8 @@ def recipients(event_id: int, audience: str) -> list[Registration]:
     else:
         statuses = {"all": ("confirmed", "waitlisted")}.get(audience, (audience,))
         stmt = stmt.where(Registration.status.in_(statuses))
-    return list(db.session.execute(stmt.order_by(Registration.id)).scalars().all())
+    return list(db.session.execute(stmt.options(selectinload(Registration.person)).order_by(Registration.id))
+                .scalars().all())
 
 
 def _context(staff_mail: StaffMail, registration: Registration, *, subject_prefix: str = "") -> dict:
