@@ -74,3 +74,11 @@ def test_compose_preview_test_confirm_send(ctx, browser_server, laptop: Page, ar
     assert (staff_mail.status, staff_mail.recipient_count) == ("sent", 2)
     sent = db.session.execute(select(OutboxMessage).where(OutboxMessage.kind == "staff_message")).scalars().all()
     assert sorted(m.to_addr for m in sent) == ["hanako.browser@example.com", "ichiro.browser@example.com"]
+    # The mail pages fit a tablet too.
+    page.set_viewport_size({"width": 820, "height": 1000})
+    for name, path in {"mail-list": f"/staff/events/{event.id}/mails",
+                       "mail-sent": f"/staff/events/{event.id}/mails/{staff_mail.id}",
+                       "mail-compose": f"/staff/events/{event.id}/message"}.items():
+        page.goto(base + path)
+        shoot(page, artifacts, f"tablet-{name}")
+        assert page_width(page) <= 820, f"{name} is wider than a 820px screen"
