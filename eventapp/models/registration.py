@@ -52,6 +52,8 @@ class Registration(db.Model):
     waitlisted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    # When the online seminar's join URL was mailed at its reveal time (services/join_url_notices).
+    join_url_mailed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     cancelled_by: Mapped[str] = mapped_column(String(16), default="")
     manage_token: Mapped[str] = mapped_column(String(64), unique=True)
     ticket_code: Mapped[str] = mapped_column(String(64), unique=True)
