@@ -41,6 +41,8 @@ class Event(db.Model):
     description: Mapped[str] = mapped_column(Text, default="")
     starts_at: Mapped[datetime] = mapped_column(UTCDateTime())
     ends_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # The start before the latest move of a published event (日程変更); NULL: never moved once published.
+    previous_starts_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     venue_name: Mapped[str] = mapped_column(String(300), default="")
     venue_address: Mapped[str] = mapped_column(String(500), default="")
     meeting_point: Mapped[str] = mapped_column(Text, default="")

@@ -19,7 +19,7 @@ from ..services.capacity import availability, counts_for, counts_for_events
 from ..services.errors import DomainError, ValidationFailed
 from ..services.privacy import current_notice
 from ..services.tickets import qr_png, qr_svg
-from . import bp
+from . import bp, metadata
 from .forms import signup_form_for
 
 
@@ -52,7 +52,8 @@ def event_list():
 def event_detail(slug: str):
     event = _visible_event(slug)
     avail = availability(event, counts_for(event.id))
-    return render_template("public/event_detail.html", event=event, availability=avail)
+    return render_template("public/event_detail.html", event=event, availability=avail,
+                           card=metadata.event_card(event), json_ld=metadata.event_json_ld(event, avail))
 
 
 @bp.route("/events/<slug>/register", methods=["GET", "POST"])
