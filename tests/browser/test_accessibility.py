@@ -112,7 +112,7 @@ def test_check_in_screen_and_staff_pages_have_no_wcag_aa_violations(scene, brows
     assert all(not v for v in found.values()), "\n".join(f"{k}: {v}" for k, v in found.items() if v)
 
 
-def test_sign_up_errors_are_summarised_focused_and_linked(scene, browser_server, phone: Page):
+def test_sign_up_errors_are_summarised_focused_and_linked(scene, browser_server, phone: Page, artifacts):
     event = scene["event"]
     phone.goto(f"{browser_server.url}/events/{event.slug}/register")
     phone.locator("#name").fill("岩手 花子")
@@ -120,6 +120,7 @@ def test_sign_up_errors_are_summarised_focused_and_linked(scene, browser_server,
     summary = phone.locator("#error-summary")
     expect(summary).to_be_visible()
     assert phone.evaluate("document.activeElement.id") == "error-summary"  # focus moved there
+    phone.screenshot(path=str(artifacts / "a11y-signup-errors.png"))
     links = summary.get_by_role("link")
     texts = links.all_inner_texts()
     assert any(t.startswith("ふりがな") for t in texts) and any("個人情報" in t for t in texts), texts
