@@ -139,7 +139,8 @@ def _breaking_changes(before: dict, after: dict) -> list[str]:
 @pytest.mark.timeout(600)
 def test_each_migration_against_the_schema_before_it(tmp_path):
     """Upgrade one revision at a time (SQLite, or PostgreSQL with TEST_DATABASE_URL) and compare the schema: the
-    migrations that break the previous release are exactly the documented ones."""
+    migrations that break the previous release are exactly the documented ones (and marked later ones); this
+    also catches breaking changes the source rule cannot see (raw SQL it does not recognise)."""
     from flask_migrate import upgrade
 
     from tests.faults.support import app_for, scratch_database_url
@@ -157,4 +158,6 @@ def test_each_migration_against_the_schema_before_it(tmp_path):
                 before = after
             db.session.remove()
             db.engine.dispose()
-    assert set(breaking) == _documented_downtime(), breaking
+    # After the cut-off a breaking migration must carry the marker (then the release notes say why).
+    marked = {Path(s.path).name for s in _after_cutoff(_scripts()) if MARKER.search(Path(s.path).read_text())}
+    assert set(breaking) - marked == _documented_downtime(), breaking
