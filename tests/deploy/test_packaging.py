@@ -257,6 +257,46 @@ def test_nginx_site_is_balanced_and_points_at_the_app():
     assert "--bind 127.0.0.1:8000" in upstream
 
 
+def test_systemd_analyze_verify_accepts_the_units(tmp_path):
+    """systemd's own parser (where systemd-analyze exists), with /srv/eventapp pointed at this checkout."""
+    if shutil.which("systemd-analyze") is None:
+        pytest.skip("systemd-analyze not installed")
+    for path in SYSTEMD.iterdir():
+        (tmp_path / path.name).write_text(path.read_text().replace(APP_DIR, f"{ROOT}/"))
+    if not (ROOT / ".venv/bin/gunicorn").exists():
+        pytest.skip("no .venv in this checkout: ExecStart binaries cannot be checked")
+    units = sorted(p.name for p in tmp_path.iterdir())
+    result = subprocess.run(["systemd-analyze", "verify", "--man=no", *units], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=60)
+    complaints = [line for line in (result.stdout + result.stderr).splitlines()
+                  if re.search(r"ignoring|Unknown|Failed|not executable|Invalid|bad-setting", line, re.I)]
+    assert result.returncode == 0 and not complaints, result.stdout + result.stderr
+
+
+def test_nginx_accepts_the_site(tmp_path):
+    """`nginx -t` on the site with a throwaway certificate (where nginx and openssl exist)."""
+    nginx, openssl = shutil.which("nginx") or "/usr/sbin/nginx", shutil.which("openssl")
+    if not Path(nginx).exists() or openssl is None:
+        pytest.skip("nginx or openssl not installed")
+    subprocess.run([openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                    "-subj", "/CN=events.example.jp", "-days", "1", "-keyout", str(tmp_path / "key.pem"),
+                    "-out", str(tmp_path / "cert.pem")], check=True, capture_output=True, timeout=60)
+    site = (NGINX / "eventapp.conf").read_text()
+    site = site.replace("/etc/letsencrypt/live/events.example.jp/fullchain.pem", str(tmp_path / "cert.pem"))
+    site = site.replace("/etc/letsencrypt/live/events.example.jp/privkey.pem", str(tmp_path / "key.pem"))
+    site = site.replace("/etc/nginx/snippets/", f"{NGINX}/")
+    (tmp_path / "site.conf").write_text(site)
+    (tmp_path / "nginx.conf").write_text(
+        f"pid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\nevents {{}}\n"
+        f"http {{\n  access_log off;\n  include {tmp_path}/site.conf;\n}}\n")
+    result = subprocess.run([nginx, "-t", "-e", str(tmp_path / "error.log"), "-p", str(tmp_path),
+                             "-c", str(tmp_path / "nginx.conf")], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    # nginx >= 1.25.1 deprecates `listen … http2` (the file is written for Debian 12's 1.22): that warning is fine.
+    warnings = [line for line in result.stderr.splitlines() if "[warn]" in line and "http2" not in line]
+    assert not warnings, result.stderr
+
+
 def test_operations_doc_names_every_deploy_file():
     doc = (ROOT / "docs/operations.md").read_text()
     # `eventapp-backup.{service,timer}` names both files.
