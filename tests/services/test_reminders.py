@@ -323,3 +323,11 @@ def test_deleting_a_registration_removes_its_rows(ctx):
     db.session.execute(delete(Registration).where(Registration.id == person.id))  # the database cascades
     db.session.commit()
     assert db.session.execute(select(func.count()).select_from(ReminderSend)).scalar_one() == 0
+
+
+def test_a_copied_event_keeps_its_reminder_choice(ctx):
+    from eventapp.services.staff_events import duplicate_event
+
+    event = make_event(kind="fieldwork", reminders=["1w", "1d"])
+    copy = duplicate_event(event.id, slug="copied-reminders", shift_days=7)
+    assert copy.reminders == ["1w", "1d"]
