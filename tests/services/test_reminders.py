@@ -4,6 +4,7 @@ passes racing), nobody cancelled or waiting, re-armed when the event moves, and 
 from __future__ import annotations
 
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -17,7 +18,7 @@ from eventapp.services import registration as registration_service
 from eventapp.services.errors import ValidationFailed
 from eventapp.services.events import update_event
 from eventapp.services.registration import SignupRequest, sign_up
-from eventapp.services.scheduled import passes
+from eventapp.services.scheduled import passes, run_scheduled
 from tests.factories import future, make_event, make_registration, person_input
 from tests.services.test_mail import mail_config, smtp_server  # noqa: F401 (fixtures)
 
@@ -331,3 +332,54 @@ def test_a_copied_event_keeps_its_reminder_choice(ctx):
     event = make_event(kind="fieldwork", reminders=["1w", "1d"])
     copy = duplicate_event(event.id, slug="copied-reminders", shift_days=7)
     assert copy.reminders == ["1w", "1d"]
+
+
+def test_a_failed_pass_leaves_no_row_and_the_next_pass_queues_everything(ctx, monkeypatch):
+    """Row and mail are one transaction: a pass that breaks half-way claims nothing."""
+    start, people = _event_with_people(3)
+    now = start - timedelta(days=1) + MINUTE
+    real_queue = mail.queue_registration_mail
+    calls: list[str] = []
+
+    def breaks_on_the_second(kind, registration, **extra):
+        calls.append(kind)
+        if len(calls) == 2:
+            raise RuntimeError("SMTP template exploded")
+        return real_queue(kind, registration, **extra)
+
+    monkeypatch.setattr(mail, "queue_registration_mail", breaks_on_the_second)
+    assert run_scheduled(now) == {"reminders": 0}  # logged, rolled back
+    assert db.session.execute(select(func.count()).select_from(ReminderSend)).scalar_one() == 0
+    assert queued() == []
+    monkeypatch.setattr(mail, "queue_registration_mail", real_queue)
+    assert run_scheduled(now) == {"reminders": 3}
+    assert sorted(m.registration_id for m in queued()) == sorted(p.id for p in people)
+
+
+def test_the_watching_sender_queues_and_sends_due_reminders(app, sent_mail):
+    with app.app_context():
+        start = (utcnow() + timedelta(hours=12)).replace(second=0, microsecond=0)
+        event = make_event(kind="onsite_seminar", title="見張りセミナー", starts_at=start,
+                           ends_at=start + timedelta(hours=2))
+        email = make_registration(event).person.email
+    stop = threading.Event()
+    thread = threading.Thread(target=lambda: _watch(app, stop))
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not _reminders_in(sent_mail()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    (reminder,) = _reminders_in(sent_mail())
+    assert str(reminder["To"]) == email and "見張りセミナー" in reminder["Subject"]
+
+
+def _watch(app, stop: threading.Event) -> None:
+    with app.app_context():
+        mail.watch(interval_s=0.05, stop=stop)
+
+
+def _reminders_in(messages: list) -> list:
+    return [m for m in messages if m["Subject"].startswith("【リマインダー】")]
