@@ -161,16 +161,17 @@ def _claim(registration: Registration, code: str, armed_for: datetime) -> bool:
     return db.session.execute(_INSERT_SEND, values).first() is not None
 
 
-def _queue(due: _Due, registration: Registration, companions: list[Registration]) -> bool:
+def _queue(due: _Due, registration: Registration, companions: list[Registration], now: datetime) -> bool:
     if not _claim(registration, due.code, due.armed_for):
         return False
     for companion in companions:
         _claim(companion, due.code, due.armed_for)
+    # `now` is the pass's clock (the join URL shows as revealed by then, templates/mail/_online.txt).
     if due.code == WAITLIST_CLOSED:
-        message = mail.queue_registration_mail("waitlist_closed", registration, companions=companions)
+        message = mail.queue_registration_mail("waitlist_closed", registration, companions=companions, now=now)
     else:
         message = mail.queue_registration_mail(
-            "reminder", registration, companions=companions, code=due.code, starts_at=due.armed_for,
+            "reminder", registration, companions=companions, code=due.code, starts_at=due.armed_for, now=now,
             meeting_at=due.event.meeting_at if due.event.meeting_at == due.armed_for else None)
     return message is not None  # None: no address (anonymised); the row stays, nothing to send
 
@@ -189,6 +190,6 @@ def queue_due_reminders(now: datetime) -> int:
     with write_intent():
         for due in _due(now):
             for registration, companions in _groups(due.registrations):
-                queued += _queue(due, registration, companions)
+                queued += _queue(due, registration, companions, now)
         db.session.flush()
     return queued

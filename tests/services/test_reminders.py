@@ -80,6 +80,18 @@ def test_online_seminar_gets_1_day_and_1_hour_before_with_join_url_and_attendanc
     assert "受付用QRコード" not in last and "服装" not in last
 
 
+def test_the_join_url_shows_in_a_reminder_once_revealed_by_the_pass_clock(ctx):
+    start = future(10, hour=19)
+    event = make_event(kind="online_seminar", starts_at=start, ends_at=start + timedelta(hours=2),
+                       online_url="https://meet.example.jp/later", online_url_reveal_at=start - timedelta(hours=3))
+    make_registration(event)
+    assert run_pass(start - timedelta(days=1) + MINUTE) == 1
+    assert run_pass(start - timedelta(hours=1) + MINUTE) == 1
+    day_before, hour_before = (m.body for m in queued())
+    assert "https://meet.example.jp/later" not in day_before and "でお知らせします" in day_before
+    assert "https://meet.example.jp/later" in hour_before
+
+
 @pytest.mark.parametrize("kind", ["onsite_seminar", "matching_session"])
 def test_seminars_and_matching_sessions_get_one_reminder_the_day_before(ctx, kind):
     start = future(10, hour=13)
@@ -348,11 +360,11 @@ def test_a_failed_pass_leaves_no_row_and_the_next_pass_queues_everything(ctx, mo
         return real_queue(kind, registration, **extra)
 
     monkeypatch.setattr(mail, "queue_registration_mail", breaks_on_the_second)
-    assert run_scheduled(now) == {"reminders": 0}  # logged, rolled back
+    assert run_scheduled(now)["reminders"] == 0  # logged, rolled back
     assert db.session.execute(select(func.count()).select_from(ReminderSend)).scalar_one() == 0
     assert queued() == []
     monkeypatch.setattr(mail, "queue_registration_mail", real_queue)
-    assert run_scheduled(now) == {"reminders": 3}
+    assert run_scheduled(now)["reminders"] == 3
     assert sorted(m.registration_id for m in queued()) == sorted(p.id for p in people)
 
 
