@@ -57,6 +57,9 @@ DEFAULT_REMINDERS = ("1d",)
 WAITLIST_CLOSED = "waitlist_closed"
 # How far ahead a pass looks for events (the earliest reminder there is).
 _HORIZON = max(REMINDER_OFFSETS.values())
+# Mails one pass queues at most: its write transaction (SQLite's write lock) stays short while a
+# big event's reminders fall due; the rest follow in the next pass.
+BATCH = 500
 _INSERT_SEND = insert_or_skip(ReminderSend.__table__, returning=["id"])
 
 
@@ -176,20 +179,24 @@ def _queue(due: _Due, registration: Registration, companions: list[Registration]
     return message is not None  # None: no address (anonymised); the row stays, nothing to send
 
 
-def queue_due_reminders(now: datetime) -> int:
-    """One pass (see the module docstring): queue every reminder and waiting-list mail due at `now`.
-    Returns how many mails it queued; never commits (the runner does, see services/scheduled.py).
+def queue_due_reminders(now: datetime, limit: int = BATCH) -> int:
+    """One pass (see the module docstring): queue the reminder and waiting-list mails due at `now`, at
+    most about `limit` (whole groups; the rest go in the next pass, a minute later at most). Returns how
+    many mails it queued; never commits (the runner does, see services/scheduled.py), and expects a
+    session with nothing pending (it ends the read it starts with).
 
     Looks first in a plain read; only when something is due does it read again and write within one
     write transaction (SQLite: BEGIN IMMEDIATE, so two passes take turns instead of failing on the
     lock; PostgreSQL: the unique key decides)."""
-    if not _due(now):
-        return 0
+    found = bool(_due(now))
     db.session.rollback()  # end the read so the write transaction below begins with the write lock
+    if not found:
+        return 0
     queued = 0
     with write_intent():
         for due in _due(now):
             for registration, companions in _groups(due.registrations):
+                if queued >= limit:
+                    return queued
                 queued += _queue(due, registration, companions, now)
-        db.session.flush()
     return queued

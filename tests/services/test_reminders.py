@@ -395,3 +395,21 @@ def _watch(app, stop: threading.Event) -> None:
 
 def _reminders_in(messages: list) -> list:
     return [m for m in messages if m["Subject"].startswith("【リマインダー】")]
+
+
+def test_a_pass_queues_at_most_its_limit_in_whole_groups_and_the_next_one_the_rest(ctx):
+    start = future(10, hour=13)
+    event = make_event(kind="onsite_seminar", max_companions=2, starts_at=start, ends_at=start + timedelta(hours=3))
+    make_registration(event)
+    group = sign_up(event.id, SignupRequest(person_input(), consent=True, companions=[
+        {"name": "同行 一郎", "furigana": "どうこう"}, {"name": "同行 二郎", "furigana": "どうこう"}]))
+    db.session.commit()
+    make_registration(event)
+    now = start - timedelta(days=1) + MINUTE
+    assert reminders.queue_due_reminders(now, limit=2) == 2
+    db.session.commit()
+    assert reminders.queue_due_reminders(now, limit=2) == 1
+    db.session.commit()
+    grouped = next(m for m in queued() if m.registration_id == group.registration.id)
+    assert "同行 一郎" in grouped.body and "同行 二郎" in grouped.body
+    assert db.session.execute(select(func.count()).select_from(ReminderSend)).scalar_one() == 5
