@@ -12,8 +12,10 @@ from ..models import (
     IWATE_RELATIONS,
     MAX_CALENDAR_ALARMS,
     MAX_COMPANIONS_LIMIT,
+    MAX_REMINDERS,
     QUESTION_KINDS,
     REGISTRATION_STATUSES,
+    REMINDERS,
     Registration,
 )
 from ..services import events as event_rules
@@ -25,6 +27,9 @@ from ..services.registration import MAX_ANSWER
 _ALARMS_DOC = ("calendar reminders before each day's start, earliest first: 1w, 3d, eve (18:00 JST the day "
                "before), 1d, 3h, 2h, 1h, 30m, 15m; [] for none; null: the kind's defaults (fieldwork eve+2h, "
                "online_seminar 1d+15m, others 1d+2h)")
+_REMINDERS_DOC = ("reminder mails to confirmed people before the start (集合 for fieldwork), earliest first: 1w, "
+                  "3d, 2d, 1d, 3h, 1h; only the latest due one is sent; [] for none; null: the kind's defaults "
+                  "(fieldwork 3d+1d, online_seminar 1d+1h, others 1d)")
 
 
 def staff_text(limit: int | None, *, multiline: bool = False, **kwargs) -> Text:
@@ -159,6 +164,7 @@ class EventSchema(Schema):
     checkin_closes_at = JSTDateTime(allow_none=True, metadata={
         "description": "null: 23:59 JST the day after the last day"})
     calendar_alarms = fields.List(Text(), allow_none=True, metadata={"description": _ALARMS_DOC})
+    reminders = fields.List(Text(), allow_none=True, metadata={"description": _REMINDERS_DOC})
     organiser_name = Text()
     organiser_email = Text()
     organiser_phone = Text()
@@ -225,6 +231,8 @@ class EventWriteSchema(StrictSchema):
     calendar_alarms = fields.List(Text(validate=validate.OneOf(CALENDAR_ALARMS)), allow_none=True,
                                   validate=validate.Length(max=MAX_CALENDAR_ALARMS),
                                   metadata={"description": _ALARMS_DOC})
+    reminders = fields.List(Text(validate=validate.OneOf(REMINDERS)), allow_none=True,
+                            validate=validate.Length(max=MAX_REMINDERS), metadata={"description": _REMINDERS_DOC})
     organiser_name = _event_text("organiser_name")
     # An address as the services accept it (email_validator), or "" for none.
     organiser_email = Text(validate=text.marshmallow_validator(limit=text.MAX_EMAIL, kind="email"),

@@ -22,7 +22,7 @@ from ..models import (
     ProgrammeItem,
     Question,
 )
-from . import calendar, text
+from . import calendar, reminders, text
 from .capacity import counts_for, lock_event
 from .errors import DomainError, ValidationFailed
 from .registration import fill_free_seats
@@ -201,6 +201,8 @@ def apply_event_fields(event: Event, data: dict, *, creating: bool) -> None:
             errors[field] = _("日時は2000年から2100年の間で入力してください。")
     if "calendar_alarms" in data:
         values["calendar_alarms"] = _calendar_alarms(errors, data["calendar_alarms"])
+    if "reminders" in data:
+        values["reminders"] = reminders.validate_reminders(errors, data["reminders"])
     for field in ("latitude", "longitude"):
         value = values.get(field)
         limit = 90 if field == "latitude" else 180

@@ -26,6 +26,7 @@ from eventapp.models import (
     IWATE_RELATIONS,
     QUESTION_KINDS,
     REGISTRATION_STATUSES,
+    REMINDERS,
     ROLES,
 )
 from eventapp.models.matching import (
@@ -44,6 +45,7 @@ from eventapp.services.events import create_event
 from eventapp.services.people import PREFECTURES
 from eventapp.services.privacy import publish_notice
 from eventapp.services.registration import register
+from eventapp.services.reminders import WAITLIST_CLOSED
 from tests.conftest import future, make_event, person_input
 
 
@@ -195,6 +197,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "matching_links.scope": LINK_SCOPES, "attendances.source": ATTENDANCE_SOURCES,
     "invitations.reason": INVITATION_REASONS, "outcomes.status": OUTCOME_STATUSES,
     "outcomes.project_type": PROJECT_TYPES, "outbox.status": OUTBOX_STATUSES, "users.role": ROLES,
+    "reminder_sends.code": (*REMINDERS, WAITLIST_CLOSED),
     # A phone number is digits and hyphens, 10–21 characters (services.people._PHONE_RE).
     "people.phone": ("+" + "0" * 20,), "registrations.phone": ("+" + "0" * 20,),
 }
