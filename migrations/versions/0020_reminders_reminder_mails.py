@@ -1,7 +1,7 @@
 """events.reminders and reminder_sends: reminder mails per event, each queued once
 
 Revision ID: reminders_reminder_mails
-Revises: join_url_mailed
+Revises: event_previous_start
 Create Date: 2026-12-04 19:10:00
 
 NULL keeps every existing event on its kind's reminder defaults (services/reminders.py). The first
@@ -13,7 +13,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = 'reminders_reminder_mails'
-down_revision = 'join_url_mailed'
+down_revision = 'event_previous_start'
 branch_labels = None
 depends_on = None
 
