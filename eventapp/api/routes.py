@@ -182,11 +182,12 @@ def create_registration(data, event_id):
     consent = data.pop("consent_privacy", False) is True
     companions = data.pop("companions", []) or []
     preferences = data.pop("preferences", None)
+    locale = data.pop("locale", "ja")  # the mails' language; not the request's Accept-Language
     # sign_up() answers 404 for an unknown or draft event itself.
     try:
         result = registration_service.sign_up(event_id, registration_service.SignupRequest(
             person=data, answers=answers, consent=consent, companions=companions, preferences=preferences,
-            source="api"))
+            source="api", locale=locale))
     except DomainError as exc:
         if exc.code != "duplicate":
             raise

@@ -16,6 +16,7 @@ from ..models import (
     REGISTRATION_STATUSES,
     Registration,
 )
+from ..models.registration import MAIL_LOCALES
 from ..services import events as event_rules
 from ..services import text
 from ..services.matching import MAX_PREFERENCES
@@ -321,6 +322,8 @@ class RegistrationCreateSchema(StrictSchema):
     preferences = fields.List(fields.Integer(strict=True), validate=validate.Length(max=MAX_PREFERENCES), metadata={
         "description": "matching sessions only: organisation ids in rank order (first = most wanted); "
                        "when given, at least one of the session's organisations"})
+    locale = Text(validate=validate.OneOf(MAIL_LOCALES), metadata={
+        "description": "language of the participant's mails: 'ja' (default) or 'en'"})
 
 
 class AttendeeSchema(Schema):

@@ -37,7 +37,7 @@ from ..database import column_values, insert_or_skip, write_intent
 from ..extensions import db
 from ..models import OutboxMessage, Registration, UndeliverableAddress
 from ..models.base import utcnow
-from .text import column_limit, fit, single_line
+from .text import column_limit, denest_quotes, fit, single_line
 
 _INSERT_MESSAGE = insert(OutboxMessage.__table__).returning(OutboxMessage.__table__.c.id)
 # 「【参加確定】」+ a 300-character title overflowed the column and failed every sign-up on PostgreSQL.
@@ -54,9 +54,10 @@ UNDELIVERABLE_ERROR = "undeliverable address (配信不可として記録され�
 
 
 def queue(kind: str, to_addr: str, template: str, context: dict, *,
-          registration: Registration | None = None, attachments: list[dict] | None = None) -> OutboxMessage:
-    """Render `templates/mail/<template>.txt` (first line `Subject: …`) and add it to the outbox."""
-    subject, body = render(template, context)
+          registration: Registration | None = None, attachments: list[dict] | None = None,
+          locale: str = "ja") -> OutboxMessage:
+    """Render `templates/mail/<template>.txt` (first line `Subject: …`) in `locale` and add it to the outbox."""
+    subject, body = render(template, context, locale=locale)
     values = {"kind": kind, "to_addr": to_addr[:ADDRESS_LIMIT], "subject": subject, "body": body,
               "attachments": attachments or []}
     if registration is None or registration.id is not None:
@@ -73,17 +74,23 @@ def queue(kind: str, to_addr: str, template: str, context: dict, *,
     return message
 
 
-def render(template: str, context: dict) -> tuple[str, str]:
-    """(subject, body) of `templates/mail/<template>.txt`."""
-    # Mails are Japanese even when the sender browsed in English (dates would otherwise mix languages).
+def render(template: str, context: dict, *, locale: str = "ja") -> tuple[str, str]:
+    """(subject, body) of `templates/mail/<template>.txt`, written in `locale` ('ja' or 'en')."""
+    # The mail's language is the recipient's (the registration's locale), never the language the
+    # sender happens to browse in: staff in an English session still send a Japanese sign-up Japanese.
     # Straight from the Jinja environment: mail templates use no page context (context processors
     # and render signals are page concerns, and cost a sign-up more than the template itself).
-    with force_locale("ja"):
+    locale = locale if locale in ("ja", "en") else "ja"
+    # Links in English mails open the pages in English (`?lang=en` also sets the language cookie).
+    context = {**context, "mail_locale": locale, "mail_lang": {"lang": "en"} if locale == "en" else {}}
+    with force_locale(locale):
         rendered = current_app.jinja_env.get_template(f"mail/{template}.txt").render(context)
     first, _, body = rendered.lstrip().partition("\n")
-    # The subject is derived text (a label plus the event's title): one line, shortened with … to its
-    # column, so no stored title can overflow it or break the header.
-    return fit(single_line(first.removeprefix("Subject:")), SUBJECT_LIMIT), body.strip() + "\n"
+    # The subject is derived text (a label plus the event's title): one line, no quotes inside quotes
+    # (a title with its own 「」), shortened with … to its column, so no stored title can overflow it
+    # or break the header.
+    subject = denest_quotes(single_line(first.removeprefix("Subject:")))
+    return fit(subject, SUBJECT_LIMIT), body.strip() + "\n"
 
 
 def queue_registration_mail(kind: str, registration: Registration, **extra) -> OutboxMessage | None:
@@ -98,10 +105,12 @@ def queue_registration_mail(kind: str, registration: Registration, **extra) -> O
         return None
     context = {"registration": registration, "event": registration.event, "person": person,
                "companions": [], **extra}
+    # Written in the language the participant signed up in (a companion's is its group's).
+    locale = registration.locale or "ja"
     # Attachments (the calendar invite) are built when the mail is sent, from the outbox row's
     # registration and kind (see build_email): a sign-up then does not pay for them inside its
     # locked transaction, and the invite shows the state at sending time.
-    return queue(kind, to_addr, kind, context, registration=registration)
+    return queue(kind, to_addr, kind, context, registration=registration, locale=locale)
 
 
 def registration_attachments(message: OutboxMessage) -> list[dict]:
