@@ -233,10 +233,11 @@ def test_translated_mail_texts_are_all_in_the_catalogue():
 
     from tests.views.test_public import PROJECT_ROOT
     with (PROJECT_ROOT / "translations/en/LC_MESSAGES/messages.po").open("rb") as f:
-        translated = {m.id for m in read_po(f, locale="en") if m.id}
-    found = {msg for _file, _line, msg, _comments, _context in extract_from_dir(
-        str(PROJECT_ROOT), [("templates/mail/**.txt", "jinja2")], keywords={"_": None})}
-    assert len(found) > 40 and found <= translated, sorted(found - translated)
+        translated = {(m.context, m.id) for m in read_po(f, locale="en") if m.id and m.string}
+    found = {(context, msg) for _file, _line, msg, _comments, context in extract_from_dir(
+        str(PROJECT_ROOT), [("templates/mail/**.txt", "jinja2")],
+        keywords={"_": None, "pgettext": ((1, "c"), 2)})}
+    assert len(found) > 50 and found <= translated, sorted(found - translated)
 
 
 def test_a_backlog_goes_out_over_one_smtp_connection(app, ctx, mail_config, smtp_server):
@@ -492,3 +493,25 @@ def test_a_message_removed_after_its_claim_is_skipped_without_an_error(ctx, sent
         event.remove(db.session, "after_commit", remove_once)
     assert removed == [message_id]
     assert sent_mail() == [] and db.session.get(OutboxMessage, message_id) is None
+
+
+@pytest.mark.usefixtures("english_catalog")
+def test_an_english_registration_is_told_of_a_move_and_a_cancellation_in_english(ctx, sent_mail):
+    from eventapp.services import events as event_service
+    from eventapp.services import staff_events
+    event = make_event(title="花巻", starts_at=jst(2031, 11, 8, 13), ends_at=jst(2031, 11, 8, 17))
+    registration = make_registration(event, email="en2@example.com")
+    db.session.execute(update(Registration).where(Registration.id == registration.id).values(locale="en"))
+    db.session.commit()
+    event_service.update_event(event.id, {"starts_at": jst(2031, 11, 9, 13), "ends_at": jst(2031, 11, 9, 17)})
+    db.session.commit()
+    staff_events.cancel_event(event.id, reason="台風のため")
+    db.session.commit()
+    mail.deliver_due()
+    subjects = [m["Subject"] for m in sent_mail()]
+    assert subjects == ["【参加確定】花巻", "[Changed] 花巻", "[Event cancelled] 花巻"]
+    moved = sent_mail()[1].get_body(("plain",)).get_content()
+    assert "The date and time of “花巻”, which you signed up for, changed." in moved
+    assert "When: Sun 9 Nov 2031 13:00 – 17:00" in moved
+    cancelled = sent_mail()[2].get_body(("plain",)).get_content()
+    assert "We are very sorry to tell you that “花巻” has been cancelled." in cancelled and "台風のため" in cancelled
