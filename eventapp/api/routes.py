@@ -82,6 +82,7 @@ def registration_payload(registration: Registration, *, staff: bool = False,
         "answers": registration_service.answers_by_key(registration),
         "lead_registration_id": registration.lead_registration_id,
         "companions": _companions_payload(registration, waitlist_position),
+        "locale": registration.locale,
     }
     if staff:
         payload["person"] = registration.person

@@ -383,6 +383,7 @@ class RegistrationSchema(Schema):
         "description": "set on a companion: the id of the registration that signed the group up"})
     companions = fields.List(fields.Nested(CompanionSchema), metadata={
         "description": "on the lead's registration: the companions signed up with it"})
+    locale = Text(validate=validate.OneOf(MAIL_LOCALES), metadata={"description": "language of the participant's mails"})
 
 
 class RegistrationEnvelopeSchema(Schema):
