@@ -21,6 +21,8 @@ from tests.staff_support import login, make_user, post_form
 
 GONE = "nosuch@example.com"  # 550 at RCPT
 BUSY = "later@example.com"  # 451 at RCPT
+SPAMMY = "spammy@example.com"  # 554 5.7.1 after DATA: this message refused, the mailbox is fine
+DISABLED = "disabled@example.com"  # 550 5.1.1 after DATA: the mailbox is bad
 
 
 class Bouncer(Recorder):
@@ -38,6 +40,13 @@ class Bouncer(Recorder):
             return "451 4.3.0 try later"
         envelope.rcpt_tos.append(address)
         return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's hook)
+        if envelope.rcpt_tos == [SPAMMY]:
+            return "554 5.7.1 Message rejected as spam"
+        if envelope.rcpt_tos == [DISABLED]:
+            return "550 5.1.1 Mailbox disabled"
+        return await super().handle_DATA(server, session, envelope)
 
 
 @pytest.fixture(autouse=True)
@@ -100,6 +109,17 @@ def test_transient_refusal_keeps_the_backoff_and_marks_nothing(ctx, bouncer):
     [message] = outbox()
     assert message.status == "pending" and message.attempts == 2
     assert marks() == {}
+
+
+def test_a_refusal_after_data_fails_the_mail_and_marks_only_a_bad_mailbox(ctx, bouncer):
+    event = make_event(title="DATA")
+    make_registration(event, email=SPAMMY)
+    make_registration(event, email=DISABLED)
+    assert mail.deliver_due() == (0, 2)
+    by_addr = {m.to_addr: m for m in outbox()}
+    assert {m.status for m in by_addr.values()} == {"failed"}
+    assert "554 5.7.1" in by_addr[SPAMMY].last_error and "550 5.1.1" in by_addr[DISABLED].last_error
+    assert set(marks()) == {DISABLED}
 
 
 def test_later_mail_to_a_marked_address_is_failed_without_being_attempted(ctx, bouncer):
@@ -168,6 +188,20 @@ def test_staff_see_failed_mail_with_its_reason_and_the_undeliverable_badge(app, 
     assert participants.count("配信不可</span>") == 1  # the bounced address only, not ok@example.com
     person = staff_client.get(f"/staff/people/{person_id}").get_data(as_text=True)
     assert "配信不可</span>" in person and "550 5.1.1" in person
+
+
+def test_the_outbox_page_is_paginated_newest_first(app, staff_client, monkeypatch):
+    from eventapp.services import outbox as outbox_service
+    monkeypatch.setattr(outbox_service, "PAGE_SIZE", 2)
+    with app.app_context():
+        event = make_event(title="ページ送り")
+        for n in range(3):
+            make_registration(event, email=f"page{n}@example.com")
+    first = staff_client.get("/staff/outbox").get_data(as_text=True)
+    assert "page2@example.com" in first and "page1@example.com" in first and "page0@example.com" not in first
+    assert "古いメール" in first
+    second = staff_client.get("/staff/outbox?page=2").get_data(as_text=True)
+    assert "page0@example.com" in second and "page2@example.com" not in second and "新しいメール" in second
 
 
 def test_a_sign_in_link_body_is_never_shown(app, staff_client):
