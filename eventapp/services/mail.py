@@ -234,8 +234,10 @@ def _deliver_batch(ids: list[int], now: datetime) -> tuple[int, int]:
                 try:
                     send(message)
                     heartbeat.sent.append(message.id)
-                except Exception as exc:  # a transient failure is retried later; the message stays queued
-                    errors[message.id] = classify_failure(exc, message.to_addr)
+                except Exception as exc:  # a transient failure is retried later, a permanent one ends now
+                    errors[message.id] = failure = classify_failure(exc, message.to_addr)
+                    if failure.bounced:  # the batch's other mails to it are not attempted either
+                        blocked.add(failure.bounced)
         attempts = {message.id: message.attempts for message in messages}
         db.session.rollback()  # end the read so the write below begins with BEGIN IMMEDIATE
         sent_ids = [message_id for message_id in attempts if message_id not in errors]
@@ -422,7 +424,7 @@ def _deliver_one(message_id: int, now: datetime) -> str:
         try:
             with _Heartbeat({message_id: seen + 1}), _transport() as send:  # a slow SMTP server keeps the claim
                 send(message)
-        except Exception as exc:  # a transient failure is retried later; the message stays queued
+        except Exception as exc:  # a transient failure is retried later, a permanent one ends now
             error = classify_failure(exc, message.to_addr)
     attempts, scrub = message.attempts, message.kind in SCRUB_AFTER_SENDING
     # Building the mail reloaded the expired message in a plain (deferred) read transaction; end it

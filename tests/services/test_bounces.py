@@ -80,15 +80,17 @@ def marks() -> dict[str, UndeliverableAddress]:
 
 def test_permanent_refusal_marks_the_address_and_fails_at_once_while_the_batch_goes_on(ctx, bouncer):
     event = make_event(title="バウンス")
-    make_registration(event, email=GONE)
+    registration = make_registration(event, email=GONE)
     make_registration(event, email="fine@example.com")
+    participants_service.resend_confirmation(registration.id)  # a second mail to it in the same batch
+    db.session.commit()
 
-    assert mail.deliver_due() == (1, 1)
-    by_addr = {m.to_addr: m for m in outbox()}
-    gone = by_addr[GONE]
+    assert mail.deliver_due() == (1, 2)
+    gone, fine, again = outbox()
     assert gone.status == "failed" and gone.attempts == 1, "no retries after a 5xx"
     assert "550 5.1.1 No such user" in gone.last_error
-    assert by_addr["fine@example.com"].status == "sent"
+    assert again.status == "failed" and again.last_error.startswith("undeliverable address")
+    assert fine.status == "sent"
     assert [to for _, [to], _ in bouncer.messages] == ["fine@example.com"]
     assert len(set(bouncer.peers)) == 1, "the refusal did not cost the connection"
     mark = marks()[GONE]
