@@ -264,3 +264,13 @@ def test_staff_clear_the_mark_from_the_person_page(app, staff_client, bouncer):
         [entry] = db.session.execute(select(AuditEntry).where(AuditEntry.action == "clear_undeliverable")).scalars()
         assert entry.details["email"] == GONE and "550" in entry.details["reason"]
     assert "配信不可</span>" not in staff_client.get(f"/staff/people/{person_id}").get_data(as_text=True)
+
+
+def test_the_audit_log_links_a_resend_to_its_mail(app, client, bouncer):
+    _event_id, _registration_id, _person_id, message_id = _bounced(app, bouncer)
+    with app.app_context():
+        email = make_user("admin").email
+    login(client, email)
+    post_form(client, f"/staff/outbox/{message_id}/resend", {"clear_mark": "yes"}, token_from=f"/staff/outbox/{message_id}")
+    page = client.get("/staff/audit?object_type=outbox").get_data(as_text=True)
+    assert f'href="/staff/outbox/{message_id}"' in page and GONE in page
