@@ -18,6 +18,7 @@ from ..models import (
     REMINDERS,
     Registration,
 )
+from ..models.registration import MAIL_LOCALES
 from ..services import events as event_rules
 from ..services import text
 from ..services.matching import MAX_PREFERENCES
@@ -329,6 +330,8 @@ class RegistrationCreateSchema(StrictSchema):
     preferences = fields.List(fields.Integer(strict=True), validate=validate.Length(max=MAX_PREFERENCES), metadata={
         "description": "matching sessions only: organisation ids in rank order (first = most wanted); "
                        "when given, at least one of the session's organisations"})
+    locale = Text(validate=validate.OneOf(MAIL_LOCALES), metadata={
+        "description": "language of the participant's mails: 'ja' (default) or 'en'"})
 
 
 class AttendeeSchema(Schema):
@@ -388,6 +391,7 @@ class RegistrationSchema(Schema):
         "description": "set on a companion: the id of the registration that signed the group up"})
     companions = fields.List(fields.Nested(CompanionSchema), metadata={
         "description": "on the lead's registration: the companions signed up with it"})
+    locale = Text(validate=validate.OneOf(MAIL_LOCALES), metadata={"description": "language of the participant's mails"})
 
 
 class RegistrationEnvelopeSchema(Schema):

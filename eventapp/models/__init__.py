@@ -31,7 +31,7 @@ from .matching import (
 )
 from .mypage import MyPageLink
 from .organisation import IWATE_MUNICIPALITIES, PROJECT_TYPES, EventOrganisation, Organisation
-from .outbox import OutboxMessage
+from .outbox import OutboxMessage, UndeliverableAddress
 from .person import IWATE_RELATIONS, Person
 from .privacy import PrivacyNotice
 from .ratelimit import RateLimitCounter
@@ -43,7 +43,8 @@ __all__ = [
     "ACTIVE_STATUSES", "ATTENDEE_FIELDS", "CALENDAR_ALARMS", "CHECKIN_SOURCES", "EVENT_KINDS", "EVENT_STATUSES",
     "IWATE_RELATIONS", "MAX_CALENDAR_ALARMS", "MAX_COMPANIONS_LIMIT", "MAX_REMINDERS", "QUESTION_KINDS", "REGISTRATION_STATUSES", "REMINDERS", "ROLES", "Answer", "ApiToken", "AuditEntry",
     "CheckIn", "Event", "MyPageLink", "EventDay", "IdempotencyKey", "OutboxMessage", "Person", "PrivacyNotice",
-    "ProgrammeItem", "RateLimitCounter", "Question", "RecoveryCode", "Registration", "ReminderSend", "User",
+    "ProgrammeItem", "RateLimitCounter", "Question", "RecoveryCode", "Registration", "ReminderSend", "UndeliverableAddress",
+    "User",
     # matching and organisations
     "IWATE_MUNICIPALITIES", "PROJECT_TYPES", "Attendance", "AttendanceCodeAttempts", "EventAttendanceState", "EventOrganisation", "Invitation",
     "MatchingLink", "MatchingSettings", "Organisation", "Outcome", "Preference", "SurveyResponse", "TimetableSlot",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Response, abort, flash, redirect, render_template, request, url_for
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from sqlalchemy import select
 
@@ -72,7 +73,8 @@ def signup(slug: str):
         try:
             result = registration_service.sign_up(event.id, registration_service.SignupRequest(
                 person=form.person_data(), answers=form.answers(event), consent=bool(form.consent_privacy.data),
-                companions=form.companions(event), preferences=preferences, source="web"))
+                companions=form.companions(event), preferences=preferences, source="web",
+                locale=str(get_locale() or "ja")))  # the page's language (?lang=en): the mails' too
             location = url_for("public.manage", token=result.registration.manage_token, new=1)
             idempotency.remember(location)  # stored with the registration, in its transaction
             db.session.commit()
