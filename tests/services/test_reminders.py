@@ -413,3 +413,20 @@ def test_a_pass_queues_at_most_its_limit_in_whole_groups_and_the_next_one_the_re
     grouped = next(m for m in queued() if m.registration_id == group.registration.id)
     assert "同行 一郎" in grouped.body and "同行 二郎" in grouped.body
     assert db.session.execute(select(func.count()).select_from(ReminderSend)).scalar_one() == 5
+
+
+def test_an_english_sign_up_gets_english_reminders_and_waitlist_news(ctx):
+    start = future(20, hour=9)
+    event = make_event(kind="fieldwork", title="花巻ブドウ収穫", starts_at=start, ends_at=start + timedelta(hours=8),
+                       capacity=1, what_to_bring="長靴")
+    english = make_registration(event)
+    waiting = make_registration(event)
+    english.locale = waiting.locale = "en"
+    db.session.commit()
+    assert run_pass(start - timedelta(days=1) + MINUTE) == 1  # the reminder
+    assert run_pass(start + MINUTE) == 1  # no roster freeze: the waiting list closes at the start
+    (reminder,) = queued()
+    (closed,) = queued("waitlist_closed")
+    assert reminder.subject.startswith("[Reminder] 花巻ブドウ収穫 (") and "リマインダー" not in reminder.subject
+    assert "Clothing and weather" in reminder.body and "What to bring" in reminder.body
+    assert closed.subject.startswith("[Waiting list closed] ") and "no more places" in closed.body
