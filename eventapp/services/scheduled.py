@@ -23,9 +23,12 @@ SCHEDULED_EVERY_S = 30.0
 
 def passes() -> list[tuple[str, ScheduledPass]]:
     """The passes in the order they run; imported here so the mail module does not import them all."""
+    from .join_url_notices import queue_join_url_mails
+    from .reminders import queue_due_reminders
     from .staff_mail import send_due_staff_mails
 
-    return [("staff_mail", send_due_staff_mails)]
+    return [("join_url", queue_join_url_mails), ("reminders", queue_due_reminders),
+            ("staff_mail", send_due_staff_mails)]
 
 
 def run_scheduled(now: datetime) -> dict[str, int]:

@@ -1,7 +1,7 @@
 """staff_mails: staff mail composed, previewed, tested, then sent at once or scheduled (issue 16 item 2)
 
 Revision ID: staffmail_staff_mails
-Revises: event_calendar_alarms
+Revises: bounces_undeliverable_locale
 Create Date: 2026-12-04 19:06:01
 
 A new table only: safe while older app servers run.
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'staffmail_staff_mails'
-down_revision = 'event_calendar_alarms'
+down_revision = 'bounces_undeliverable_locale'
 branch_labels = None
 depends_on = None
 
