@@ -12,7 +12,7 @@ with a few sign-ups on an event of their own first. The load comes from benchmar
 2. Paced: sign-ups offered at a fixed rate (100/s for 5 s), open loop: each request is due at its
    time and its latency counts from then, so this is where p95 tells the server's speed.
 The target (PostgreSQL): ≥ 100 sign-ups/s in the rush and achieved when paced, at p95 ≤ 200 ms paced.
-Also the rate of `GET /healthz` (one `SELECT 1`) from the same clients and the ratio between the two,
+Also the rate of `GET /healthz` (no database since issue 22; was one `SELECT 1`) from the same clients and the ratio between the two,
 and the worker CPU per sign-up from the Server-Timing header (SERVER_TIMING=1).
 
 Run alone from the project root: `.venv/bin/python -m benchmarks.signup_race [--db SQLite]`.

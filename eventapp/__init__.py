@@ -70,12 +70,15 @@ def create_app(overrides: dict | None = None) -> Flask:
     from .services import calendar
     calendar.init_app(app)  # mail invite hook + calendar_links() for templates
 
+    from . import metrics, observability
+    observability.init_app(app)  # request id, JSON request log, request metrics: first hooks of all
     _register_request_hooks(app)
     from . import idempotency
     idempotency.init_app(app)  # the sign-up form's hidden one-time key
     _register_blueprints(app)
     from . import health
-    health.init_app(app)  # GET /healthz; Server-Timing when SERVER_TIMING is on
+    health.init_app(app)  # GET /healthz, /readyz; Server-Timing when SERVER_TIMING is on
+    metrics.init_app(app)  # GET /metrics
     security.init_app(app)  # headers; rate limits wrap the registered views
     _register_error_pages(app)
     from . import errors_db

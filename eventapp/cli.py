@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 from flask import Flask
 
-from .database import write_intent
+from .database import try_cluster_lock, write_intent
 from .extensions import db
 from .services.errors import DomainError
 
@@ -69,6 +69,10 @@ def register(app: Flask) -> None:
         from . import idempotency
 
         with write_intent():
+            if not try_cluster_lock("purge-expired"):
+                click.echo("purge-expired: already running on another server; skipped")
+                db.session.rollback()
+                return
             count = purge_expired(days)
             links = purge_links()  # マイページ sign-in links whose sessions have ended
             keys = idempotency.purge_expired()  # sign-up retry keys older than 24 hours

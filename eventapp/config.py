@@ -92,6 +92,13 @@ def load_config(instance_path: Path) -> dict:
         "RATELIMIT_HEADERS_ENABLED": True,
         # Reverse proxies in front of gunicorn that set X-Forwarded-For/-Proto (0: none, trust nothing).
         "TRUSTED_PROXY_HOPS": int(env.get("TRUSTED_PROXY_HOPS", "0")),
+        # json: one JSON line per request on stderr (eventapp/observability.py); anything else: no request log.
+        "LOG_FORMAT": env.get("LOG_FORMAT", "text"),
+        # GET /metrics needs `Authorization: Bearer <this>`; unset: only requests from this machine.
+        "METRICS_TOKEN": env.get("METRICS_TOKEN", ""),
+        # /readyz fails while a due mail has waited longer than this many seconds (no sender running;
+        # 0: not checked). Mails waiting for a retry after a failure are not due yet.
+        "READY_OUTBOX_MAX_DELAY_S": float(env.get("READY_OUTBOX_MAX_DELAY_S", "900")),
         # Server-Timing header with wall and CPU time on every response (benchmarks, profiling).
         "SERVER_TIMING": env.get("SERVER_TIMING", "0") == "1",
         # A storage outage lets requests through (logged) rather than turning sign-ups into errors.

@@ -8,6 +8,7 @@ with an unsafe method (POST, PUT, PATCH, DELETE) and CLI commands that write set
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import time
 from collections.abc import Iterator, Sequence
 from contextvars import ContextVar
@@ -38,6 +39,21 @@ def write_intent() -> Iterator[None]:
 
 def set_write_intent(value: bool) -> None:
     _write_intent.set(value)
+
+
+def try_cluster_lock(name: str, session=None) -> bool:
+    """Take the cluster-wide lock `name` until the current transaction ends; False if another holds it.
+
+    For jobs that must run once per cluster however many app servers run them from cron
+    (send-surveys, purge-expired): on PostgreSQL a transaction-level advisory lock, released by the
+    commit or rollback (also when the process dies). On SQLite there is one machine, and its write
+    lock (BEGIN IMMEDIATE under write_intent) already runs such jobs one after the other.
+    """
+    session = session or db.session
+    if session.get_bind().dialect.name != "postgresql":
+        return True
+    key = int.from_bytes(hashlib.sha256(f"eventapp:{name}".encode()).digest()[:8], "big", signed=True)
+    return bool(session.execute(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": key}).scalar())
 
 
 def engine_options(uri: str, busy_timeout_s: float) -> dict:

@@ -53,6 +53,8 @@ def configure(app: Flask) -> None:
     if app.config.get("EVENTAPP_ENV") == "production":
         _check_production_secret(app)
     app.session_interface = SessionInterface()
+    from .metrics import count_rate_limit_refusal
+    app.config.setdefault("RATELIMIT_ON_BREACH_CALLBACK", count_rate_limit_refusal)  # /metrics: refusals per scope
     if str(app.config.get("RATELIMIT_STORAGE_URI", "")).startswith("database://"):
         from . import ratelimit_storage  # noqa: F401  (registers the database:// scheme with `limits`)
 

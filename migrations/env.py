@@ -79,6 +79,9 @@ def render_item(type_, obj, autogen_context):
     return False
 
 
+MIGRATION_LOCK_KEY = 0x6576656E74617070  # "eventapp": the advisory lock of `flask db upgrade`
+
+
 def run_migrations_online():
     """Run migrations in 'online' mode.
 
@@ -122,6 +125,10 @@ def run_migrations_online():
 
         try:
             with context.begin_transaction():
+                if connection.dialect.name == "postgresql":
+                    # Two servers upgrading at once: the second waits here for the first's commit and
+                    # then reads the new alembic_version (nothing left to do) instead of failing half-way.
+                    connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})")
                 context.run_migrations()
             if sqlite:
                 broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()

@@ -19,8 +19,8 @@ def hash_token(token: str) -> str:
 
 
 # Built once: every check-in scan runs it. The user alone (joined to the token) is one entity to
-# load instead of two.
-_USER_BY_TOKEN = select(User).join(ApiToken, ApiToken.user_id == User.id).where(
+# load instead of two; the token's id comes along as a column (the request log names the token by it).
+_USER_BY_TOKEN = select(User, ApiToken.id).join(ApiToken, ApiToken.user_id == User.id).where(
     ApiToken.token_hash == bindparam("token_hash"))
 
 
@@ -33,10 +33,11 @@ def authenticated_user() -> User | None:
     if scheme.lower() != "bearer" or not token.strip():
         raise DomainError("unauthorized", "Authorization ヘッダーは 'Bearer <token>' の形式で指定してください。",
                           status=401)
-    user = db.session.execute(_USER_BY_TOKEN, {"token_hash": hash_token(token.strip())}).scalar_one_or_none()
-    if user is None or not user.active:
+    row = db.session.execute(_USER_BY_TOKEN, {"token_hash": hash_token(token.strip())}).one_or_none()
+    if row is None or not row[0].active:
         raise DomainError("unauthorized", "APIトークンが無効です。", status=401)
-    return user
+    g.api_token_id = row[1]
+    return row[0]
 
 
 def require_role(role: str, *, allow_session: bool = False):

@@ -6,6 +6,8 @@ from flask import jsonify
 from marshmallow import Schema, fields
 from werkzeug.exceptions import HTTPException
 
+from ..observability import request_id
+
 GENERIC_CODES = {
     400: ("bad_request", "リクエストの形式が正しくありません。"),
     401: ("unauthorized", "認証が必要です。"),
@@ -25,6 +27,8 @@ GENERIC_CODES = {
 class ErrorBodySchema(Schema):
     code = fields.String(required=True)
     message = fields.String(required=True)
+    # The request's X-Request-ID: what a client quotes when it reports the error.
+    request_id = fields.String()
     fields = fields.Dict(keys=fields.String(), values=fields.String())
 
 
@@ -36,7 +40,7 @@ def error_response(status: int, code: str | None = None, message: str | None = N
                    field_errors: dict | None = None, headers: dict | None = None):
     default_code, default_message = GENERIC_CODES.get(status, ("error", "エラーが発生しました。"))
     body = {"error": {"code": code or default_code, "message": message or default_message,
-                      "fields": field_errors or {}}}
+                      "fields": field_errors or {}, "request_id": request_id()}}
     response = jsonify(body)
     response.status_code = status
     for key, value in (headers or {}).items():

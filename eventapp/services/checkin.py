@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
+from .. import metrics
 from ..database import column_values, insert_or_skip
 from ..extensions import db
 from ..formatting import JST, answer_text, format_time, is_important, kana_sort_key
@@ -266,6 +267,7 @@ def record_check_in(plan: ScanPlan, registration: Registration, day: EventDay, *
     row = CheckIn(id=new_id, **values)
     set_committed_value(row, "by_user", user)
     _audit("checkin", row, user, label=plan.label, now=True)
+    metrics.count_after_commit(metrics.CHECKINS)
     return CheckInResult(RESULT_CHECKED_IN, registration, row, day)
 
 

@@ -34,6 +34,7 @@ from flask_babel import force_locale
 from sqlalchemy import func, insert, inspect, select, tuple_, update
 from sqlalchemy.orm import joinedload, make_transient_to_detached
 
+from .. import metrics
 from ..database import column_values, insert_or_skip, write_intent
 from ..extensions import db
 from ..models import OutboxMessage, Registration, UndeliverableAddress
@@ -317,6 +318,7 @@ def mark_undeliverable(email: str, reason: str) -> None:
 
 
 def _record_failure(message_id: int, attempts: int, failure: Failure) -> None:
+    metrics.MAIL_FAILURES.inc()
     max_attempts = current_app.config["MAIL_MAX_ATTEMPTS"]
     values: dict = {"last_error": failure.error[:2000]}
     if failure.permanent or attempts >= max_attempts:

@@ -15,6 +15,7 @@ from sqlalchemy import and_, bindparam, func, insert, or_, select
 from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
+from .. import metrics
 from ..extensions import db
 from ..models import ATTENDEE_FIELDS, MAX_COMPANIONS_LIMIT, Answer, Event, Registration
 from ..models.base import utcnow
@@ -281,6 +282,7 @@ def sign_up(event_id: int, request: SignupRequest) -> SignupResult:
 
     # Under the lock, and with waitlisted_at read after it, the new group is last in the queue.
     position = None if confirmed else counts.waitlisted + 1
+    metrics.count_after_commit(metrics.SIGNUPS, result="confirmed" if confirmed else "waitlisted")
     if request.notify:
         # One mail to the lead's address for the whole group (companions have no address).
         kind = "registration_confirmed" if confirmed else "registration_waitlisted"
@@ -359,6 +361,8 @@ def fill_free_seats(event: Event, *, now: datetime | None = None) -> list[Regist
         promoted += group
         free -= len(group)
         queue = [r for r in queue if _group_key(r) != key]
+    if promoted:
+        metrics.count_after_commit(metrics.PROMOTIONS, len(promoted))
     return promoted
 
 

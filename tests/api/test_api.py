@@ -26,7 +26,8 @@ def assert_error(response, status: int, code: str | None = None) -> dict:
     assert response.status_code == status, response.get_data(as_text=True)
     assert response.is_json, response.get_data(as_text=True)[:300]
     error = response.get_json()["error"]
-    assert set(error) == {"code", "message", "fields"}
+    assert set(error) == {"code", "message", "fields", "request_id"}
+    assert error["request_id"] == response.headers["X-Request-ID"]
     assert error["message"]
     if code:
         assert error["code"] == code
