@@ -53,9 +53,14 @@ def _git(*args: str) -> subprocess.CompletedProcess:
 
 
 def _previous_release() -> str:
+    """The newest commit on main's own line (first parents: merged branches do not count) without the head
+    migration: what the servers ran before this release."""
     head_file = Path(_scripts()[-1].path).relative_to(PROJECT_ROOT)
-    added = _git("log", "-1", "--format=%H", "--diff-filter=A", "--", str(head_file)).stdout.decode().strip()
-    return f"{added}^" if added else "HEAD"
+    commits = _git("rev-list", "--first-parent", "--max-count=500", "HEAD").stdout.decode().split()
+    for commit in commits:
+        if _git("cat-file", "-e", f"{commit}:{head_file}").returncode != 0:
+            return commit
+    return "HEAD"
 
 
 @pytest.mark.timeout(300)
