@@ -67,6 +67,8 @@ def create_app(overrides: dict | None = None) -> Flask:
     formatting.register_filters(app)
     from .services import calendar
     calendar.init_app(app)  # mail invite hook + calendar_links() for templates
+    from .services import announcements
+    announcements.init_app(app)  # unsubscribed people's queued announcements are not sent
 
     _register_request_hooks(app)
     from . import idempotency

@@ -27,6 +27,8 @@ class OutboxMessage(db.Model):
     body: Mapped[str] = mapped_column(Text)
     # [{"filename", "content_type", "content"}]; text content only (e.g. text/calendar).
     attachments: Mapped[list] = mapped_column(JSON, default=list)
+    # Extra headers {name: value} set by the code that queued the mail (announcements: List-Unsubscribe).
+    headers: Mapped[dict | None] = mapped_column(JSON, default=None)
     registration_id: Mapped[int | None] = mapped_column(
         ForeignKey("registrations.id", ondelete="SET NULL"), index=True, default=None
     )

@@ -47,11 +47,14 @@ BATCH = 100  # messages claimed, sent and marked per round of deliver_due
 
 
 def queue(kind: str, to_addr: str, template: str, context: dict, *,
-          registration: Registration | None = None, attachments: list[dict] | None = None) -> OutboxMessage:
-    """Render `templates/mail/<template>.txt` (first line `Subject: …`) and add it to the outbox."""
+          registration: Registration | None = None, attachments: list[dict] | None = None,
+          headers: dict[str, str] | None = None) -> OutboxMessage:
+    """Render `templates/mail/<template>.txt` (first line `Subject: …`) and add it to the outbox.
+
+    `headers` are extra header fields set by the caller's code (e.g. List-Unsubscribe), never user text."""
     subject, body = render(template, context)
     values = {"kind": kind, "to_addr": to_addr[:ADDRESS_LIMIT], "subject": subject, "body": body,
-              "attachments": attachments or []}
+              "attachments": attachments or [], "headers": headers or None}
     if registration is None or registration.id is not None:
         # One Core INSERT returning the new id (a sign-up queues its mail while it holds the event's
         # lock: a fraction of the work of adding and flushing the message, or of an ORM insert that
@@ -231,10 +234,21 @@ def _deliver_batch(ids: list[int], now: datetime) -> tuple[int, int]:
     return len(sent_ids), len(errors)
 
 
+class Suppressed(Exception):
+    """Not to be sent at all any more (an announcement whose recipient has unsubscribed): final, no retry."""
+
+
+def _suppression(message: OutboxMessage) -> str | None:
+    """Why this message must not go out now, from the hook a feature registers (announcements: the
+    recipient unsubscribed after it was queued), or None."""
+    hook = current_app.extensions.get("eventapp_mail_suppress")
+    return hook(message) if hook is not None else None
+
+
 def _record_failure(message_id: int, attempts: int, error: str) -> None:
     max_attempts = current_app.config["MAIL_MAX_ATTEMPTS"]
     values: dict = {"last_error": error[:2000]}
-    if attempts >= max_attempts:
+    if attempts >= max_attempts or error.startswith(f"{Suppressed.__name__}:"):
         values["status"] = "failed"
     else:
         values["next_attempt_at"] = utcnow() + timedelta(minutes=2 ** attempts)
@@ -380,6 +394,9 @@ def build_email(message: OutboxMessage) -> EmailMessage:
     organiser = _address(message.registration.event.organiser_email) if message.registration else ""
     if organiser:
         email["Reply-To"] = organiser
+    for name, value in (message.headers or {}).items():
+        if name.isascii() and name.replace("-", "").isalnum() and name not in email:  # set by code; never replaces the above
+            email[name] = single_line(str(value))
     email.set_content(message.body, charset="utf-8")
     for attachment in registration_attachments(message):
         maintype, _, subtype = attachment["content_type"].partition("/")
@@ -402,6 +419,8 @@ def _transport() -> Iterator[Callable[[OutboxMessage], None]]:
 
     def send(message: OutboxMessage) -> None:
         nonlocal smtp
+        if reason := _suppression(message):
+            raise Suppressed(reason)
         email = build_email(message)
         if backend == "file":
             directory = Path(config["MAIL_FILE_DIR"])
