@@ -18,7 +18,7 @@ from eventapp.services import announcements, mail
 from eventapp.services import registration as registration_service
 from eventapp.services.errors import DomainError, NotFound
 from tests.factories import jst, make_event, make_registration, person_input
-from tests.services.test_mail import mail_config, smtp_server  # noqa: F401 (fixtures)
+from tests.services import test_mail
 
 CONFIRM_RE = re.compile(r"http://testserver\.local/announcements/confirm/([A-Za-z0-9_.-]+)")
 
@@ -159,6 +159,10 @@ def test_audience_filters_by_attendance_kind_fiscal_year_and_prefecture(ctx):
         announcements.parse_filter({"attended": ["bogus"]})
     assert announcements.parse_filter({"attended": ["seminar"], "fiscal_year": "2025", "prefecture": "東京都"}) == \
         announcements.AudienceFilter(("seminar",), "東京都", 2025)
+
+
+smtp_server = test_mail.smtp_server  # the real SMTP server (aiosmtpd) and mail settings fixtures
+mail_config = test_mail.mail_config
 
 
 @pytest.fixture
