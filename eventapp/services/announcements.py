@@ -20,6 +20,7 @@ from urllib.parse import quote
 
 from flask import Flask, current_app
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import exists, select
 
@@ -34,8 +35,9 @@ from .people import PREFECTURES
 
 # The wording a person agrees to; a new wording gets a new version (records keep the one agreed to).
 ANNOUNCEMENT_CONSENT_VERSION = "2026-12"
-ANNOUNCEMENT_CONSENT_LABEL = "次回以降のイベントのお知らせを受け取る"
-ANNOUNCEMENT_CONSENT_TEXT = (
+# Lazy: pages show it in the reader's language (the English text is a translation of this version).
+ANNOUNCEMENT_CONSENT_LABEL = lazy_gettext("次回以降のイベントのお知らせを受け取る")
+ANNOUNCEMENT_CONSENT_TEXT = lazy_gettext(
     "岩手県 遠恋複業課 事務局から、今後のセミナー・フィールドワーク・マッチング会のご案内をメールでお送りします。"
     "配信はいつでも、お知らせメール内のリンクまたはマイページから停止できます。"
     "お申し込みの確認やリマインダーなど、お申し込みに関するメールは停止後も届きます。"
@@ -82,7 +84,7 @@ def request_opt_in(registration: Registration) -> OutboxMessage | None:
     return mail.queue(OPT_IN_MAIL, person.email, OPT_IN_MAIL, {
         "registration": registration, "event": registration.event, "person": person,
         "confirm_url": external_url("public.announcement_opt_in", token=token),
-        "consent_label": ANNOUNCEMENT_CONSENT_LABEL, "consent_text": ANNOUNCEMENT_CONSENT_TEXT,
+        "consent_label": ANNOUNCEMENT_CONSENT_LABEL, "consent_text": ANNOUNCEMENT_CONSENT_TEXT,  # lazy: Japanese in the mail
         "max_age_days": OPT_IN_MAX_AGE.days,
     }, registration=registration)
 

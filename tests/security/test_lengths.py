@@ -28,6 +28,7 @@ from eventapp.models import (
     REGISTRATION_STATUSES,
     ROLES,
 )
+from eventapp.models.announcement import CONSENT_SOURCES, CONSENT_STATUSES, WITHDRAWAL_CHANNELS
 from eventapp.models.matching import (
     ACCESS_RULES,
     ATTENDANCE_SOURCES,
@@ -195,6 +196,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "matching_links.scope": LINK_SCOPES, "attendances.source": ATTENDANCE_SOURCES,
     "invitations.reason": INVITATION_REASONS, "outcomes.status": OUTCOME_STATUSES,
     "outcomes.project_type": PROJECT_TYPES, "outbox.status": OUTBOX_STATUSES, "users.role": ROLES,
+    "announcement_consents.status": CONSENT_STATUSES, "announcement_consents.source": CONSENT_SOURCES,
+    "announcement_consents.withdrawn_via": WITHDRAWAL_CHANNELS,
     # A phone number is digits and hyphens, 10–21 characters (services.people._PHONE_RE).
     "people.phone": ("+" + "0" * 20,), "registrations.phone": ("+" + "0" * 20,),
 }
@@ -214,6 +217,8 @@ NOT_USER_ENTERED: dict[str, str] = {
     "audit_log.action": "an action word from the code",
     "audit_log.object_type": "an object type from the code",
     "people.calendar_token": "secrets.token_urlsafe(32): 43 characters",
+    "announcement_consents.unsubscribe_token": "secrets.token_urlsafe(24): 32 characters",
+    "announcement_consents.consent_version": "services.announcements.ANNOUNCEMENT_CONSENT_VERSION, a code constant",
     "registrations.manage_token": "secrets.token_urlsafe: generated",
     "registrations.ticket_code": "generated ticket key",
     "invitations.token": "secrets.token_urlsafe: generated",
