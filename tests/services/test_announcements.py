@@ -269,3 +269,24 @@ def test_mypage_choice_applies_at_once_and_renewal_keeps_the_unsubscribe_token(c
     assert consent_of("hanako@example.com").status == "withdrawn"
     with pytest.raises(NotFound):
         announcements.unsubscribe("x" * 32)
+
+
+def test_merged_or_anonymised_people_get_no_announcements(ctx):
+    from eventapp.services.participants import merge_people
+    from eventapp.services.privacy import anonymise_person
+
+    keep = make_registration(make_event(), email="keep@example.com").person
+    merged = subscribe("typo@example.com")
+    gone = subscribe("gone@example.com")
+    merge_people(keep.id, merged.id)
+    anonymise_person(gone.id)
+    db.session.commit()
+    # The consent was given for the merged address, which no longer exists: it goes with it.
+    assert db.session.execute(select(AnnouncementConsent)).scalars().all() == [consent_of_id(gone.id)]
+    assert consent_of("keep@example.com") is None
+    assert announcements.audience(make_event(), announcements.AudienceFilter()) == []
+
+
+def consent_of_id(person_id: int) -> AnnouncementConsent | None:
+    return db.session.execute(select(AnnouncementConsent).where(AnnouncementConsent.person_id == person_id)
+                              ).scalar_one_or_none()
