@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import flash, redirect, render_template, request, url_for
 
+from .. import idempotency
 from ..auth.decorators import role_required
 from ..extensions import db
 from ..models.base import utcnow
@@ -17,6 +18,7 @@ from .events import load_event
 
 @bp.route("/events/<int:event_id>/announce", methods=["GET", "POST"])
 @role_required("staff")
+@idempotency.form_view  # the preview's hidden one-time key: a double-clicked send mails nobody twice
 def event_announce(event_id: int):
     """GET: the filter form. POST action=preview: the count and the mail for the first recipient;
     POST action=send: queue the mails, refused unless the count is still the one previewed."""
@@ -37,9 +39,11 @@ def event_announce(event_id: int):
             if request.form.get("action") == "send":
                 expected = request.form.get("expected", "")
                 sent = service.announce(event.id, flt, intro, expected=int(expected) if expected.isdigit() else None)
+                location = url_for("staff.event_detail", event_id=event.id)
+                idempotency.remember(location)  # stored with the mails, in their transaction
                 db.session.commit()
                 flash(f"{sent}名にお知らせを送信しました(送信待ちの列に入りました)。", "success")
-                return redirect(url_for("staff.event_detail", event_id=event.id), code=303)
+                return redirect(location, code=303)
             recipients, rendered = service.preview(event, flt, intro)
         except ValidationFailed as exc:
             db.session.rollback()

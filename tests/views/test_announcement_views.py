@@ -151,8 +151,13 @@ def test_staff_preview_shows_count_and_mail_then_sends_once_per_person(app, staf
     # A stale count is refused; the previewed one sends.
     stale = post_form(staff_client, url, {"action": "send", "intro": "ぜひどうぞ。", "expected": "3"}, token_from=url)
     assert stale.status_code == 422 and "変わりました" in stale.get_data(as_text=True)
-    sent = post_form(staff_client, url, {"action": "send", "intro": "ぜひどうぞ。", "expected": "2"}, token_from=url)
+    key = re.search(r'name="idempotency_key" value="([^"]+)"', html).group(1)
+    form = {"action": "send", "intro": "ぜひどうぞ。", "expected": "2", "idempotency_key": key}
+    sent = post_form(staff_client, url, form, token_from=url)
     assert sent.status_code == 303
+    # A double-clicked send gets the first answer and mails nobody twice.
+    again = post_form(staff_client, url, form, token_from=url)
+    assert again.status_code == 303 and again.headers.get("Idempotent-Replayed") == "true"
     with app.app_context():
         rows = db.session.execute(select(OutboxMessage).where(OutboxMessage.kind == "announcement")).scalars().all()
         assert sorted(r.to_addr for r in rows) == ["a@example.com", "b@example.com"]
