@@ -23,6 +23,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import exists, select
+from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
 from ..models import AnnouncementConsent, Attendance, CheckIn, Event, OutboxMessage, Person, Registration
@@ -131,14 +132,20 @@ def _opt_in(person: Person, source: str, *, registration_id: int | None = None,
     consent = consent_for(person)
     if consent is not None and consent.is_active and consent.consent_version == ANNOUNCEMENT_CONSENT_VERSION:
         return consent  # already agreed to this wording: the first record stands
+    values = {"status": "active", "consent_version": ANNOUNCEMENT_CONSENT_VERSION, "consented_at": now,
+              "source": source, "registration_id": registration_id, "withdrawn_at": None, "withdrawn_via": ""}
     if consent is None:
-        consent = AnnouncementConsent(person_id=person.id)
-        db.session.add(consent)
-    # The unsubscribe token is kept on a renewed consent: links in older announcements still work.
-    consent.status, consent.consent_version, consent.consented_at = "active", ANNOUNCEMENT_CONSENT_VERSION, now
-    consent.source, consent.registration_id = source, registration_id
-    consent.withdrawn_at, consent.withdrawn_via = None, ""
-    db.session.flush()
+        consent = AnnouncementConsent(person_id=person.id, **values)
+        try:
+            with db.session.begin_nested():  # two clicks at once: the unique person_id lets one win
+                db.session.add(consent)
+        except IntegrityError:
+            return consent_for(person)
+    else:
+        # The unsubscribe token is kept on a renewed consent: links in older announcements still work.
+        for name, value in values.items():
+            setattr(consent, name, value)
+        db.session.flush()
     audit.record("announcement_consent", "person", person.id,
                  f"お知らせの受け取りに同意({ANNOUNCEMENT_CONSENT_VERSION}, {source})",
                  {"version": ANNOUNCEMENT_CONSENT_VERSION, "source": source, "registration_id": registration_id},

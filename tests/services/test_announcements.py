@@ -290,3 +290,19 @@ def test_merged_or_anonymised_people_get_no_announcements(ctx):
 def consent_of_id(person_id: int) -> AnnouncementConsent | None:
     return db.session.execute(select(AnnouncementConsent).where(AnnouncementConsent.person_id == person_id)
                               ).scalar_one_or_none()
+
+
+def test_two_confirmations_at_once_record_one_consent(ctx, monkeypatch):
+    person = subscribe("hanako@example.com")
+    first = consent_of("hanako@example.com")
+    real = announcements.consent_for
+    stale = [True]  # the second click read before the first one's row was committed
+
+    def consent_for(p):
+        return None if stale and stale.pop() else real(p)
+
+    monkeypatch.setattr(announcements, "consent_for", consent_for)
+    assert announcements.set_from_mypage(person, True).id == first.id
+    assert not stale  # the stale read did happen
+    db.session.commit()
+    assert db.session.execute(select(AnnouncementConsent)).scalars().all() == [first]
