@@ -32,7 +32,8 @@ def event_announce(event_id: int):
         service.check_can_announce(event)
     except DomainError as exc:
         error = exc.message
-    if request.method == "POST" and error is None:
+    blocked = error is not None  # a draft, ended or cancelled event, or the sender is not configured
+    if request.method == "POST" and not blocked:
         try:
             flt = service.parse_filter(values)
             intro = service.clean_intro(values["intro"])
@@ -54,5 +55,5 @@ def event_announce(event_id: int):
     this_year = fiscal_year(utcnow())
     status = 422 if (errors or (error and request.method == "POST")) else 200
     return render_template("staff/event_announce.html", event=event, values=values, errors=errors, error=error,
-                           recipients=recipients, rendered=rendered, groups=service.ATTENDED_GROUPS,
+                           recipients=recipients, rendered=rendered, groups=service.ATTENDED_GROUPS, blocked=blocked,
                            prefectures=PREFECTURES, years=list(range(this_year, this_year - 6, -1))), status
