@@ -18,6 +18,8 @@ class OutboxMessage(db.Model):
     __table_args__ = (
         CheckConstraint(f"status IN {OUTBOX_STATUSES}", name="status_valid"),
         Index("ix_outbox_status_next", "status", "next_attempt_at"),
+        # Mail already sent to an address, by kind (announcements: one opt-in confirmation a day).
+        Index("ix_outbox_to_addr_kind", "to_addr", "kind"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -47,6 +47,9 @@ OPT_IN_MAIL = "announcement_opt_in"
 ANNOUNCEMENT_MAIL = "announcement"
 OPT_IN_SALT = "announcement-opt-in"
 OPT_IN_MAX_AGE = timedelta(days=30)
+# At most one confirmation mail per address in this time, however many sign-ups tick the box (a
+# stranger signing someone's address up for several events must not fill their inbox).
+OPT_IN_QUIET = timedelta(hours=24)
 INTRO_LIMIT = 2000
 # Audience filter: attended events of these groups (check-in or attendance row on a confirmed registration).
 ATTENDED_GROUPS = {
@@ -80,6 +83,11 @@ def request_opt_in(registration: Registration) -> OutboxMessage | None:
     Nothing is sent when the address has no mailbox (walk-ins) or is already subscribed."""
     person = registration.person
     if person is None or not person.email or is_subscribed(person):
+        return None
+    recent = db.session.execute(select(OutboxMessage.id).where(
+        OutboxMessage.kind == OPT_IN_MAIL, OutboxMessage.to_addr == person.email,
+        OutboxMessage.created_at > utcnow() - OPT_IN_QUIET).limit(1)).first()
+    if recent is not None:
         return None
     token = _serializer().dumps({"p": person.id, "e": person.email, "r": registration.id})
     return mail.queue(OPT_IN_MAIL, person.email, OPT_IN_MAIL, {

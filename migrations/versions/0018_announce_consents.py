@@ -4,7 +4,7 @@ Revision ID: announce_consents
 Revises: event_calendar_alarms
 Create Date: 2026-12-04 19:20:00
 
-A new table and a nullable column: safe while older app servers run (they neither read nor write
+A new table, a nullable column and an index on outbox (to_addr, kind): safe while older app servers run (they neither read nor write
 them). Nobody is opted in by the migration: consent is only ever given by the person.
 """
 import sqlalchemy as sa
@@ -50,9 +50,11 @@ def upgrade():
     )
     with op.batch_alter_table('outbox', schema=None) as batch_op:
         batch_op.add_column(sa.Column('headers', sa.JSON(), nullable=True))
+        batch_op.create_index('ix_outbox_to_addr_kind', ['to_addr', 'kind'], unique=False)
 
 
 def downgrade():
     with op.batch_alter_table('outbox', schema=None) as batch_op:
+        batch_op.drop_index('ix_outbox_to_addr_kind')
         batch_op.drop_column('headers')
     op.drop_table('announcement_consents')

@@ -100,6 +100,9 @@ def test_an_unverified_sign_up_cannot_opt_someone_else_in_or_back_in(ctx):
     assert stranger.person_id == owner.id
     assert consent_of("victim@example.com").status == "withdrawn"
     assert outbox(announcements.OPT_IN_MAIL)[-1].to_addr == "victim@example.com"
+    # Another sign-up ticking the box the same day: no second confirmation mail (no inbox flooding).
+    sign_up(make_event(), opt_in=True, email="victim@example.com", name="他人 三郎")
+    assert [m.to_addr for m in outbox(announcements.OPT_IN_MAIL)] == ["victim@example.com"]
     # A brand-new address signed up by someone else: nothing recorded either.
     sign_up(make_event(), opt_in=True, email="never-asked@example.com")
     assert consent_of("never-asked@example.com") is None
