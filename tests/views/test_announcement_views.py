@@ -197,3 +197,14 @@ def test_api_flag_is_false_by_default_and_strictly_boolean(app, client):
             OutboxMessage.kind == "announcement_opt_in")).scalars().all()
     assert to == ["jiro@example.com"]
     assert consent(app, "jiro@example.com") is None
+
+
+def test_unsubscribe_page_and_signup_box_in_english(app):
+    token = subscribed(app, "hanako@example.com")
+    fresh = app.test_client()
+    page = fresh.get(f"/announcements/unsubscribe/{token}?lang=en").get_data(as_text=True)
+    assert "Unsubscribe from announcements" in page and "配信を停止する" not in page
+    with app.app_context():
+        slug = make_event().slug
+    form = fresh.get(f"/events/{slug}/register?lang=en").get_data(as_text=True)
+    assert "Receive announcements of future events" in form
