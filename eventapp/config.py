@@ -71,6 +71,8 @@ def load_config(instance_path: Path) -> dict:
         "ORGANISER_CONTACT": env.get("ORGANISER_CONTACT", "" if production else "019-000-0000 / enren@example.jp(開発用)"),
         # Optional mailto: target of List-Unsubscribe (a mailbox someone reads); the https one-click link is always given.
         "ANNOUNCEMENT_UNSUBSCRIBE_MAILTO": env.get("ANNOUNCEMENT_UNSUBSCRIBE_MAILTO", ""),
+        # An absolute image URL for shared links' previews (og:image) and event data; none: text-only cards.
+        "SITE_IMAGE_URL": env.get("SITE_IMAGE_URL", ""),
         "BABEL_DEFAULT_LOCALE": "ja",
         "BABEL_DEFAULT_TIMEZONE": "Asia/Tokyo",
         "LANGUAGES": ["ja", "en"],

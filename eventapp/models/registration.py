@@ -18,6 +18,8 @@ from .person import IWATE_RELATIONS
 REGISTRATION_STATUSES = ("confirmed", "waitlisted", "cancelled")
 ACTIVE_STATUSES = ("confirmed", "waitlisted")
 # Per-registration attendee details (the same names as the person's contact fields).
+# Languages a participant can sign up in (`?lang=en`); their mails are written in it.
+MAIL_LOCALES = ("ja", "en")
 ATTENDEE_FIELDS = ("name", "furigana", "phone", "prefecture", "iwate_relation", "occupation", "skills")
 
 
@@ -28,6 +30,7 @@ class Registration(db.Model):
         CheckConstraint("status != 'waitlisted' OR waitlisted_at IS NOT NULL", name="waitlist_has_time"),
         CheckConstraint("status != 'confirmed' OR confirmed_at IS NOT NULL", name="confirmed_has_time"),
         CheckConstraint(f"iwate_relation IN {IWATE_RELATIONS}", name="iwate_relation_valid"),
+        CheckConstraint(f"locale IN {MAIL_LOCALES}", name="locale_valid"),
         # One active registration per person and event, whatever the Python code does.
         Index(
             "uq_registrations_active_person_event", "event_id", "person_id", unique=True,
@@ -52,12 +55,16 @@ class Registration(db.Model):
     waitlisted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    # When the online seminar's join URL was mailed at its reveal time (services/join_url_notices).
+    join_url_mailed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     cancelled_by: Mapped[str] = mapped_column(String(16), default="")
     manage_token: Mapped[str] = mapped_column(String(64), unique=True)
     ticket_code: Mapped[str] = mapped_column(String(64), unique=True)
     consent_version: Mapped[str] = mapped_column(String(32))
     consent_at: Mapped[datetime] = mapped_column(UTCDateTime())
     source: Mapped[str] = mapped_column(String(16), default="web")
+    # The language the participant signed up in: every mail about this registration is written in it.
+    locale: Mapped[str] = mapped_column(String(5), default="ja", server_default="ja")
     staff_note: Mapped[str] = mapped_column(Text, default="")
     # A companion (同行者) points at the registration of the person who signed the group up; the
     # lead and everyone signed up alone have NULL. The group takes seats, or waits, together.

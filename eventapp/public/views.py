@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Response, abort, flash, redirect, render_template, request, url_for
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from sqlalchemy import select
 
@@ -19,7 +20,7 @@ from ..services.capacity import availability, counts_for, counts_for_events
 from ..services.errors import DomainError, ValidationFailed
 from ..services.privacy import current_notice
 from ..services.tickets import qr_png, qr_svg
-from . import bp
+from . import bp, metadata
 from .forms import signup_form_for
 
 
@@ -52,7 +53,8 @@ def event_list():
 def event_detail(slug: str):
     event = _visible_event(slug)
     avail = availability(event, counts_for(event.id))
-    return render_template("public/event_detail.html", event=event, availability=avail)
+    return render_template("public/event_detail.html", event=event, availability=avail,
+                           card=metadata.event_card(event), json_ld=metadata.event_json_ld(event, avail))
 
 
 @bp.route("/events/<slug>/register", methods=["GET", "POST"])
@@ -72,7 +74,8 @@ def signup(slug: str):
             result = registration_service.sign_up(event.id, registration_service.SignupRequest(
                 person=form.person_data(), answers=form.answers(event), consent=bool(form.consent_privacy.data),
                 announcements_opt_in=bool(form.announcements_opt_in.data),
-                companions=form.companions(event), preferences=preferences, source="web"))
+                companions=form.companions(event), preferences=preferences, source="web",
+                locale=str(get_locale() or "ja")))  # the page's language (?lang=en): the mails' too
             location = url_for("public.manage", token=result.registration.manage_token, new=1)
             idempotency.remember(location)  # stored with the registration, in its transaction
             db.session.commit()

@@ -98,7 +98,8 @@ EVE_REMINDER_HOUR = 18
 FEED_PAST_WINDOW = timedelta(days=365)
 ICS_MIMETYPE = "text/calendar; charset=utf-8"
 # Mails that carry the invite (REQUEST), and those that withdraw it (CANCEL) once it is void.
-INVITE_KINDS = {"registration_confirmed", "registration_promoted", "registration_confirmed_by_staff", "event_updated"}
+INVITE_KINDS = {"registration_confirmed", "registration_promoted", "registration_confirmed_by_staff", "event_updated",
+                "join_url_revealed"}
 CANCEL_KINDS = {"registration_cancelled", "event_cancelled", "event_updated"}
 
 

@@ -18,6 +18,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from ..extensions import db
 from ..models import ATTENDEE_FIELDS, MAX_COMPANIONS_LIMIT, Answer, Event, Registration
 from ..models.base import utcnow
+from ..models.registration import MAIL_LOCALES
 from . import mail
 from .capacity import availability, counts_for, lock_event, roster_frozen
 from .errors import DomainError, NotFound, ValidationFailed
@@ -71,6 +72,8 @@ class SignupRequest:
     # they are validated and stored; None: not asked (staff sign-ups, walk-ins).
     preferences: list | None = None
     source: str = "web"
+    # The language the person signed up in ('ja' or 'en'; anything else is 'ja'): their mails use it.
+    locale: str = "ja"
     staff_override: bool = False
     notify: bool = True
     # False only for staff-entered walk-ins: an empty address is allowed and the person gets no mail.
@@ -243,6 +246,7 @@ def sign_up(event_id: int, request: SignupRequest) -> SignupResult:
     confirmed = counts.waitlisted == 0 and counts.confirmed + group_size <= event.capacity
     common = {
         "event_id": event.id, "consent_version": notice_version, "consent_at": now, "source": request.source,
+        "locale": request.locale if request.locale in MAIL_LOCALES else "ja",
         "created_at": now, "status": "confirmed" if confirmed else "waitlisted",
         "confirmed_at": now if confirmed else None, "waitlisted_at": None if confirmed else now,
     }

@@ -26,6 +26,7 @@ from eventapp.models import (
     IWATE_RELATIONS,
     QUESTION_KINDS,
     REGISTRATION_STATUSES,
+    REMINDERS,
     ROLES,
 )
 from eventapp.models.announcement import CONSENT_SOURCES, CONSENT_STATUSES, WITHDRAWAL_CHANNELS
@@ -38,6 +39,7 @@ from eventapp.models.matching import (
 )
 from eventapp.models.organisation import EVENT_ORG_ROLES, IWATE_MUNICIPALITIES, PROJECT_TYPES
 from eventapp.models.outbox import OUTBOX_STATUSES
+from eventapp.models.registration import MAIL_LOCALES
 from eventapp.services import organisations, staff_events
 from eventapp.services.accounts import create_user
 from eventapp.services.errors import ValidationFailed
@@ -45,6 +47,7 @@ from eventapp.services.events import create_event
 from eventapp.services.people import PREFECTURES
 from eventapp.services.privacy import publish_notice
 from eventapp.services.registration import register
+from eventapp.services.reminders import WAITLIST_CLOSED
 from tests.conftest import future, make_event, person_input
 
 
@@ -191,6 +194,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "registrations.prefecture": PREFECTURES, "registrations.iwate_relation": IWATE_RELATIONS,
     "registrations.status": REGISTRATION_STATUSES, "registrations.cancelled_by": ("self", "staff", "event"),
     "registrations.source": ("web", "api", "staff", "walkin"), "checkins.source": CHECKIN_SOURCES,
+    "registrations.locale": MAIL_LOCALES,
     "organisations.municipality": IWATE_MUNICIPALITIES, "organisations.project_type": PROJECT_TYPES,
     "event_organisations.role": EVENT_ORG_ROLES, "matching_settings.access_rule": ACCESS_RULES,
     "matching_links.scope": LINK_SCOPES, "attendances.source": ATTENDANCE_SOURCES,
@@ -198,6 +202,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "outcomes.project_type": PROJECT_TYPES, "outbox.status": OUTBOX_STATUSES, "users.role": ROLES,
     "announcement_consents.status": CONSENT_STATUSES, "announcement_consents.source": CONSENT_SOURCES,
     "announcement_consents.withdrawn_via": WITHDRAWAL_CHANNELS,
+    "reminder_sends.code": (*REMINDERS, WAITLIST_CLOSED),
     # A phone number is digits and hyphens, 10–21 characters (services.people._PHONE_RE).
     "people.phone": ("+" + "0" * 20,), "registrations.phone": ("+" + "0" * 20,),
 }
@@ -207,6 +212,7 @@ DERIVED: dict[str, str] = {
     "answers.question_label": "questions.label",
     "registrations.consent_version": "privacy_notices.version",
     "outbox.to_addr": "people.email",
+    "undeliverable_addresses.email": "outbox.to_addr",
     "audit_log.actor": "users.email",
 }
 
@@ -214,6 +220,7 @@ DERIVED: dict[str, str] = {
 NOT_USER_ENTERED: dict[str, str] = {
     "outbox.subject": "derived from a title; services.mail shortens it with … to the column (test below)",
     "outbox.kind": "a mail template name from the code",
+    "undeliverable_addresses.reason": "the SMTP server's reply, cut to the column by services.mail.mark_undeliverable",
     "audit_log.action": "an action word from the code",
     "audit_log.object_type": "an object type from the code",
     "people.calendar_token": "secrets.token_urlsafe(32): 43 characters",

@@ -1,7 +1,7 @@
 """announcement_consents, outbox.headers: opt-in announcements (特定電子メール法)
 
 Revision ID: announce_consents
-Revises: event_calendar_alarms
+Revises: bounces_undeliverable_locale
 Create Date: 2026-12-04 19:20:00
 
 A new table, a nullable column and an index on outbox (to_addr, kind): safe while older app servers run (they neither read nor write
@@ -13,7 +13,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = 'announce_consents'
-down_revision = 'event_calendar_alarms'
+down_revision = 'bounces_undeliverable_locale'
 branch_labels = None
 depends_on = None
 
