@@ -69,6 +69,8 @@ def create_app(overrides: dict | None = None) -> Flask:
     static_urls.init_app(app)  # /static/… URLs carry ?v=<hash of the file> (long cache in nginx)
     from .services import calendar
     calendar.init_app(app)  # mail invite hook + calendar_links() for templates
+    from .services import announcements
+    announcements.init_app(app)  # unsubscribed people's queued announcements are not sent
 
     from . import metrics, observability
     observability.init_app(app)  # request id, JSON request log, request metrics: first hooks of all

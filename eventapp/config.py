@@ -65,6 +65,12 @@ def load_config(instance_path: Path) -> dict:
         "MAIL_RUSH_RATE": float(env.get("MAIL_RUSH_RATE", "20")),
         "MAIL_RUSH_MAX_DEFER_S": float(env.get("MAIL_RUSH_MAX_DEFER_S", "30")),
         "ORGANISER_NAME": env.get("ORGANISER_NAME", "岩手県 遠恋複業課 事務局"),
+        # The sender identification every announcement carries (特定電子メール法 第4条): postal address and a
+        # contact (phone / address / URL). Announcements are refused while either is empty (production default).
+        "ORGANISER_ADDRESS": env.get("ORGANISER_ADDRESS", "" if production else "〒020-8570 岩手県盛岡市内丸10-1(開発用)"),
+        "ORGANISER_CONTACT": env.get("ORGANISER_CONTACT", "" if production else "019-000-0000 / enren@example.jp(開発用)"),
+        # Optional mailto: target of List-Unsubscribe (a mailbox someone reads); the https one-click link is always given.
+        "ANNOUNCEMENT_UNSUBSCRIBE_MAILTO": env.get("ANNOUNCEMENT_UNSUBSCRIBE_MAILTO", ""),
         # An absolute image URL for shared links' previews (og:image) and event data; none: text-only cards.
         "SITE_IMAGE_URL": env.get("SITE_IMAGE_URL", ""),
         "BABEL_DEFAULT_LOCALE": "ja",

@@ -144,7 +144,8 @@ RATE_LIMITED_ENDPOINTS: dict[str, tuple[str, Callable[[], str], list[str] | None
     "token": ("TOKEN_RATE_LIMIT", get_remote_address, None,
               ("public.manage", "public.cancel", "public.registration_ics", "public.ticket_pdf", "public.ticket_png",
                "matching_public.invitation", "matching_public.attendance_code", "matching_public.survey",
-               "api.get_registration", "api.cancel_registration", "mypage.open_link")),
+               "api.get_registration", "api.cancel_registration", "mypage.open_link",
+               "public.announcement_opt_in", "public.announcement_unsubscribe")),
     "feed": ("FEED_RATE_LIMIT", get_remote_address, None, ("public.person_feed",)),
     # Asking for a マイページ sign-in link: per client IP and, separately, per address asked for.
     "my_link_ip": ("MY_LINK_IP_RATE_LIMIT", get_remote_address, ["POST"], ("mypage.request_link",)),

@@ -181,6 +181,7 @@ def create_registration(data, event_id):
     not proof of owning it: the sign-up neither changes nor reveals the address's other registrations."""
     answers = data.pop("answers", {}) or {}
     consent = data.pop("consent_privacy", False) is True
+    opt_in = data.pop("announcements_opt_in", False) is True
     companions = data.pop("companions", []) or []
     preferences = data.pop("preferences", None)
     locale = data.pop("locale", "ja")  # the mails' language; not the request's Accept-Language
@@ -188,7 +189,7 @@ def create_registration(data, event_id):
     try:
         result = registration_service.sign_up(event_id, registration_service.SignupRequest(
             person=data, answers=answers, consent=consent, companions=companions, preferences=preferences,
-            source="api", locale=locale))
+            announcements_opt_in=opt_in, source="api", locale=locale))
     except DomainError as exc:
         if exc.code != "duplicate":
             raise

@@ -322,6 +322,9 @@ class RegistrationCreateSchema(StrictSchema):
     occupation = Text(validate=length(MAX_TEXT))
     skills = Text(validate=length(MAX_TEXT))
     consent_privacy = StrictBoolean(required=True, metadata={"enum": [True], "description": "must be true"})
+    announcements_opt_in = StrictBoolean(load_default=False, metadata={
+        "description": "「次回以降のイベントのお知らせを受け取る」 (default false). true only mails the address a "
+                       "confirmation link; consent is recorded when its owner confirms there"})
     answers = _answers_field()
     companions = fields.List(fields.Nested(CompanionCreateSchema), validate=validate.Length(max=MAX_COMPANIONS_LIMIT),
                              metadata={"description": "companions (同行者), at most the event's max_companions; "

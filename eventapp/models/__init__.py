@@ -1,5 +1,6 @@
 """All models, imported here so Alembic and the app see the whole schema."""
 
+from .announcement import AnnouncementConsent
 from .audit import AuditEntry
 from .checkin import CHECKIN_SOURCES, CheckIn
 from .event import (
@@ -44,8 +45,8 @@ __all__ = [
     "ACTIVE_STATUSES", "ATTENDEE_FIELDS", "CALENDAR_ALARMS", "CHECKIN_SOURCES", "EVENT_KINDS", "EVENT_STATUSES",
     "IWATE_RELATIONS", "MAX_CALENDAR_ALARMS", "MAX_COMPANIONS_LIMIT", "MAX_REMINDERS", "QUESTION_KINDS", "REGISTRATION_STATUSES", "REMINDERS", "ROLES", "Answer", "ApiToken", "AuditEntry",
     "CheckIn", "Event", "MyPageLink", "EventDay", "IdempotencyKey", "OutboxMessage", "Person", "PrivacyNotice",
-    "ProgrammeItem", "RateLimitCounter", "Question", "RecoveryCode", "Registration", "ReminderSend", "UndeliverableAddress",
-    "User",
+    "ProgrammeItem", "RateLimitCounter", "AnnouncementConsent", "Question", "RecoveryCode", "Registration", "ReminderSend",
+    "UndeliverableAddress", "User",
     "STAFF_MAIL_ATTACHMENTS", "STAFF_MAIL_AUDIENCES", "STAFF_MAIL_STATUSES", "StaffMail",
     # matching and organisations
     "IWATE_MUNICIPALITIES", "PROJECT_TYPES", "Attendance", "AttendanceCodeAttempts", "EventAttendanceState", "EventOrganisation", "Invitation",

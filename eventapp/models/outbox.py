@@ -18,6 +18,8 @@ class OutboxMessage(db.Model):
     __table_args__ = (
         CheckConstraint(f"status IN {OUTBOX_STATUSES}", name="status_valid"),
         Index("ix_outbox_status_next", "status", "next_attempt_at"),
+        # Mail already sent to an address, by kind (announcements: one opt-in confirmation a day).
+        Index("ix_outbox_to_addr_kind", "to_addr", "kind"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -29,6 +31,8 @@ class OutboxMessage(db.Model):
     # file (a PDF) with "content_transfer": "base64", or {"document": …} naming one of the app's own PDFs,
     # drawn when the mail is sent (services.staff_mail.document_attachment).
     attachments: Mapped[list] = mapped_column(JSON, default=list)
+    # Extra headers {name: value} set by the code that queued the mail (announcements: List-Unsubscribe).
+    headers: Mapped[dict | None] = mapped_column(JSON, default=None)
     registration_id: Mapped[int | None] = mapped_column(
         ForeignKey("registrations.id", ondelete="SET NULL"), index=True, default=None
     )

@@ -32,6 +32,8 @@ class SignupForm(FlaskForm):
     occupation = TextAreaField(_l("ご職業(任意)"), render_kw={"rows": 2, "maxlength": 2000})
     skills = TextAreaField(_l("活かせるスキル・経験(任意)"), render_kw={"rows": 3, "maxlength": 2000})
     consent_privacy = BooleanField(_l("上記の個人情報の取扱いに同意します"))
+    # Unticked by default; ticking it only mails a confirmation link (services.announcements).
+    announcements_opt_in = BooleanField(_l("次回以降のイベントのお知らせを受け取る"), default=False)
 
     PERSON_FIELDS = ("name", "furigana", "email", "phone", "prefecture", "iwate_relation", "occupation", "skills")
 
@@ -85,6 +87,7 @@ class AttendeeForm(SignupForm):
 
     email = None
     consent_privacy = None
+    announcements_opt_in = None
     PERSON_FIELDS = tuple(f for f in SignupForm.PERSON_FIELDS if f != "email")
 
 

@@ -30,6 +30,7 @@ from wtforms import EmailField
 
 from ..extensions import db
 from ..models import Person
+from ..services import announcements as announcement_service
 from ..services import mypage as mypage_service
 from ..services import registration as registration_service
 from ..services.calendar import personal_feed_links
@@ -136,8 +137,24 @@ def home(person: Person):
     upcoming, past = mypage_service.overview(person)
     tickets = {e.registration.id: qr_svg(e.registration.ticket_code) for e in upcoming
                if e.registration.status == "confirmed" and e.event.has_qr_ticket}
+    consent = announcement_service.consent_for(person)
+    announcement = {"subscribed": consent is not None and consent.is_active, "consent": consent,
+                    "label": announcement_service.ANNOUNCEMENT_CONSENT_LABEL,
+                    "text": announcement_service.ANNOUNCEMENT_CONSENT_TEXT,
+                    "version": announcement_service.ANNOUNCEMENT_CONSENT_VERSION}
     return render_template("mypage/home.html", person=person, upcoming=upcoming, past=past, tickets=tickets,
-                           feed=personal_feed_links(person))
+                           feed=personal_feed_links(person), announcement=announcement)
+
+
+@bp.post("/announcements")
+@participant_required
+def announcements(person: Person):
+    """The mailbox is proven here (sign-in link), so the choice applies at once."""
+    wanted = request.form.get("opt_in") == "1"
+    announcement_service.set_from_mypage(person, wanted)
+    db.session.commit()
+    flash(_("イベントのお知らせを受け取る設定にしました。") if wanted else _("イベントのお知らせの配信を停止しました。"), "success")
+    return redirect(url_for("mypage.home", _anchor="announcements"), code=303)
 
 
 @bp.post("/logout")

@@ -73,6 +73,7 @@ def signup(slug: str):
         try:
             result = registration_service.sign_up(event.id, registration_service.SignupRequest(
                 person=form.person_data(), answers=form.answers(event), consent=bool(form.consent_privacy.data),
+                announcements_opt_in=bool(form.announcements_opt_in.data),
                 companions=form.companions(event), preferences=preferences, source="web",
                 locale=str(get_locale() or "ja")))  # the page's language (?lang=en): the mails' too
             location = url_for("public.manage", token=result.registration.manage_token, new=1)

@@ -57,11 +57,13 @@ UNDELIVERABLE_ERROR = "undeliverable address (配信不可として記録され�
 
 def queue(kind: str, to_addr: str, template: str, context: dict, *,
           registration: Registration | None = None, attachments: list[dict] | None = None,
-          locale: str = "ja") -> OutboxMessage:
-    """Render `templates/mail/<template>.txt` (first line `Subject: …`) in `locale` and add it to the outbox."""
+          headers: dict[str, str] | None = None, locale: str = "ja") -> OutboxMessage:
+    """Render `templates/mail/<template>.txt` (first line `Subject: …`) in `locale` and add it to the outbox.
+
+    `headers` are extra header fields set by the caller's code (e.g. List-Unsubscribe), never user text."""
     subject, body = render(template, context, locale=locale)
     values = {"kind": kind, "to_addr": to_addr[:ADDRESS_LIMIT], "subject": subject, "body": body,
-              "attachments": attachments or []}
+              "attachments": attachments or [], "headers": headers or None}
     if registration is None or registration.id is not None:
         # One Core INSERT returning the new id (a sign-up queues its mail while it holds the event's
         # lock: a fraction of the work of adding and flushing the message, or of an ORM insert that
@@ -255,6 +257,17 @@ def _deliver_batch(ids: list[int], now: datetime) -> tuple[int, int]:
     return len(sent_ids), len(errors)
 
 
+class Suppressed(Exception):
+    """Not to be sent at all any more (an announcement whose recipient has unsubscribed): final, no retry."""
+
+
+def _suppression(message: OutboxMessage) -> str | None:
+    """Why this message must not go out now, from the hook a feature registers (announcements: the
+    recipient unsubscribed after it was queued), or None."""
+    hook = current_app.extensions.get("eventapp_mail_suppress")
+    return hook(message) if hook is not None else None
+
+
 @dataclass(frozen=True)
 class Failure:
     """Why a send failed, and what follows: `permanent` fails the message at once (no retries);
@@ -279,6 +292,8 @@ def classify_failure(exc: Exception, to_addr: str) -> Failure:
     """A 5xx refusal of the recipient is permanent (the address is marked); everything else —
     4xx replies, disconnects, timeouts, a refused sender (our own configuration) — is transient."""
     error = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, Suppressed):  # nothing to retry: the recipient unsubscribed
+        return Failure(error, permanent=True)
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         refused = [(code, reply) for code, reply in exc.recipients.values() if 500 <= code < 600]
         if refused:
@@ -475,6 +490,9 @@ def build_email(message: OutboxMessage) -> EmailMessage:
     organiser = _address(message.registration.event.organiser_email) if message.registration else ""
     if organiser:
         email["Reply-To"] = organiser
+    for name, value in (message.headers or {}).items():
+        if name.isascii() and name.replace("-", "").isalnum() and name not in email:  # set by code; never replaces the above
+            email[name] = single_line(str(value))
     email.set_content(message.body, charset="utf-8")
     for attachment in registration_attachments(message):
         if "document" in attachment:  # a PDF named by reference, drawn now (services.staff_mail)
@@ -507,6 +525,8 @@ def _transport() -> Iterator[Callable[[OutboxMessage], None]]:
 
     def send(message: OutboxMessage) -> None:
         nonlocal smtp
+        if reason := _suppression(message):
+            raise Suppressed(reason)
         email = build_email(message)
         if backend == "file":
             directory = Path(config["MAIL_FILE_DIR"])

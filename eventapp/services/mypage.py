@@ -351,6 +351,8 @@ def export_data(person: Person) -> dict:
     if ids:
         conditions.append((AuditEntry.object_type == "registration") & AuditEntry.object_id.in_(ids))
     entries = db.session.execute(select(AuditEntry).where(or_(*conditions)).order_by(AuditEntry.id)).scalars().all()
+    from .announcements import consent_for
+    announcement = consent_for(person)
     return {
         "person": {"email": person.email, "name": person.name, "furigana": person.furigana, "phone": person.phone,
                    "prefecture": person.prefecture, "iwate_relation": person.iwate_relation,
@@ -377,6 +379,10 @@ def export_data(person: Person) -> dict:
                             "would_join_again": s.would_join_again, "comment": s.comment,
                             "submitted_at": _iso(s.submitted_at)} for s in surveys],
         "consents": sorted({(r.consent_version, _iso(r.consent_at)) for r in registrations}),
+        "announcement_consent": None if announcement is None else {
+            "status": announcement.status, "version": announcement.consent_version,
+            "consented_at": _iso(announcement.consented_at), "source": announcement.source,
+            "withdrawn_at": _iso(announcement.withdrawn_at), "withdrawn_via": announcement.withdrawn_via},
         "audit": [{"at": _iso(e.at), "actor": e.actor, "action": e.action, "object": f"{e.object_type}:{e.object_id}",
                    "summary": e.summary, "details": e.details} for e in entries],
     }

@@ -65,6 +65,8 @@ class SignupRequest:
     person: dict
     answers: dict | None = None
     consent: bool = False
+    # 「次回以降のイベントのお知らせを受け取る」 ticked: only asks the mailbox to confirm (announcements.request_opt_in).
+    announcements_opt_in: bool = False
     # Companions (同行者): [{"name", "furigana", "answers": {question key: value}}, …]
     companions: list[dict] = field(default_factory=list)
     # A matching session's ranked organisation ids (form fields pref_1…, or the API's list); given,
@@ -288,6 +290,9 @@ def sign_up(event_id: int, request: SignupRequest) -> SignupResult:
         kind = "registration_confirmed" if confirmed else "registration_waitlisted"
         mail.queue_registration_mail(kind, registration, waitlist_position=position,
                                      companions=companion_registrations)
+        if request.announcements_opt_in:
+            from .announcements import request_opt_in
+            request_opt_in(registration)
     return SignupResult(registration, position, companion_registrations)
 
 

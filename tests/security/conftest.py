@@ -54,8 +54,14 @@ def demo_ids(app) -> dict:
         my_link_token = mailed_my_link(my_email)
         from eventapp.models import OutboxMessage
         message_id = db.session.execute(select(OutboxMessage.id).order_by(OutboxMessage.id)).scalars().first()
+        from eventapp.services import announcements
+        unsubscribe_token = announcements.set_from_mypage(registration.person, True).unsubscribe_token
+        opt_in_token = announcements._serializer().dumps(
+            {"p": registration.person_id, "e": my_email, "r": registration.id})
+        db.session.commit()
         return {
             "mail_id": staff_mail.id,
+            "unsubscribe_token": unsubscribe_token, "opt_in_token": opt_in_token,
             "my_email": my_email, "my_link_token": my_link_token, "fmt": "json", "message_id": message_id,
             "event_id": fieldwork.id, "matching_event_id": matching.id, "slug": fieldwork.slug,
             "registration_id": registration.id, "person_id": registration.person_id,
@@ -103,4 +109,8 @@ def url_values(rule, ids: dict) -> dict:
         values["token"] = ids["calendar_token"]
     if rule.rule.startswith("/my/"):
         values["token"] = ids["my_link_token"]
+    if rule.rule.startswith("/announcements/unsubscribe/"):
+        values["token"] = ids["unsubscribe_token"]
+    if rule.rule.startswith("/announcements/confirm/"):
+        values["token"] = ids["opt_in_token"]
     return values

@@ -16,7 +16,7 @@ from sqlalchemy import select, text
 
 from eventapp.extensions import db
 from eventapp.models import OutboxMessage
-from eventapp.services import mail, organisations
+from eventapp.services import announcements, mail, organisations
 from eventapp.services import registration as registration_service
 from eventapp.services.matching import event_organisation_list, settings_for
 from tests.conftest import future, make_event, make_registration
@@ -25,7 +25,7 @@ from tests.services.test_matching import make_org
 CRLF = "\r\n"
 INJECT = f"{CRLF}Bcc: evil@attacker.example{CRLF}X-Injected: yes{CRLF}"
 MAIL_HEADERS = {"from", "to", "subject", "date", "message-id", "reply-to", "mime-version", "content-type",
-                "content-transfer-encoding"}
+                "content-transfer-encoding", "list-unsubscribe", "list-unsubscribe-post"}  # the latter: announcements
 MAIL_KINDS = {p.stem for p in (Path(__file__).parents[2] / "templates" / "mail").glob("*.txt")
               if not p.stem.startswith("_")}
 
@@ -142,8 +142,14 @@ def test_every_mail_kind_is_built_and_sent_without_an_injected_header(scene, sen
         mail.queue("attendee_changed", registration.event.organiser_email, "attendee_changed", {
             **context, "changes": {"name": {"before": "前" + INJECT, "after": registration.name}},
             "labels": {"name": "氏名"}})
+        # Announcements: the opt-in confirmation, and an announcement with its List-Unsubscribe headers.
+        announcements.request_opt_in(registration)
+        consent = announcements.set_from_mypage(person, True)
+        mail.queue("announcement", person.email, "announcement",
+                   announcements.announcement_context(scene.session, person, consent, "ひとこと" + INJECT),
+                   headers=announcements.unsubscribe_headers(consent))
     queued |= {"staff_message", "survey_request", "matching_invitation", "my_page_link", "manage_link",
-               "attendee_changed"}
+               "attendee_changed", "announcement", "announcement_opt_in"}
     assert queued == MAIL_KINDS  # a new mail template must be added here
     db.session.commit()  # on PostgreSQL the derived subjects must fit outbox.subject varchar(300)
 

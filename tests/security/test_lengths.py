@@ -29,6 +29,7 @@ from eventapp.models import (
     REMINDERS,
     ROLES,
 )
+from eventapp.models.announcement import CONSENT_SOURCES, CONSENT_STATUSES, WITHDRAWAL_CHANNELS
 from eventapp.models.matching import (
     ACCESS_RULES,
     ATTENDANCE_SOURCES,
@@ -210,6 +211,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "invitations.reason": INVITATION_REASONS, "outcomes.status": OUTCOME_STATUSES,
     "outcomes.project_type": PROJECT_TYPES, "outbox.status": OUTBOX_STATUSES, "users.role": ROLES,
     "staff_mails.status": STAFF_MAIL_STATUSES, "staff_mails.audience": STAFF_MAIL_AUDIENCES,
+    "announcement_consents.status": CONSENT_STATUSES, "announcement_consents.source": CONSENT_SOURCES,
+    "announcement_consents.withdrawn_via": WITHDRAWAL_CHANNELS,
     "reminder_sends.code": (*REMINDERS, WAITLIST_CLOSED),
     # A phone number is digits and hyphens, 10–21 characters (services.people._PHONE_RE).
     "people.phone": ("+" + "0" * 20,), "registrations.phone": ("+" + "0" * 20,),
@@ -232,6 +235,8 @@ NOT_USER_ENTERED: dict[str, str] = {
     "audit_log.action": "an action word from the code",
     "audit_log.object_type": "an object type from the code",
     "people.calendar_token": "secrets.token_urlsafe(32): 43 characters",
+    "announcement_consents.unsubscribe_token": "secrets.token_urlsafe(24): 32 characters",
+    "announcement_consents.consent_version": "services.announcements.ANNOUNCEMENT_CONSENT_VERSION, a code constant",
     "registrations.manage_token": "secrets.token_urlsafe: generated",
     "registrations.ticket_code": "generated ticket key",
     "invitations.token": "secrets.token_urlsafe: generated",
