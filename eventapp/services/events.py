@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 
 from flask_babel import gettext as _
@@ -22,8 +23,9 @@ from ..models import (
     ProgrammeItem,
     Question,
 )
+from ..models.base import utcnow
 from . import calendar, text
-from .capacity import counts_for, lock_event
+from .capacity import Counts, count_columns, counts_for, lock_event
 from .errors import DomainError, ValidationFailed
 from .registration import fill_free_seats
 
@@ -395,3 +397,25 @@ def build_questions(questions: list[dict]) -> list[Question]:
     if errors:
         raise ValidationFailed(errors)
     return result
+
+
+PAST_EVENTS_SHOWN = 12
+
+
+@dataclass
+class Catalogue:
+    upcoming: list[Event]
+    past: list[Event]
+    counts: dict[int, Counts]  # upcoming events only: past ones show no seat state
+
+
+def catalogue(kind: str | None, now: datetime | None = None) -> Catalogue:
+    """The public list: every event not over yet (with its seat counts, counted in the same query) and
+    the latest PAST_EVENTS_SHOWN past ones, limited in SQL."""
+    now = now or utcnow()
+    visible = [Event.status != "draft"] + ([Event.kind == kind] if kind else [])
+    rows = db.session.execute(select(Event, *count_columns()).where(*visible, Event.ends_at >= now)
+                              .order_by(Event.starts_at, Event.id)).all()
+    past = db.session.execute(select(Event).where(*visible, Event.ends_at < now)
+                              .order_by(Event.starts_at.desc(), Event.id.desc()).limit(PAST_EVENTS_SHOWN)).scalars().all()
+    return Catalogue([e for e, _, _ in rows], list(past), {e.id: Counts(c, w) for e, c, w in rows})
