@@ -25,10 +25,10 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 _ROOT = Path(__file__).resolve().parent.parent
+if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+    sys.path.pop(0)  # run as a script: benchmarks/calendar.py would shadow the standard library's calendar
 if str(_ROOT) not in sys.path:
     sys.path.insert(0, str(_ROOT))
-if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    sys.path.pop(0)  # benchmarks/calendar.py would shadow the standard library's calendar
 
 import requests  # noqa: E402
 from sqlalchemy import select, text  # noqa: E402
@@ -252,7 +252,7 @@ def _job(url: str, *args: str) -> tuple[float, str]:
     done = subprocess.run([str(FLASK), "--app", "eventapp", *args], cwd=PROJECT_ROOT, env=env, capture_output=True,
                           text=True, timeout=900)
     took = time.perf_counter() - started
-    last = (done.stdout.strip().splitlines() or [done.stderr.strip()[-200:]])[-1] if done.returncode == 0 else \
+    last = "; ".join(done.stdout.strip().splitlines()) if done.returncode == 0 else \
         f"exit {done.returncode}: {done.stderr.strip()[-200:]}"
     return took * 1000, last
 
@@ -310,8 +310,8 @@ def measure(label: str, url: str, info: dict, rounds: int) -> list[dict]:
         server.stop()
     for name, args in (("CLI `send-mail`", ("send-mail",)), ("CLI `purge-expired` (first run)", ("purge-expired",))):
         ms, last = _job(url, *args)
-        rows.append({"data": label, "page or job": name, "median ms": f"{ms:.0f}", "KB": "", "status": last[:80]})
-        print(f"  {label} {name:45} {ms:8.0f} ms  {last[:80]}", flush=True)
+        rows.append({"data": label, "page or job": name, "median ms": f"{ms:.0f}", "KB": "", "status": last[:160]})
+        print(f"  {label} {name:45} {ms:8.0f} ms  {last[:160]}", flush=True)
     return rows
 
 
@@ -335,7 +335,23 @@ def main(argv: list[str] | None = None) -> list[dict]:
     return rows
 
 
+def write_section(rows: list[dict], took: float, argv: list[str]) -> None:
+    """Run alone, the table replaces (or adds) this module's section of RESULTS.md, as run_all.py would."""
+    from benchmarks.run_all import RESULTS, markdown_table
+
+    stamp = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
+    load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
+    section = (f"## {TITLE}\n\n`benchmarks/scale.py` ({took:.0f} s, run {stamp}, alone: "
+               f"`{' '.join(argv) or 'M,L'}`, load average at the end {load})\n\n{markdown_table(rows)}\n")
+    current = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
+    chunks = current.split("\n## ")
+    kept = [c for c in chunks[1:] if "`benchmarks/scale.py`" not in c]
+    RESULTS.write_text("\n## ".join([chunks[0].rstrip("\n") + "\n", *kept]).rstrip("\n") + "\n\n" + section,
+                       encoding="utf-8")
+    print(f"wrote the section to {RESULTS}")
+
+
 if __name__ == "__main__":
+    began = time.perf_counter()
     result = main(sys.argv[1:])
-    from benchmarks.run_all import markdown_table
-    print(markdown_table(result))
+    write_section(result, time.perf_counter() - began, sys.argv[1:])
