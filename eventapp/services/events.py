@@ -8,6 +8,7 @@ from datetime import UTC, datetime, time, timedelta
 
 from flask_babel import gettext as _
 from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
 
 from ..extensions import db
 from ..formatting import JST
@@ -440,6 +441,9 @@ def published_page(kind: str | None, page: int) -> PublishedPage:
     total = db.session.execute(select(func.count()).select_from(Event).where(*where)).scalar()
     per_page = API_EVENTS_PER_PAGE
     pages = max(1, -(-total // per_page))
+    # The payload lists days, programme and questions: eager-loaded for the page (no lazy load per event).
     rows = db.session.execute(select(Event, *count_columns()).where(*where).order_by(Event.starts_at, Event.id)
-                              .limit(per_page).offset((min(page, pages) - 1) * per_page)).all()
+                              .limit(per_page).offset((min(page, pages) - 1) * per_page)
+                              .options(selectinload(Event.days).selectinload(EventDay.items),
+                                       selectinload(Event.questions))).all()
     return PublishedPage([(e, Counts(c, w)) for e, c, w in rows], min(page, pages), pages, per_page, total)
