@@ -345,10 +345,17 @@ def write_section(rows: list[dict], took: float, argv: list[str]) -> None:
 
     stamp = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
     load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
-    section = (f"## {TITLE}\n\n`benchmarks/scale.py` ({took:.0f} s, run {stamp}, alone: "
-               f"`{' '.join(argv) or 'M,L'}`, load average at the end {load})\n\n{markdown_table(rows)}\n")
     current = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
     chunks = current.split("\n## ")
+    # Rows of sizes not run this time stay (`--sizes L` after a run of M keeps M's rows).
+    ran = {row["data"] for row in rows}
+    old = next((c for c in chunks[1:] if "`benchmarks/scale.py`" in c), "")
+    earlier = [line for line in old.splitlines() if line.startswith("| ") and not line.startswith("| data ")
+               and line.split("|")[1].strip() not in ran]
+    table = markdown_table(rows).splitlines()
+    section = (f"## {TITLE}\n\n`benchmarks/scale.py` ({took:.0f} s, run {stamp}, alone: "
+               f"`{' '.join(argv) or 'M,L'}`, load average at the end {load})\n\n"
+               + "\n".join(table[:2] + earlier + table[2:]) + "\n")
     kept = [c for c in chunks[1:] if "`benchmarks/scale.py`" not in c]
     RESULTS.write_text("\n## ".join([chunks[0].rstrip("\n") + "\n", *kept]).rstrip("\n") + "\n\n" + section,
                        encoding="utf-8")
