@@ -48,6 +48,7 @@ BIG_EVENT = 1_000        # registrations of the upcoming event whose list, roste
 UPCOMING = 9             # events not held yet (the catalogue's upcoming list)
 YEARS = 8
 PASSWORD = "bench-password-123"
+JOB_TIMEOUT_S = 600.0
 SURNAMES = ("佐藤", "鈴木", "高橋", "田中", "伊藤", "渡辺", "山本", "中村", "小林", "加藤")
 
 
@@ -252,8 +253,11 @@ def _job(url: str, *args: str) -> tuple[float, str]:
     env = {**os.environ, "DATABASE_URL": url, "SECRET_KEY": BENCH_SECRET, "MAIL_BACKEND": "null"}
     env.pop("TEST_DATABASE_URL", None)
     started = time.perf_counter()
-    done = subprocess.run([str(FLASK), "--app", "eventapp", *args], cwd=PROJECT_ROOT, env=env, capture_output=True,
-                          text=True, timeout=900)
+    try:
+        done = subprocess.run([str(FLASK), "--app", "eventapp", *args], cwd=PROJECT_ROOT, env=env,
+                              capture_output=True, text=True, timeout=JOB_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        return JOB_TIMEOUT_S * 1000, f"stopped after {JOB_TIMEOUT_S:.0f} s (not finished)"
     took = time.perf_counter() - started
     last = "; ".join(done.stdout.strip().splitlines()) if done.returncode == 0 else \
         f"exit {done.returncode}: {done.stderr.strip()[-200:]}"
