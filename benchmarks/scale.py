@@ -48,7 +48,7 @@ BIG_EVENT = 1_000        # registrations of the upcoming event whose list, roste
 UPCOMING = 9             # events not held yet (the catalogue's upcoming list)
 YEARS = 8
 PASSWORD = "bench-password-123"
-JOB_TIMEOUT_S = 600.0
+JOB_TIMEOUT_S = 300.0
 SURNAMES = ("佐藤", "鈴木", "高橋", "田中", "伊藤", "渡辺", "山本", "中村", "小林", "加藤")
 
 
