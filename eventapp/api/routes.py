@@ -10,7 +10,7 @@ from ..models import Event, Registration
 from ..services import events as event_service
 from ..services import mypage as mypage_service
 from ..services import registration as registration_service
-from ..services.capacity import availability, counts_for, counts_for_events
+from ..services.capacity import availability, counts_for
 from ..services.errors import DomainError, NotFound
 from ..urls import external_url
 from .auth import require_role
@@ -122,12 +122,9 @@ def _published_event(event_id: int) -> Event:
 @blp.response(200, EventListSchema)
 def list_events(query):
     """Published events, soonest first (a cancelled one is still readable by id)."""
-    stmt = select(Event).where(Event.status == "published").order_by(Event.starts_at, Event.id)
-    if query.get("kind"):
-        stmt = stmt.where(Event.kind == query["kind"])
-    events = db.session.execute(stmt).scalars().all()
-    counts = counts_for_events([e.id for e in events])
-    return {"events": [event_payload(e, counts[e.id]) for e in events]}
+    listing = event_service.published_page(query.get("kind"), query["page"])
+    return {"events": [event_payload(e, counts) for e, counts in listing.rows], "page": listing.page,
+            "pages": listing.pages, "per_page": listing.per_page, "total": listing.total}
 
 
 @blp.route("/events", methods=["POST"])

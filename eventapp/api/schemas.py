@@ -176,6 +176,10 @@ class EventSchema(Schema):
 
 class EventListSchema(Schema):
     events = fields.List(fields.Nested(EventSchema), required=True)
+    page = fields.Integer(metadata={"description": "this page (1-based); `per_page` events a page"})
+    pages = fields.Integer(metadata={"description": "number of pages (at least 1)"})
+    per_page = fields.Integer()
+    total = fields.Integer(metadata={"description": "published events matching the query, over all pages"})
 
 
 class EventListQuerySchema(Schema):
@@ -183,6 +187,8 @@ class EventListQuerySchema(Schema):
         unknown = EXCLUDE
 
     kind = Text(validate=validate.OneOf(EVENT_KINDS))
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=1_000_000),
+                          metadata={"description": "page of 100 events, soonest first (default 1)"})
 
 
 _LIMITS = event_rules.TEXT_LIMITS

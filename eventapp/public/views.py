@@ -13,10 +13,11 @@ from ..formatting import KIND_LABELS
 from ..matching.public_views import prefill_from_invitation
 from ..models import EVENT_KINDS, Event
 from ..models.base import utcnow
+from ..services import events as events_service
 from ..services import matching as matching_service
 from ..services import mypage as mypage_service
 from ..services import registration as registration_service
-from ..services.capacity import availability, counts_for, counts_for_events
+from ..services.capacity import availability, counts_for
 from ..services.errors import DomainError, ValidationFailed
 from ..services.privacy import current_notice
 from ..services.tickets import qr_png, qr_svg
@@ -36,16 +37,10 @@ def event_list():
     kind = request.args.get("kind")
     if kind not in EVENT_KINDS:
         kind = None
-    stmt = select(Event).where(Event.status != "draft")
-    if kind:
-        stmt = stmt.where(Event.kind == kind)
-    events = db.session.execute(stmt.order_by(Event.starts_at)).scalars().all()
     now = utcnow()
-    upcoming = [e for e in events if e.ends_at >= now]
-    past = sorted((e for e in events if e.ends_at < now), key=lambda e: e.starts_at, reverse=True)
-    counts = counts_for_events([e.id for e in events])
-    availabilities = {e.id: availability(e, counts[e.id], now) for e in events}
-    return render_template("public/event_list.html", upcoming=upcoming, past=past[:12],
+    listing = events_service.catalogue(kind, now)
+    availabilities = {e.id: availability(e, listing.counts[e.id], now) for e in listing.upcoming}
+    return render_template("public/event_list.html", upcoming=listing.upcoming, past=listing.past,
                            availabilities=availabilities, kind=kind, kinds=KIND_LABELS)
 
 

@@ -11,7 +11,7 @@ import secrets
 import unicodedata
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import ColumnElement, and_, delete, or_, select, text, update
 
 from ..extensions import db
 from ..models import (
@@ -42,6 +42,16 @@ class CodeRefused(DomainError):
     counted (and a lock set) even though the entry is refused."""
 
 
+def attended_clause(registration=Registration) -> ColumnElement[bool]:
+    """The same rule as attended_registration_ids, as a SQL condition on a registration row (or an alias):
+    confirmed, with an active check-in or an attendance row. For queries over many events (the yearly
+    report) that must not fetch ids into Python and send them back as a parameter list."""
+    checked_in = select(CheckIn.id).where(CheckIn.registration_id == registration.id,
+                                          CheckIn.undone_at.is_(None), CheckIn.duplicate_of_id.is_(None))
+    marked = select(Attendance.id).where(Attendance.registration_id == registration.id)
+    return and_(registration.status == "confirmed", or_(checked_in.exists(), marked.exists()))
+
+
 def attended_registration_ids(event_ids: list[int] | int) -> set[int]:
     """Confirmed registrations of these events with an active check-in or an attendance row."""
     ids = [event_ids] if isinstance(event_ids, int) else list(event_ids)
@@ -56,11 +66,10 @@ def attended_registration_ids(event_ids: list[int] | int) -> set[int]:
 
 
 def attended_person_ids(event_ids: list[int]) -> set[int]:
-    reg_ids = attended_registration_ids(event_ids)
-    if not reg_ids:
+    if not event_ids:
         return set()
-    return set(db.session.execute(
-        select(Registration.person_id).where(Registration.id.in_(reg_ids))).scalars().all())
+    return set(db.session.execute(select(Registration.person_id).distinct().where(
+        Registration.event_id.in_(event_ids), attended_clause())).scalars().all())
 
 
 def state_for(event_id: int, *, create: bool = False) -> EventAttendanceState | None:

@@ -82,6 +82,15 @@ def counts_for(event_id: int) -> Counts:
     return Counts(confirmed=by_status.get("confirmed", 0), waitlisted=by_status.get("waitlisted", 0))
 
 
+def count_columns(event=Event) -> tuple:
+    """(confirmed, waitlisted) of each row of an event query, as correlated COUNT subqueries: one index
+    range (ix_registrations_event_status) per listed event instead of an id list sent back as IN (…)."""
+    def count(status: str):
+        return (select(func.count()).where(Registration.event_id == event.id, Registration.status == status)
+                .correlate(event).scalar_subquery())
+    return count("confirmed").label("confirmed_n"), count("waitlisted").label("waitlisted_n")
+
+
 def counts_for_events(event_ids: list[int]) -> dict[int, Counts]:
     """Counts for many events in one query (catalogue, dashboard, API lists)."""
     result = {event_id: Counts(0, 0) for event_id in event_ids}

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 
 from flask_babel import gettext as _
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
 
 from ..extensions import db
 from ..formatting import JST
@@ -22,8 +24,9 @@ from ..models import (
     ProgrammeItem,
     Question,
 )
+from ..models.base import utcnow
 from . import calendar, reminders, text
-from .capacity import counts_for, lock_event
+from .capacity import Counts, count_columns, counts_for, lock_event
 from .errors import DomainError, ValidationFailed
 from .registration import fill_free_seats
 
@@ -399,3 +402,52 @@ def build_questions(questions: list[dict]) -> list[Question]:
     if errors:
         raise ValidationFailed(errors)
     return result
+
+
+PAST_EVENTS_SHOWN = 12
+
+
+@dataclass
+class Catalogue:
+    upcoming: list[Event]
+    past: list[Event]
+    counts: dict[int, Counts]  # upcoming events only: past ones show no seat state
+
+
+def catalogue(kind: str | None, now: datetime | None = None) -> Catalogue:
+    """The public list: every event not over yet (with its seat counts, counted in the same query) and
+    the latest PAST_EVENTS_SHOWN past ones, limited in SQL."""
+    now = now or utcnow()
+    visible = [Event.status != "draft"] + ([Event.kind == kind] if kind else [])
+    rows = db.session.execute(select(Event, *count_columns()).where(*visible, Event.ends_at >= now)
+                              .order_by(Event.starts_at, Event.id)).all()
+    past = db.session.execute(select(Event).where(*visible, Event.ends_at < now)
+                              .order_by(Event.starts_at.desc(), Event.id.desc()).limit(PAST_EVENTS_SHOWN)).scalars().all()
+    return Catalogue([e for e, _, _ in rows], list(past), {e.id: Counts(c, w) for e, c, w in rows})
+
+
+API_EVENTS_PER_PAGE = 100
+
+
+@dataclass
+class PublishedPage:
+    rows: list[tuple[Event, Counts]]
+    page: int
+    pages: int
+    per_page: int
+    total: int
+
+
+def published_page(kind: str | None, page: int) -> PublishedPage:
+    """`GET /api/v1/events`: published events soonest first, API_EVENTS_PER_PAGE a page, with their seat
+    counts in the same statement (the whole history in one answer grew without bound)."""
+    where = [Event.status == "published"] + ([Event.kind == kind] if kind else [])
+    total = db.session.execute(select(func.count()).select_from(Event).where(*where)).scalar()
+    per_page = API_EVENTS_PER_PAGE
+    pages = max(1, -(-total // per_page))
+    # The payload lists days, programme and questions: eager-loaded for the page (no lazy load per event).
+    rows = db.session.execute(select(Event, *count_columns()).where(*where).order_by(Event.starts_at, Event.id)
+                              .limit(per_page).offset((min(page, pages) - 1) * per_page)
+                              .options(selectinload(Event.days).selectinload(EventDay.items),
+                                       selectinload(Event.questions))).all()
+    return PublishedPage([(e, Counts(c, w)) for e, c, w in rows], min(page, pages), pages, per_page, total)

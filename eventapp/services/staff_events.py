@@ -7,16 +7,17 @@ back-office needs on top and, like every service, never commit.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from ..extensions import db
 from ..formatting import JST
 from ..models import QUESTION_KINDS, Event, EventDay, ProgrammeItem, Question, Registration
 from ..models.base import utcnow
 from . import audit, calendar, mail, text
-from .capacity import counts_for, lock_event
+from .capacity import Counts, count_columns, counts_for, lock_event
 from .errors import DomainError, NotFound, ValidationFailed
 from .events import (
     CHOICE_LIMIT,
@@ -34,6 +35,36 @@ from .events import (
 )
 from .people import clean_text
 from .registration import fill_free_seats
+
+EVENTS_PER_PAGE = 50
+
+
+@dataclass
+class EventPage:
+    events: list[Event]
+    counts: dict[int, Counts]
+    page: int
+    pages: int
+    total: int
+    per_page: int
+
+
+def event_page(show: str, page: int, now: datetime | None = None) -> EventPage:
+    """The back-office list, EVENTS_PER_PAGE at a time: upcoming soonest first, or all (past included)
+    latest first. Seat counts come with the rows (count_columns), the total from COUNT(*)."""
+    now = now or utcnow()
+    stmt = select(Event)
+    if show != "all":
+        stmt = stmt.where(Event.ends_at >= now)
+    total = db.session.execute(select(func.count()).select_from(stmt.subquery())).scalar()
+    pages = max(1, -(-total // EVENTS_PER_PAGE))
+    page = min(max(page, 1), pages)
+    order = (Event.starts_at.desc(), Event.id.desc()) if show == "all" else (Event.starts_at, Event.id)
+    rows = db.session.execute(stmt.add_columns(*count_columns()).order_by(*order).limit(EVENTS_PER_PAGE)
+                              .offset((page - 1) * EVENTS_PER_PAGE)).all()
+    return EventPage([e for e, _, _ in rows], {e.id: Counts(c, w) for e, c, w in rows}, page, pages, total,
+                     EVENTS_PER_PAGE)
+
 
 COPIED_FIELDS = (*TEXT_FIELDS, "kind", "capacity", "fee_yen", "max_companions", "latitude", "longitude", "reminders")
 

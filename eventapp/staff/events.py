@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from flask import Response, abort, flash, redirect, render_template, request, url_for
-from sqlalchemy import select
 
 from ..auth.decorators import role_required
 from ..extensions import db
 from ..formatting import KIND_LABELS
 from ..models import QUESTION_KINDS, Event
-from ..models.base import utcnow
+from ..params import query_int
 from ..services import exports, staff_events
 from ..services.calendar import ALARM_LABELS
-from ..services.capacity import counts_for, counts_for_events, roster_frozen
+from ..services.capacity import counts_for, roster_frozen
 from ..services.errors import DomainError, ValidationFailed
 from ..services.events import SLUG_LIMIT, TEXT_LIMITS
 from ..services.reminders import REMINDER_LABELS
@@ -38,13 +37,9 @@ def load_event(event_id: int) -> Event:
 @role_required("staff")
 def event_list():
     show = request.args.get("show", "upcoming")
-    stmt = select(Event)
-    if show != "all":
-        stmt = stmt.where(Event.ends_at >= utcnow())
-    events = db.session.execute(stmt.order_by(Event.starts_at.desc() if show == "all" else Event.starts_at)
-                                ).scalars().all()
-    return render_template("staff/event_list.html", events=events, show=show,
-                           counts=counts_for_events([e.id for e in events]))
+    listing = staff_events.event_page(show, query_int("page", 1))
+    return render_template("staff/event_list.html", events=listing.events, show=show, counts=listing.counts,
+                           listing=listing)
 
 
 def _render_form(event: Event | None, values: dict, errors: dict, status: int = 200):

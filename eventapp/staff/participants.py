@@ -40,7 +40,7 @@ def participant_list(event_id: int):
     status = args.get("status", "active")
     sort = args.get("sort", "kana")
     result = service.participant_list(event, q=args.get("q", ""), status=status, question_id=question_id,
-                                      answer=args.get("answer", ""), sort=sort)
+                                      answer=args.get("answer", ""), sort=sort, page=query_int("page", 1))
     undeliverable = undeliverable_marks(r.person.email for r in result.rows if r.person is not None)
     return render_template("staff/participants.html", event=event, result=result, q=args.get("q", ""),
                            status=status, sort=sort, question_id=question_id, answer=args.get("answer", ""),

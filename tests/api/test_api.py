@@ -92,6 +92,18 @@ def test_list_events_returns_published_events_with_jst_times(app, client):
     assert "online_url" not in event  # the join link is for confirmed participants only
 
 
+def test_list_events_comes_a_page_at_a_time(app, client, monkeypatch):
+    from eventapp.services import events as event_service
+    monkeypatch.setattr(event_service, "API_EVENTS_PER_PAGE", 2)
+    ids = [new_event(app, starts_at=future(days=5 + n)) for n in range(3)]
+    first = client.get("/api/v1/events").get_json()
+    assert [e["id"] for e in first["events"]] == ids[:2]
+    assert (first["page"], first["pages"], first["per_page"], first["total"]) == (1, 2, 2, 3)
+    second = client.get("/api/v1/events?page=2").get_json()
+    assert [e["id"] for e in second["events"]] == ids[2:] and second["page"] == 2
+    assert_error(client.get("/api/v1/events?page=0"), 422, "invalid")
+
+
 def test_list_events_filters_by_kind_and_orders_by_start(app, client):
     later = new_event(app, kind="online_seminar", starts_at=future(days=40), online_url="https://meet.example/x")
     sooner = new_event(app, kind="online_seminar", starts_at=future(days=5))

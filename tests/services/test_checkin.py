@@ -284,3 +284,34 @@ def test_check_in_and_undo_are_in_the_audit_log(ctx):
     assert [(e.action, e.object_id, e.user_id) for e in entries] == [
         ("checkin", row.id, user.id), ("checkin_undo", row.id, user.id)]
     assert "北上 三郎" in entries[0].summary
+
+
+def test_roster_snapshot_is_complete_in_a_fixed_number_of_statements(ctx):
+    """Devices scan offline from the snapshot, so it has everyone; the statements do not grow with them."""
+    from sqlalchemy import event as sa_event
+
+    event = make_event(capacity=50, questions=[{"key": "allergy", "kind": "text", "label": "アレルギー",
+                                                "important": True}])
+
+    def statements_for_snapshot() -> tuple[list[str], dict]:
+        seen = []
+        listener = lambda _conn, _cur, statement, *_args: seen.append(statement)  # noqa: E731
+        sa_event.listen(db.engine, "before_cursor_execute", listener)
+        try:
+            db.session.expire_all()
+            snapshot = service.roster_snapshot(event.id)
+        finally:
+            sa_event.remove(db.engine, "before_cursor_execute", listener)
+        return seen, snapshot
+
+    for n in range(3):
+        make_registration(event, answers={"allergy": f"そば{n}"})
+    small, _ = statements_for_snapshot()
+    for n in range(30):
+        make_registration(event, answers={"allergy": f"えび{n}"})
+    large, snapshot = statements_for_snapshot()
+    assert len(snapshot["registrations"]) == 33
+    assert all(p["important_answers"] for p in snapshot["registrations"])
+    assert len(large) == len(small), (small, large)
+    # Registrations, their answers and questions in one statement: no follow-up SELECT … FROM answers.
+    assert not [s for s in large if "FROM answers" in s and "FROM registrations" not in s]

@@ -150,6 +150,31 @@ def test_catalogue_lists_upcoming_first_with_jst_dates_and_availability(app, cli
     assert "受付終了" in text
 
 
+def test_catalogue_shows_the_latest_twelve_past_events_and_counts_in_sql(app, client):
+    for n in range(14):  # held monthly in 2025–2026: the two oldest fall off the list
+        create_event(app, title=f"過去回{n:02d}", starts_at=jst(2025, 1, 10, 9) + timedelta(days=30 * n),
+                     ends_at=jst(2025, 1, 10, 15) + timedelta(days=30 * n))
+    slug = create_event(app, title="これからの回", capacity=4)
+    fill(app, slug, 3)
+    statements = []
+    with app.app_context():
+        from sqlalchemy import event as sa_event
+        engine = db.engine
+
+        def count(*_args):
+            statements.append(1)
+
+        sa_event.listen(engine, "before_cursor_execute", count)
+        try:
+            html = client.get("/").get_data(as_text=True)
+        finally:
+            sa_event.remove(engine, "before_cursor_execute", count)
+    shown = re.findall(r"過去回(\d\d)", html)
+    assert shown == [f"{n:02d}" for n in range(13, 1, -1)]  # latest first, twelve of them
+    assert "残り1席" in Page(html).text
+    assert len(statements) <= 4  # upcoming with their counts, past, and nothing per event
+
+
 def test_catalogue_filters_by_kind(app, client):
     create_event(app, title="オンラインで学ぶ地方複業", kind="online_seminar", online_url="https://meet.example/x")
     create_event(app, title="花巻フィールドワーク", kind="fieldwork")

@@ -33,6 +33,24 @@ def test_login_lands_on_dashboard_with_upcoming_events(ctx, client):
     assert "監査ログ" not in html  # admin-only navigation is hidden from staff
 
 
+def test_all_events_are_listed_a_page_at_a_time(ctx, staff_client, monkeypatch):
+    from eventapp.services import staff_events
+    monkeypatch.setattr(staff_events, "EVENTS_PER_PAGE", 3)
+    for n in range(7):
+        event = make_event(title=f"回{n}", starts_at=future(days=10 + n))
+    make_registration(event)
+    first = staff_client.get("/staff/events?show=all").get_data(as_text=True)
+    assert re.findall(r">回(\d)<", first) == ["6", "5", "4"]  # latest first
+    assert "1 / 3 ページ(全7件)" in first and "page=2" in first and "1 / 3" in first
+    assert "1 / 20" in first  # the seat count of 回6 came with its row
+    last = staff_client.get("/staff/events?show=all&page=3").get_data(as_text=True)
+    assert re.findall(r">回(\d)<", last) == ["0"] and "page=2" in last and "page=4" not in last
+    beyond = staff_client.get("/staff/events?show=all&page=99").get_data(as_text=True)
+    assert re.findall(r">回(\d)<", beyond) == ["0"]  # clamped to the last page
+    upcoming = staff_client.get("/staff/events").get_data(as_text=True)
+    assert re.findall(r">回(\d)<", upcoming) == ["0", "1", "2"]
+
+
 def test_every_staff_page_renders(ctx, staff_client):
     event = make_event(questions=[{"key": "bus", "kind": "yesno", "label": "送迎バスを利用しますか"}])
     registration = make_registration(event, answers={"bus": "yes"})

@@ -3,6 +3,8 @@ programme and question editors."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from eventapp.extensions import db
@@ -39,6 +41,24 @@ def test_list_counts_search_filter_and_sort(staff_client, full_event):
     assert "阿部 二葉" in html and "佐藤 一" not in html
     html = staff_client.get(url + "?status=confirmed").get_data(as_text=True)
     assert "佐藤 一" in html and "阿部 二葉" not in html
+
+
+def test_list_is_paginated_keeping_sort_and_filters(app, staff_client, full_event, monkeypatch):
+    from eventapp.services import participants
+    monkeypatch.setattr(participants, "PARTICIPANTS_PER_PAGE", 2)
+    with app.app_context():
+        event = db.session.get(Event, full_event["event"])
+        make_registration(event, name="伊藤 三郎", furigana="いとう さぶろう", answers={"bus": "yes"})
+        make_registration(event, name="上野 四季", furigana="うえの しき", answers={"bus": "no"})
+    url = f"/staff/events/{full_event['event']}/participants"
+    first = staff_client.get(url).get_data(as_text=True)
+    assert "阿部 二葉" in first and "伊藤 三郎" in first and "上野 四季" not in first
+    assert "表示中 <strong>4</strong>名" in first and "1 / 2 ページ" in first
+    second = staff_client.get(url + "?page=2").get_data(as_text=True)
+    assert second.index("上野 四季") < second.index("佐藤 一") and "阿部 二葉" not in second
+    question = next(a for a in re.findall(r'<option value="(\d+)"', first))
+    yes = staff_client.get(f"{url}?question={question}&answer=yes&page=1").get_data(as_text=True)
+    assert "伊藤 三郎" in yes and "佐藤 一" in yes and "阿部 二葉" not in yes and "ページ" not in yes.split("</table>")[1]
 
 
 def test_move_waitlisted_past_capacity_warns(app, staff_client, full_event):
