@@ -209,7 +209,7 @@ def event_message(event_id: int):
 @role_required("staff")
 def people_search():
     q = request.args.get("q", "")
-    return render_template("staff/people_search.html", q=q, people=service.search_people(q))
+    return render_template("staff/people_search.html", q=q, result=service.search_people(q))
 
 
 @bp.get("/people/<int:person_id>")
