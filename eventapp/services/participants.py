@@ -279,13 +279,14 @@ def _contains(column, needle: str):
     return column.like(f"%{escaped}%", escape="\\")
 
 
-def search_people(q: str, limit: int = SEARCH_LIMIT) -> PeopleSearch:
+def search_people(q: str, limit: int | None = None) -> PeopleSearch:
     """People across all events whose contact name, furigana or email, or the name or furigana of one of
     their registrations' attendees, contains the search text (カタカナ ≡ ひらがな, width, case and
     spaces ignored); a phone-shaped text (090-1234) matches the digits of their phone numbers.
 
     All in SQL on the stored search keys (models.person, indexed), `limit` people in furigana order:
-    one statement for the people, their registration counts and attendee names."""
+    one statement for the people, their registration counts and attendee names (default SEARCH_LIMIT)."""
+    limit = limit or SEARCH_LIMIT
     needle = text.search_fold(q)[:MAX_NEEDLE]
     if not needle:
         return PeopleSearch([], False, False)
