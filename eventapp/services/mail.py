@@ -464,23 +464,36 @@ def remove_mail_files(message_ids: list[int] | set[int], *, older_than: datetime
 
 
 PRUNE_BATCH = 5000  # outbox rows deleted per transaction by prune_mail
+# Kinds whose sent row is the app's record that the mail went out (surveys.send_requests asks nobody
+# twice): when their content goes (retention, anonymisation) the row stays, blanked, instead of deleted.
+RECORD_KINDS = frozenset({"survey_request"})
+# What is left of a mail's content once it is blanked: nothing that names or reaches a person.
+BLANK_MAIL = {"to_addr": "", "subject": "", "body": "", "attachments": [], "last_error": ""}
+
+
+def is_record(table):
+    """SQL: the row is a sent mail of RECORD_KINDS."""
+    return and_(table.c.status == "sent", table.c.kind.in_(sorted(RECORD_KINDS)))
 
 
 def prune_mail(retention_days: int, now: datetime | None = None, *, batch_size: int = PRUNE_BATCH,
                commit: Callable[[], None] | None = None, dry_run: bool = False) -> int:
-    """Delete mail that has been sent, or has failed for good, more than `retention_days` ago (the
-    outbox keeps names, addresses and ticket links), `batch_size` rows per statement with `commit`
-    after each (see privacy.purge_expired); then the file backend's copies as old as that. Pending mail
-    is never pruned. `dry_run`: only count. Returns the number of rows (to be) deleted."""
+    """Delete mail that was sent, or failed for good, more than `retention_days` ago (the outbox keeps
+    names, addresses and ticket links): `batch_size` rows per statement with `commit` after each (see
+    privacy.purge_expired), then the file backend's copies as old as that. Rows of RECORD_KINDS are
+    blanked instead. Pending mail is never pruned. `dry_run`: only count. Returns the number of rows
+    (to be) deleted or blanked."""
     table = OutboxMessage.__table__
     cutoff = (now or utcnow()) - timedelta(days=retention_days)
     old = or_(and_(table.c.status == "sent", table.c.sent_at < cutoff),
               and_(table.c.status == "failed", table.c.created_at < cutoff))
+    records = and_(old, is_record(table), table.c.to_addr != "")
     if dry_run:
-        return db.session.execute(select(func.count()).select_from(table).where(old)).scalar_one()
-    done = 0
+        return db.session.execute(select(func.count()).select_from(table)
+                                  .where(old, or_(~is_record(table), table.c.to_addr != ""))).scalar_one()
+    done = db.session.execute(update(table).where(records).values(**BLANK_MAIL)).rowcount
     while True:
-        batch = select(table.c.id).where(old).order_by(table.c.id).limit(batch_size)
+        batch = select(table.c.id).where(old, ~is_record(table)).order_by(table.c.id).limit(batch_size)
         deleted = db.session.execute(table.delete().where(table.c.id.in_(batch.scalar_subquery()))).rowcount
         if commit is not None:
             commit()
