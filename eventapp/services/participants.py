@@ -300,7 +300,7 @@ def search_people(q: str, limit: int | None = None) -> PeopleSearch:
                         select(Registration.person_id).where(_contains(Registration.search_name, needle)))
     # Anonymised people have blank keys; the condition also keeps out an anonymised person's address match.
     shown = (select(Person.id, Person.furigana).where(Person.id.in_(matches), Person.anonymised_at.is_(None))
-             .order_by(Person.furigana, Person.id).limit(limit + 1).subquery())
+             .order_by(Person.furigana, Person.id).limit(limit + 1).cte("shown"))  # a CTE: computed once
     per_person = (select(Registration.person_id, func.count().label("n"),
                          func.aggregate_strings(Registration.name, _NAMES_SEPARATOR).label("names"))
                   .where(Registration.person_id.in_(select(shown.c.id))).group_by(Registration.person_id)

@@ -88,7 +88,7 @@ def _anonymise(ids: list[int], *, reason: str, actor: str | None, now: datetime)
     if message_ids:
         mine = outbox.c.id.in_(message_ids)
         db.session.execute(delete(outbox).where(mine, ~mail.is_record(outbox)))
-        db.session.execute(update(outbox).where(mine).values(**mail.BLANK_MAIL))
+        db.session.execute(update(outbox).where(mine, mail.is_record(outbox)).values(**mail.BLANK_MAIL))
     db.session.execute(update(answers).where(answers.c.registration_id.in_(their_registrations)).values(value=""))
     # The attendee as given on each registration identifies the person as much as the person row;
     # prefecture and Iwate relation stay for the statistics.
