@@ -205,6 +205,9 @@ DERIVED: dict[str, str] = {
     "registrations.consent_version": "privacy_notices.version",
     "outbox.to_addr": "people.email",
     "audit_log.actor": "users.email",
+    # The digits of the phone number (services.text.phone_digits): never longer than the number.
+    "people.search_phone": "people.phone",
+    "registrations.search_phone": "registrations.phone",
 }
 
 # Nobody types these; what writes them and why it fits.
