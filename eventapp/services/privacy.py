@@ -166,8 +166,9 @@ def purge_expired(retention_days: int, now: datetime | None = None, *, batch_siz
     """Anonymise everyone past retention, `batch_size` people at a time. After each batch `commit` is
     called (the CLI commits there, so no transaction holds thousands of people and a run that is
     stopped resumes where it was: anonymised people are no longer expired), then their mail files are
-    removed. Audit entries are written in bulk, one per person. Without `commit` everything stays in the caller's transaction. Running it again does
-    nothing new (safe daily from cron). Returns the number of people anonymised."""
+    removed. Audit entries are written in bulk, one per person. Without `commit` everything stays in
+    the caller's transaction. Running it again does nothing new (safe daily from cron). Returns the
+    number of people anonymised."""
     from .mail import remove_mail_files
 
     now = now or utcnow()
@@ -178,8 +179,10 @@ def purge_expired(retention_days: int, now: datetime | None = None, *, batch_siz
     done = 0
     for start in range(0, len(candidates), batch_size):
         chunk = candidates[start:start + batch_size]
+        # FOR UPDATE (PostgreSQL): a sign-up of one of them that inserts its registration after this
+        # check waits for the batch's commit (the foreign key's row lock) instead of slipping in between.
         ids = list(db.session.execute(_expired(retention_days, now).where(Person.id.in_(chunk))
-                                      .order_by(Person.id)).scalars())
+                                      .order_by(Person.id).with_for_update(of=Person)).scalars())
         message_ids = _anonymise(ids, reason=reason, actor="purge-expired", now=now)
         if commit is not None:
             commit()
