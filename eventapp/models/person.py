@@ -33,6 +33,8 @@ class Person(db.Model):
         trigram_index("ix_people_search_name", "search_name"),
         trigram_index("ix_people_search_phone", "search_phone"),
         trigram_index("ix_people_email_trgm", "email"),
+        # Covering: a one- or two-character search has no trigram; it scans this instead of the table.
+        Index("ix_people_search_name_id", "search_name", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -291,12 +291,13 @@ def search_people(q: str, limit: int | None = None) -> PeopleSearch:
     if not needle:
         return PeopleSearch([], False, False)
     digits = text.phone_digits(q) if _PHONE_QUERY.match(clean_text(q)) else ""
-    email = _contains(Person.email, needle)
+    # One arm per indexed column (an OR of two columns could use neither index).
+    by_email = select(Person.id).where(_contains(Person.email, needle))
     if digits:
-        matches = union(select(Person.id).where(or_(_contains(Person.search_phone, digits), email)),
+        matches = union(select(Person.id).where(_contains(Person.search_phone, digits)), by_email,
                         select(Registration.person_id).where(_contains(Registration.search_phone, digits)))
     else:
-        matches = union(select(Person.id).where(or_(_contains(Person.search_name, needle), email)),
+        matches = union(select(Person.id).where(_contains(Person.search_name, needle)), by_email,
                         select(Registration.person_id).where(_contains(Registration.search_name, needle)))
     # Anonymised people have blank keys; the condition also keeps out an anonymised person's address match.
     shown = (select(Person.id, Person.furigana).where(Person.id.in_(matches), Person.anonymised_at.is_(None))

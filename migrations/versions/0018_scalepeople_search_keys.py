@@ -105,11 +105,16 @@ def upgrade():
                             postgresql_ops={column: "gin_trgm_ops"})
         else:
             op.create_index(index, table, [column])
+    # Covering btree indexes for searches too short for trigrams (one or two characters, e.g. 佐藤).
+    op.create_index('ix_people_search_name_id', 'people', ['search_name', 'id'])
+    op.create_index('ix_registrations_search_name_person', 'registrations', ['search_name', 'person_id'])
     op.create_index('ix_outbox_to_addr', 'outbox', ['to_addr'])
 
 
 def downgrade():
     op.drop_index('ix_outbox_to_addr', table_name='outbox')
+    op.drop_index('ix_registrations_search_name_person', table_name='registrations')
+    op.drop_index('ix_people_search_name_id', table_name='people')
     for index, table, _column in TRIGRAM_INDEXES:
         op.drop_index(index, table_name=table)
     # pg_trgm stays: other databases objects may use it, and it holds no data.
