@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 from flask import Flask
 
-from .database import try_cluster_lock, write_intent
+from .database import cluster_lock, write_intent
 from .extensions import db
 from .services.errors import DomainError
 
@@ -56,28 +56,57 @@ def register(app: Flask) -> None:
 
     @app.cli.command("purge-expired")
     @click.option("--days", type=int, default=None, help="Retention in days (default: RETENTION_DAYS, 365).")
-    def purge_expired_command(days: int | None) -> None:
-        """Anonymise people whose events all ended more than N days ago (safe to run daily from cron)."""
+    @click.option("--mail-days", type=int, default=None,
+                  help="Days sent mail is kept in the outbox (default: MAIL_RETENTION_DAYS, 90).")
+    @click.option("--batch-size", type=click.IntRange(1, 10000), default=None,
+                  help="People anonymised per transaction (default 500).")
+    @click.option("--dry-run", is_flag=True, help="Print what would be done (counts, sample ids); write nothing.")
+    def purge_expired_command(days: int | None, mail_days: int | None, batch_size: int | None,
+                              dry_run: bool) -> None:
+        """Anonymise people whose events all ended more than N days ago, with their mails, and prune old
+        sent mail (safe to run daily from cron; a stopped run resumes where it was)."""
         from flask import current_app
 
+        from . import idempotency
+        from .services.mail import prune_mail
         from .services.mypage import purge_links
-        from .services.privacy import purge_expired
+        from .services.privacy import PURGE_BATCH, plan_purge, purge_expired
 
         days = days if days is not None else current_app.config["RETENTION_DAYS"]
-        if days < 0:
-            raise click.ClickException("--days must be 0 or more")
-        from . import idempotency
+        mail_days = mail_days if mail_days is not None else current_app.config["MAIL_RETENTION_DAYS"]
+        if days < 0 or mail_days < 0:
+            raise click.ClickException("--days and --mail-days must be 0 or more")
+        if dry_run:
+            plan = plan_purge(days)
+            old_mail = prune_mail(mail_days, dry_run=True)
+            db.session.rollback()
+            sample = ", ".join(map(str, plan.sample)) + (" …" if plan.people > len(plan.sample) else "")
+            click.echo(f"dry run: would anonymise {plan.people} people (retention {days} days) with "
+                       f"{plan.registrations} registrations and {plan.mails} mails"
+                       + (f"; first ids: {sample}" if plan.sample else ""))
+            click.echo(f"dry run: would delete {old_mail} sent mails older than {mail_days} days; nothing written")
+            return
+        batches = 0
 
-        with write_intent():
-            if not try_cluster_lock("purge-expired"):
+        def commit() -> None:
+            nonlocal batches
+            db.session.commit()
+            batches += 1
+
+        # write_intent: every batch's transaction takes SQLite's write lock at BEGIN. The cluster lock
+        # outlives the batches' commits: a second server's cron run skips instead of racing this one.
+        with write_intent(), cluster_lock("purge-expired") as held:
+            if not held:
                 click.echo("purge-expired: already running on another server; skipped")
-                db.session.rollback()
                 return
-            count = purge_expired(days)
+            count = purge_expired(days, batch_size=batch_size or PURGE_BATCH, commit=commit)
+            mails = prune_mail(mail_days, commit=db.session.commit)
             links = purge_links()  # マイページ sign-in links whose sessions have ended
             keys = idempotency.purge_expired()  # sign-up retry keys older than 24 hours
             db.session.commit()
         click.echo(f"anonymised {count} people (retention {days} days); removed {links} old sign-in links")
+        click.echo(f"committed {batches} batches of at most {batch_size or PURGE_BATCH} people")
+        click.echo(f"deleted {mails} sent mails older than {mail_days} days")
         click.echo(f"deleted {keys} expired idempotency keys")
 
     @app.cli.command("backup")

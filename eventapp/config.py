@@ -128,6 +128,8 @@ def load_config(instance_path: Path) -> dict:
         "MY_SESSION_MAX_HOURS": int(env.get("MY_SESSION_MAX_HOURS", "24")),
         # Personal data is anonymised this many days after the person's last event ended (purge-expired).
         "RETENTION_DAYS": int(env.get("RETENTION_DAYS", "365")),
+        # Sent (and finally failed) mail is deleted from the outbox this many days later (purge-expired).
+        "MAIL_RETENTION_DAYS": int(env.get("MAIL_RETENTION_DAYS", "90")),
         # Largest request body (bytes) Werkzeug reads; anything bigger is answered 413 before it is parsed
         # (a 200 MB JSON sign-up took 13 s and ~1 GB of a worker). The largest real body is a check-in
         # batch of 500 scans (under 200 kB); there are no uploads.

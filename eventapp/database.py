@@ -56,6 +56,29 @@ def try_cluster_lock(name: str, session=None) -> bool:
     return bool(session.execute(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": key}).scalar())
 
 
+@contextlib.contextmanager
+def cluster_lock(name: str) -> Iterator[bool]:
+    """Hold the cluster-wide lock `name` for the whole block, across the block's commits (a job that
+    commits in batches, such as purge-expired); yields False if another process holds it.
+
+    On PostgreSQL a session-level advisory lock on a connection of its own, released at the end of the
+    block or when the process dies (its connection closes). SQLite: one machine, always True.
+    """
+    if db.engine.dialect.name != "postgresql":
+        yield True
+        return
+    key = int.from_bytes(hashlib.sha256(f"eventapp:{name}".encode()).digest()[:8], "big", signed=True)
+    with db.engine.connect() as conn:
+        held = bool(conn.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": key}).scalar())
+        conn.commit()
+        try:
+            yield held
+        finally:
+            if held:
+                conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+                conn.commit()
+
+
 def engine_options(uri: str, busy_timeout_s: float) -> dict:
     if uri.startswith("sqlite"):
         return {"connect_args": {"timeout": busy_timeout_s, "check_same_thread": False}}

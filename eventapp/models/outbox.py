@@ -24,7 +24,8 @@ class OutboxMessage(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(40))
-    to_addr: Mapped[str] = mapped_column(String(254))
+    # Indexed: purge-expired finds an anonymised person's mails by their address.
+    to_addr: Mapped[str] = mapped_column(String(254), index=True)
     subject: Mapped[str] = mapped_column(String(300))
     body: Mapped[str] = mapped_column(Text)
     # [{"filename", "content_type", "content"}]: text content (e.g. text/calendar), or base64 of a binary

@@ -22,17 +22,18 @@ ACTION_LABELS = {
 }
 
 
-def _current_user() -> User | None:
+def current_user() -> User | None:
+    """The logged-in staff user of this request, or None (CLI, anonymous)."""
     if not has_request_context():
         return None
-    from flask_login import current_user
-    return current_user if getattr(current_user, "is_authenticated", False) else None
+    from flask_login import current_user as user
+    return user if getattr(user, "is_authenticated", False) else None
 
 
 def record(action: str, object_type: str, object_id: int | None, summary: str, details: dict | None = None,
            *, user: User | None = None, actor: str | None = None) -> AuditEntry:
     """Add an audit entry; the user defaults to whoever is logged in (the CLI passes `actor`)."""
-    user = user or _current_user()
+    user = user or current_user()
     entry = AuditEntry(user_id=user.id if user else None,
                        actor=actor or (user.email if user else "system"),
                        action=action, object_type=object_type, object_id=object_id,
@@ -49,7 +50,7 @@ def write_now(action: str, object_type: str, object_id: int | None, summary: str
               *, user: User | None = None) -> None:
     """Like `record`, but written at once with one INSERT and no ORM object: for hot paths that
     write their rows without the unit of work (a flush at commit would cost more than the insert)."""
-    user = user or _current_user()
+    user = user or current_user()
     db.session.execute(_INSERT, {"user_id": user.id if user else None, "actor": user.email if user else "system",
                                  "action": action, "object_type": object_type, "object_id": object_id,
                                  "summary": summary[:2000], "details": details or {}})

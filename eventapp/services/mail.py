@@ -18,20 +18,22 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import os
+import re
 import smtplib
 import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from pathlib import Path
 
 from flask import current_app, g
 from flask_babel import force_locale
-from sqlalchemy import func, insert, inspect, select, tuple_, update
+from sqlalchemy import and_, func, insert, inspect, or_, select, tuple_, update
 from sqlalchemy.orm import joinedload, make_transient_to_detached
 
 from .. import metrics
@@ -531,8 +533,7 @@ def _transport() -> Iterator[Callable[[OutboxMessage], None]]:
         if backend == "file":
             directory = Path(config["MAIL_FILE_DIR"])
             directory.mkdir(parents=True, exist_ok=True)
-            stamp = utcnow().strftime("%Y%m%dT%H%M%S")
-            (directory / f"{stamp}-{message.id:06d}-{message.kind}.eml").write_bytes(email.as_bytes())
+            (directory / mail_file_name(message)).write_bytes(email.as_bytes())
         elif backend == "smtp":
             if smtp is None:
                 smtp = smtplib.SMTP(config["MAIL_SERVER"], config["MAIL_PORT"], timeout=10)
@@ -552,6 +553,86 @@ def _transport() -> Iterator[Callable[[OutboxMessage], None]]:
         if smtp is not None:
             with contextlib.suppress(smtplib.SMTPException, OSError):
                 smtp.quit()
+
+
+_FILE_STAMP = "%Y%m%dT%H%M%S"
+# What mail_file_name writes: <UTC stamp>-<outbox id>-<kind>.eml
+_MAIL_FILE = re.compile(r"^(\d{8}T\d{6})-(\d+)-[A-Za-z0-9_]+\.eml$")
+
+
+def mail_file_name(message: OutboxMessage) -> str:
+    """The file the file backend writes a sent mail to (in MAIL_FILE_DIR)."""
+    return f"{utcnow().strftime(_FILE_STAMP)}-{message.id:06d}-{message.kind}.eml"
+
+
+def _mail_files() -> Iterator[tuple[Path, datetime, int]]:
+    """(path, written at, outbox id) of the file backend's mails; nothing if the directory is absent
+    (another backend that never wrote one)."""
+    directory = Path(current_app.config["MAIL_FILE_DIR"])
+    try:
+        entries = list(os.scandir(directory))
+    except FileNotFoundError:
+        return
+    for entry in entries:
+        if match := _MAIL_FILE.match(entry.name):
+            written = datetime.strptime(match[1], _FILE_STAMP).replace(tzinfo=UTC)
+            yield Path(entry.path), written, int(match[2])
+
+
+def remove_mail_files(message_ids: list[int] | set[int], *, older_than: datetime | None = None) -> int:
+    """Delete the file backend's copies of these outbox messages (and, with `older_than`, every file
+    written before it). Called after the rows were blanked or deleted and committed. Returns how many."""
+    wanted = set(message_ids)
+    if not wanted and older_than is None:
+        return 0
+    removed = 0
+    for path, written, message_id in _mail_files():
+        if message_id in wanted or (older_than is not None and written < older_than):
+            with contextlib.suppress(FileNotFoundError):  # another purge got there first
+                path.unlink()
+                removed += 1
+    return removed
+
+
+PRUNE_BATCH = 5000  # outbox rows deleted per transaction by prune_mail
+# Kinds whose sent row is the app's record that the mail went out (surveys.send_requests asks nobody
+# twice): when their content goes (retention, anonymisation) the row stays, blanked, instead of deleted.
+RECORD_KINDS = frozenset({"survey_request"})
+# What is left of a mail's content once it is blanked: nothing that names or reaches a person.
+BLANK_MAIL = {"to_addr": "", "subject": "", "body": "", "attachments": [], "last_error": ""}
+
+
+def is_record(table):
+    """SQL: the row is a sent mail of RECORD_KINDS."""
+    return and_(table.c.status == "sent", table.c.kind.in_(sorted(RECORD_KINDS)))
+
+
+def prune_mail(retention_days: int, now: datetime | None = None, *, batch_size: int = PRUNE_BATCH,
+               commit: Callable[[], None] | None = None, dry_run: bool = False) -> int:
+    """Delete mail that was sent, or failed for good, more than `retention_days` ago (the outbox keeps
+    names, addresses and ticket links): `batch_size` rows per statement with `commit` after each (see
+    privacy.purge_expired), then the file backend's copies as old as that. Rows of RECORD_KINDS are
+    blanked instead. Pending mail is never pruned. `dry_run`: only count. Returns the number of rows
+    (to be) deleted or blanked."""
+    table = OutboxMessage.__table__
+    cutoff = (now or utcnow()) - timedelta(days=retention_days)
+    old = or_(and_(table.c.status == "sent", table.c.sent_at < cutoff),
+              and_(table.c.status == "failed", table.c.created_at < cutoff))
+    records = and_(old, is_record(table), table.c.to_addr != "")
+    if dry_run:
+        return db.session.execute(select(func.count()).select_from(table)
+                                  .where(old, or_(~is_record(table), table.c.to_addr != ""))).scalar_one()
+    done = db.session.execute(update(table).where(records).values(**BLANK_MAIL)).rowcount
+    while True:
+        batch = select(table.c.id).where(old, ~is_record(table)).order_by(table.c.id).limit(batch_size)
+        deleted = db.session.execute(table.delete().where(table.c.id.in_(batch.scalar_subquery()))).rowcount
+        if commit is not None:
+            commit()
+        done += deleted
+        if deleted < batch_size:
+            break
+    remove_mail_files(set(), older_than=cutoff)
+    return done
 
 
 _last_catch_up = 0.0

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import unicodedata
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
 from email_validator import EmailNotValidError
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import delete, func, or_, select, union, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload, selectinload
 
@@ -15,7 +15,7 @@ from ..extensions import db
 from ..formatting import kana_sort_key
 from ..models import ATTENDEE_FIELDS, Answer, CheckIn, Event, Invitation, Outcome, Person, Registration, User
 from ..models.base import utcnow
-from . import audit, mail
+from . import audit, mail, text
 from .capacity import Counts, counts_for, lock_event
 from .errors import DomainError, NotFound, ValidationFailed
 from .people import clean_text, normalise_email, validate_person
@@ -59,10 +59,9 @@ def filter_questions(event: Event) -> tuple[tuple[int, str], ...]:
     return tuple(options)
 
 
-def _fold(text: str) -> str:
+def _fold(value: str) -> str:
     """Case/width/kana-insensitive text for searching (カタカナ ≡ ひらがな, ＡＢＣ ≡ abc)."""
-    text = unicodedata.normalize("NFKC", text or "").lower()
-    return "".join(chr(ord(ch) - 0x60) if "\u30a1" <= ch <= "\u30f6" else ch for ch in text).replace(" ", "")
+    return text.search_fold(value)
 
 
 def registrations_for(event_id: int) -> list[Registration]:
@@ -240,21 +239,76 @@ def person_history(person_id: int) -> tuple[Person, list[Registration], dict[int
     return person, list(registrations), attended
 
 
-def search_people(q: str, limit: int = 100) -> list[Person]:
-    """People across all events whose contact name, furigana or email, or the name or furigana of one
-    of their registrations' attendees, contains the search text."""
-    needle = _fold(q)
+SEARCH_LIMIT = 50  # people shown for one search; "more" says there are others (type more of the name)
+MAX_NEEDLE = 100  # a search text longer than any name is cut (it would match nothing longer anyway)
+# Digits with the separators people type in phone numbers: such a search text is a phone number.
+_PHONE_QUERY = re.compile(r"^\+?[0-9()\-\s\u30fc\u2010\u2212]+$")
+_NAMES_SEPARATOR = "\x1f"  # between the attendee names aggregated in SQL (never in a validated name)
+
+
+@dataclass(frozen=True)
+class PersonHit:
+    """One person found: contact details, their number of registrations and the other attendee names
+    they signed up under (a family address, say)."""
+
+    id: int
+    name: str
+    furigana: str
+    email: str | None
+    prefecture: str
+    registrations: int
+    other_attendees: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PeopleSearch:
+    hits: list[PersonHit]
+    more: bool  # more people match than are shown
+    by_phone: bool  # the search text was read as a phone number
+
+
+def _contains(column, needle: str):
+    escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return column.like(f"%{escaped}%", escape="\\")
+
+
+def search_people(q: str, limit: int | None = None) -> PeopleSearch:
+    """People across all events whose contact name, furigana or email, or the name or furigana of one of
+    their registrations' attendees, contains the search text (カタカナ ≡ ひらがな, width, case and
+    spaces ignored); a phone-shaped text (090-1234) matches the digits of their phone numbers.
+
+    All in SQL on the stored search keys (models.person, indexed), `limit` people in furigana order:
+    one statement for the people, their registration counts and attendee names (default SEARCH_LIMIT)."""
+    limit = limit or SEARCH_LIMIT
+    needle = text.search_fold(q)[:MAX_NEEDLE]
     if not needle:
-        return []
-    people = db.session.execute(select(Person).order_by(Person.furigana)).scalars().all()
-    attendees: dict[int, list[str]] = {}
-    for person_id, name, furigana in db.session.execute(
-            select(Registration.person_id, Registration.name, Registration.furigana).distinct()):
-        attendees.setdefault(person_id, []).extend((name, furigana))
-    found = [p for p in people if needle in _fold(p.name) or needle in _fold(p.furigana)
-             or needle in _fold(p.email or "") or any(needle in _fold(t) for t in attendees.get(p.id, ()))]
-    found.sort(key=lambda p: kana_sort_key(p.furigana))
-    return found[:limit]
+        return PeopleSearch([], False, False)
+    digits = text.phone_digits(q) if _PHONE_QUERY.match(clean_text(q)) else ""
+    # One arm per indexed column (an OR of two columns could use neither index).
+    by_email = select(Person.id).where(_contains(Person.email, needle))
+    if digits:
+        matches = union(select(Person.id).where(_contains(Person.search_phone, digits)), by_email,
+                        select(Registration.person_id).where(_contains(Registration.search_phone, digits)))
+    else:
+        matches = union(select(Person.id).where(_contains(Person.search_name, needle)), by_email,
+                        select(Registration.person_id).where(_contains(Registration.search_name, needle)))
+    # Anonymised people have blank keys; the condition also keeps out an anonymised person's address match.
+    shown = (select(Person.id, Person.furigana).where(Person.id.in_(matches), Person.anonymised_at.is_(None))
+             .order_by(Person.furigana, Person.id).limit(limit + 1).cte("shown"))  # a CTE: computed once
+    per_person = (select(Registration.person_id, func.count().label("n"),
+                         func.aggregate_strings(Registration.name, _NAMES_SEPARATOR).label("names"))
+                  .where(Registration.person_id.in_(select(shown.c.id))).group_by(Registration.person_id)
+                  .subquery())
+    rows = db.session.execute(
+        select(Person.id, Person.name, Person.furigana, Person.email, Person.prefecture,
+               func.coalesce(per_person.c.n, 0), per_person.c.names)
+        .join(shown, shown.c.id == Person.id).outerjoin(per_person, per_person.c.person_id == Person.id)
+        .order_by(shown.c.furigana, shown.c.id)).all()
+    hits = [PersonHit(pid, name, furigana, email, prefecture, count,
+                      tuple(dict.fromkeys(n for n in (names or "").split(_NAMES_SEPARATOR) if n and n != name)))
+            for pid, name, furigana, email, prefecture, count, names in rows[:limit]]
+    hits.sort(key=lambda h: (kana_sort_key(h.furigana), h.id))  # 五十音順 within the page
+    return PeopleSearch(hits, len(rows) > limit, bool(digits))
 
 
 ATTENDEE_LABELS = {"name": "氏名", "furigana": "ふりがな", "phone": "電話番号", "prefecture": "都道府県",

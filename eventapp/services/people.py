@@ -14,6 +14,7 @@ from ..database import column_values, insert_or_skip
 from ..extensions import db
 from ..models import ATTENDEE_FIELDS, IWATE_RELATIONS, Person
 from .errors import ValidationFailed
+from .text import search_keys
 
 PREFECTURES = (
     "北海道", "青森県", "岩手県", "宮城県", "秋田県", "山形県", "福島県", "茨城県", "栃木県", "群馬県",
@@ -154,8 +155,10 @@ _INSERT_PERSON = select(Person).from_statement(insert_or_skip(Person.__table__, 
 
 
 def attendee_values(data: PersonData) -> dict[str, str]:
-    """The registration's attendee columns from validated sign-up data."""
-    return {field: getattr(data, field) for field in ATTENDEE_FIELDS}
+    """The attendee columns of a registration or person row from validated sign-up data, with their
+    search keys (the bulk inserts skip the ORM hook that keeps them, models.person.keep_search_keys)."""
+    values = {field: getattr(data, field) for field in ATTENDEE_FIELDS}
+    return values | search_keys(data.name, data.furigana, data.phone)
 
 
 def find_or_create_person(data: PersonData) -> tuple[Person, bool]:

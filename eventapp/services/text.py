@@ -166,3 +166,35 @@ def denest_quotes(text: str) -> str:
         else:
             out.append(char)
     return "".join(out)
+
+
+# --------------------------------------------------------------------------- search keys
+# Stored next to names and phone numbers (people.search_name, registrations.search_name, …) so that the
+# staff person search is one indexed `LIKE '%key%'` in SQL. Pure functions of the row: the migration that
+# added the columns carries a frozen copy (migrations/versions/0024_scalepeople_search_keys.py).
+
+def search_fold(text: str | None) -> str:
+    """Case/width/kana/space-insensitive text (カタカナ ≡ ひらがな, ＡＢＣ ≡ abc, 半角ｶﾅ ≡ かな)."""
+    folded = unicodedata.normalize("NFKC", text or "").lower()
+    folded = "".join(chr(ord(ch) - 0x60) if "\u30a1" <= ch <= "\u30f6" else ch for ch in folded)
+    return re.sub(r"\s+", "", folded)
+
+
+def name_search_key(name: str | None, furigana: str | None) -> str:
+    """Folded name and furigana, one space apart: a folded needle has no spaces, so a match never
+    straddles the two."""
+    return f"{search_fold(name)} {search_fold(furigana)}"
+
+
+def phone_digits(phone: str | None) -> str:
+    """The digits of a phone number, +81 written as the domestic 0 (090-1234-5678 → 09012345678)."""
+    text = unicodedata.normalize("NFKC", phone or "").strip()
+    digits = re.sub(r"[^0-9]", "", text)
+    if text.startswith("+81") and digits.startswith("81"):
+        digits = "0" + digits[2:]
+    return digits
+
+
+def search_keys(name: str | None, furigana: str | None, phone: str | None) -> dict[str, str]:
+    """The search-key columns of a person or registration row with these attendee details."""
+    return {"search_name": name_search_key(name, furigana), "search_phone": phone_digits(phone)}

@@ -192,7 +192,7 @@ def registration_resend(registration_id: int):
 @role_required("staff")
 def people_search():
     q = request.args.get("q", "")
-    return render_template("staff/people_search.html", q=q, people=service.search_people(q))
+    return render_template("staff/people_search.html", q=q, result=service.search_people(q))
 
 
 @bp.get("/people/<int:person_id>")

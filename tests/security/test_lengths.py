@@ -225,6 +225,9 @@ DERIVED: dict[str, str] = {
     "outbox.to_addr": "people.email",
     "undeliverable_addresses.email": "outbox.to_addr",
     "audit_log.actor": "users.email",
+    # The digits of the phone number (services.text.phone_digits): never longer than the number.
+    "people.search_phone": "people.phone",
+    "registrations.search_phone": "registrations.phone",
 }
 
 # Nobody types these; what writes them and why it fits.

@@ -85,7 +85,7 @@ def test_person_history_across_events(ctx):
     person, registrations, attended = participants.person_history(first.person_id)
     assert {r.event.title for r in registrations} == {"A", "B"}
     assert attended == {}
-    assert [p.id for p in participants.search_people("SAME@")] == [person.id]
+    assert [p.id for p in participants.search_people("SAME@").hits] == [person.id]
 
 
 def test_people_search_finds_an_address_by_any_of_its_attendees(ctx):
@@ -94,7 +94,7 @@ def test_people_search_finds_an_address_by_any_of_its_attendees(ctx):
     second = make_registration(make_event(), email="family@example.com", name="岩手 さくら", furigana="いわて さくら")
     make_registration(make_event(), email="other@example.com", name="盛岡 花子", furigana="もりおか はなこ")
     assert second.person.name == "岩手 一郎"
-    assert [p.id for p in participants.search_people("さくら")] == [second.person_id]
-    assert [p.id for p in participants.search_people("サクラ")] == [second.person_id]  # katakana folded
-    assert [p.id for p in participants.search_people("一郎")] == [second.person_id]
-    assert participants.search_people("存在しない") == []
+    assert [p.id for p in participants.search_people("さくら").hits] == [second.person_id]
+    assert [p.id for p in participants.search_people("サクラ").hits] == [second.person_id]  # katakana folded
+    assert [p.id for p in participants.search_people("一郎").hits] == [second.person_id]
+    assert participants.search_people("存在しない").hits == []
