@@ -54,6 +54,7 @@ class SignupForm(FlaskForm):
     skills = TextAreaField(_l("活かせるスキル・経験(任意)"), render_kw={"rows": 3, "maxlength": 2000})
     consent_privacy = BooleanField(_l("上記の個人情報の取扱いに同意します"))
 
+    latin_reading = False  # English mode: the optional name reading in kana or Latin letters
     PERSON_FIELDS = ("name", "furigana", "email", "phone", "prefecture", "iwate_relation", "occupation", "skills")
 
     def person_data(self) -> dict:
@@ -117,6 +118,7 @@ def signup_form_for(event: Event, formdata=None, *, base: type[SignupForm] = Sig
         pass
 
     english = english_mode()
+    EventSignupForm.latin_reading = english  # the templates show the reading as optional
     if english:
         EventSignupForm.furigana = StringField(READING_LABEL, render_kw={"maxlength": 100,
                                                                           "placeholder": "Maria Fernanda"})
