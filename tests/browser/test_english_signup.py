@@ -62,5 +62,5 @@ def test_english_phone_signup_with_latin_reading_and_english_notice(ctx, browser
     db.session.rollback()
     registration = db.session.execute(select(Registration)).scalar_one()
     assert registration.furigana == "Maria Fernanda" and registration.prefecture == "海外"
-    assert registration.iwate_relation == "connected"
+    assert registration.iwate_relation == "connected" and registration.event_id == event.id
     assert (registration.consent_version, registration.consent_language) == ("2026-04", "en")

@@ -249,3 +249,20 @@ def test_participant_list_sorts_latin_readings_after_kana(app, ctx):
     db.session.commit()
     rows = participant_list(db.session.get(Event, event.id), sort="kana").rows
     assert [r.furigana for r in rows] == ["あべ", "さとう", "Maria", ""]
+
+
+def test_admin_publishes_the_english_notice_on_the_privacy_page(app, client):
+    from tests.staff_support import login, make_user, post_form
+
+    with app.app_context():
+        email = make_user("admin").email
+    login(client, email)
+    page = client.get("/staff/privacy").get_data(as_text=True)
+    assert 'name="purpose_en"' in page and "英語版(任意)" in page
+    response = post_form(client, "/staff/privacy", {
+        "purpose": "利用目的", "body": "本文", "contact": "窓口", "version": "2027-01",
+        "purpose_en": "Purpose in English", "body_en": "Body in English", "contact_en": ""}, token_from="/staff/privacy")
+    assert response.status_code == 303
+    assert "(英語版あり)" in client.get("/staff/privacy").get_data(as_text=True)
+    english = client.get("/privacy?lang=en").get_data(as_text=True)
+    assert "Purpose in English" in english and "窓口" in english  # the contact falls back to the Japanese
