@@ -266,3 +266,15 @@ def test_admin_publishes_the_english_notice_on_the_privacy_page(app, client):
     assert "(英語版あり)" in client.get("/staff/privacy").get_data(as_text=True)
     english = client.get("/privacy?lang=en").get_data(as_text=True)
     assert "Purpose in English" in english and "窓口" in english  # the contact falls back to the Japanese
+
+
+def test_english_companions_may_give_a_latin_reading_or_none(app, ctx):
+    from eventapp.services.registration import SignupRequest, sign_up
+    from tests.factories import person_input
+
+    event = make_event(max_companions=2)
+    result = sign_up(event.id, SignupRequest(
+        person=person_input(furigana="Maria"), consent=True, form_language="en",
+        companions=[{"name": "Ana Silva", "furigana": "Ana"}, {"name": "João Silva", "furigana": ""}]))
+    assert [r.furigana for r in result.companions] == ["Ana", ""]
+    assert {r.consent_language for r in [result.registration, *result.companions]} == {"en"}
