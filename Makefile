@@ -28,14 +28,20 @@ system-deps-test:
 translations: $(VENV)/.installed
 	$(BIN)/pybabel -q compile -d translations
 
-# Browser libraries (the QR decoder for phones without BarcodeDetector) from npm, served from static/vendor/.
-static/vendor/jsQR.js: package.json package-lock.json
+# Browser libraries from npm, served from static/vendor/: the QR decoder for phones without BarcodeDetector,
+# and axe-core, which the accessibility tests inject (same origin, so the Content-Security-Policy allows it).
+node_modules/.package-lock.json: package.json package-lock.json
 	@command -v npm >/dev/null || { echo "npm is needed for static/vendor (apt-get install npm)"; exit 1; }
 	npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
-	@mkdir -p static/vendor
-	cp node_modules/jsqr/dist/jsQR.js static/vendor/jsQR.js
 
-vendor: static/vendor/jsQR.js
+static/vendor/%: node_modules/.package-lock.json
+	@mkdir -p static/vendor
+	cp $(VENDOR_$*) $@
+
+VENDOR_jsQR.js := node_modules/jsqr/dist/jsQR.js
+VENDOR_axe.min.js := node_modules/axe-core/axe.min.js
+
+vendor: static/vendor/jsQR.js static/vendor/axe.min.js
 
 setup: system-deps $(VENV)/.installed translations vendor
 

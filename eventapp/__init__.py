@@ -65,6 +65,8 @@ def create_app(overrides: dict | None = None) -> Flask:
 
     from . import formatting
     formatting.register_filters(app)
+    from . import static_urls
+    static_urls.init_app(app)  # /static/… URLs carry ?v=<hash of the file> (long cache in nginx)
     from .services import calendar
     calendar.init_app(app)  # mail invite hook + calendar_links() for templates
 

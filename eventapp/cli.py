@@ -114,3 +114,13 @@ def register(app: Flask) -> None:
         click.echo(f"send-mail: watching the outbox every {interval:g} s (SIGTERM to stop)")
         sent = watch_outbox(interval_s=interval, stop=stop)
         click.echo(f"send-mail: stopped after sending {sent}")
+
+    @app.cli.command("send-reminders")
+    def send_reminders_command() -> None:
+        """Queue the reminder and waiting-list mails due now (one pass; `send-mail` runs it too)."""
+        from .models.base import utcnow
+        from .services.reminders import queue_due_reminders
+
+        queued = queue_due_reminders(utcnow())
+        db.session.commit()
+        click.echo(f"queued {queued} reminder mails (sent by send-mail)")

@@ -65,6 +65,8 @@ def load_config(instance_path: Path) -> dict:
         "MAIL_RUSH_RATE": float(env.get("MAIL_RUSH_RATE", "20")),
         "MAIL_RUSH_MAX_DEFER_S": float(env.get("MAIL_RUSH_MAX_DEFER_S", "30")),
         "ORGANISER_NAME": env.get("ORGANISER_NAME", "岩手県 遠恋複業課 事務局"),
+        # An absolute image URL for shared links' previews (og:image) and event data; none: text-only cards.
+        "SITE_IMAGE_URL": env.get("SITE_IMAGE_URL", ""),
         "BABEL_DEFAULT_LOCALE": "ja",
         "BABEL_DEFAULT_TIMEZONE": "Asia/Tokyo",
         "LANGUAGES": ["ja", "en"],

@@ -135,6 +135,14 @@ def is_important(question: object | None) -> bool:
     return question is not None and (getattr(question, "key", "") == "dietary" or bool(getattr(question, "important", False)))
 
 
+def quoted(title: object) -> str:
+    """A title quoted in a sentence: 「…」 (its own 「」 become 『』, never 「「…」」), or “…” in English."""
+    from .services.text import denest_quotes
+
+    text = str(title or "")
+    return f"“{text}”" if _english() else denest_quotes(f"「{text}」")
+
+
 def register_filters(app: Flask) -> None:
     from .services.text import single_line
     from .urls import external_url
@@ -147,6 +155,6 @@ def register_filters(app: Flask) -> None:
         jst=to_jst, date_ja=format_date, time_ja=format_time, datetime_ja=format_datetime,
         range_ja=format_range, yen=format_yen, kind_label=kind_label,
         status_label=lambda s: str(STATUS_LABELS.get(s, s)), day_title_rest=day_title_rest,
-        answer=answer_text,
+        answer=answer_text, quoted=quoted,
     )
     app.jinja_env.globals["answer_display"] = answer_display  # (kind, value), where only the kind is at hand

@@ -82,6 +82,7 @@ def registration_payload(registration: Registration, *, staff: bool = False,
         "answers": registration_service.answers_by_key(registration),
         "lead_registration_id": registration.lead_registration_id,
         "companions": _companions_payload(registration, waitlist_position),
+        "locale": registration.locale,
     }
     if staff:
         payload["person"] = registration.person
@@ -182,11 +183,12 @@ def create_registration(data, event_id):
     consent = data.pop("consent_privacy", False) is True
     companions = data.pop("companions", []) or []
     preferences = data.pop("preferences", None)
+    locale = data.pop("locale", "ja")  # the mails' language; not the request's Accept-Language
     # sign_up() answers 404 for an unknown or draft event itself.
     try:
         result = registration_service.sign_up(event_id, registration_service.SignupRequest(
             person=data, answers=answers, consent=consent, companions=companions, preferences=preferences,
-            source="api"))
+            source="api", locale=locale))
     except DomainError as exc:
         if exc.code != "duplicate":
             raise

@@ -12,10 +12,13 @@ from ..models import (
     IWATE_RELATIONS,
     MAX_CALENDAR_ALARMS,
     MAX_COMPANIONS_LIMIT,
+    MAX_REMINDERS,
     QUESTION_KINDS,
     REGISTRATION_STATUSES,
+    REMINDERS,
     Registration,
 )
+from ..models.registration import MAIL_LOCALES
 from ..services import events as event_rules
 from ..services import text
 from ..services.matching import MAX_PREFERENCES
@@ -25,6 +28,9 @@ from ..services.registration import MAX_ANSWER
 _ALARMS_DOC = ("calendar reminders before each day's start, earliest first: 1w, 3d, eve (18:00 JST the day "
                "before), 1d, 3h, 2h, 1h, 30m, 15m; [] for none; null: the kind's defaults (fieldwork eve+2h, "
                "online_seminar 1d+15m, others 1d+2h)")
+_REMINDERS_DOC = ("reminder mails to confirmed people before the start (集合 for fieldwork), earliest first: 1w, "
+                  "3d, 2d, 1d, 3h, 1h; only the latest due one is sent; [] for none; null: the kind's defaults "
+                  "(fieldwork 3d+1d, online_seminar 1d+1h, others 1d)")
 
 
 def staff_text(limit: int | None, *, multiline: bool = False, **kwargs) -> Text:
@@ -162,6 +168,7 @@ class EventSchema(Schema):
     checkin_closes_at = JSTDateTime(allow_none=True, metadata={
         "description": "null: 23:59 JST the day after the last day"})
     calendar_alarms = fields.List(Text(), allow_none=True, metadata={"description": _ALARMS_DOC})
+    reminders = fields.List(Text(), allow_none=True, metadata={"description": _REMINDERS_DOC})
     organiser_name = Text()
     organiser_email = Text()
     organiser_phone = Text()
@@ -231,6 +238,8 @@ class EventWriteSchema(StrictSchema):
     calendar_alarms = fields.List(Text(validate=validate.OneOf(CALENDAR_ALARMS)), allow_none=True,
                                   validate=validate.Length(max=MAX_CALENDAR_ALARMS),
                                   metadata={"description": _ALARMS_DOC})
+    reminders = fields.List(Text(validate=validate.OneOf(REMINDERS)), allow_none=True,
+                            validate=validate.Length(max=MAX_REMINDERS), metadata={"description": _REMINDERS_DOC})
     organiser_name = _event_text("organiser_name")
     # An address as the services accept it (email_validator), or "" for none.
     organiser_email = Text(validate=text.marshmallow_validator(limit=text.MAX_EMAIL, kind="email"),
@@ -327,6 +336,8 @@ class RegistrationCreateSchema(StrictSchema):
     preferences = fields.List(fields.Integer(strict=True), validate=validate.Length(max=MAX_PREFERENCES), metadata={
         "description": "matching sessions only: organisation ids in rank order (first = most wanted); "
                        "when given, at least one of the session's organisations"})
+    locale = Text(validate=validate.OneOf(MAIL_LOCALES), metadata={
+        "description": "language of the participant's mails: 'ja' (default) or 'en'"})
 
 
 class AttendeeSchema(Schema):
@@ -386,6 +397,7 @@ class RegistrationSchema(Schema):
         "description": "set on a companion: the id of the registration that signed the group up"})
     companions = fields.List(fields.Nested(CompanionSchema), metadata={
         "description": "on the lead's registration: the companions signed up with it"})
+    locale = Text(validate=validate.OneOf(MAIL_LOCALES), metadata={"description": "language of the participant's mails"})
 
 
 class RegistrationEnvelopeSchema(Schema):

@@ -8,7 +8,9 @@ from .event import (
     EVENT_STATUSES,
     MAX_CALENDAR_ALARMS,
     MAX_COMPANIONS_LIMIT,
+    MAX_REMINDERS,
     QUESTION_KINDS,
+    REMINDERS,
     Event,
     EventDay,
     ProgrammeItem,
@@ -29,18 +31,20 @@ from .matching import (
 )
 from .mypage import MyPageLink
 from .organisation import IWATE_MUNICIPALITIES, PROJECT_TYPES, EventOrganisation, Organisation
-from .outbox import OutboxMessage
+from .outbox import OutboxMessage, UndeliverableAddress
 from .person import IWATE_RELATIONS, Person
 from .privacy import PrivacyNotice
 from .ratelimit import RateLimitCounter
 from .registration import ACTIVE_STATUSES, ATTENDEE_FIELDS, REGISTRATION_STATUSES, Answer, Registration
+from .reminder import ReminderSend
 from .staff import ROLES, ApiToken, RecoveryCode, User
 
 __all__ = [
     "ACTIVE_STATUSES", "ATTENDEE_FIELDS", "CALENDAR_ALARMS", "CHECKIN_SOURCES", "EVENT_KINDS", "EVENT_STATUSES",
-    "IWATE_RELATIONS", "MAX_CALENDAR_ALARMS", "MAX_COMPANIONS_LIMIT", "QUESTION_KINDS", "REGISTRATION_STATUSES", "ROLES", "Answer", "ApiToken", "AuditEntry",
+    "IWATE_RELATIONS", "MAX_CALENDAR_ALARMS", "MAX_COMPANIONS_LIMIT", "MAX_REMINDERS", "QUESTION_KINDS", "REGISTRATION_STATUSES", "REMINDERS", "ROLES", "Answer", "ApiToken", "AuditEntry",
     "CheckIn", "Event", "MyPageLink", "EventDay", "IdempotencyKey", "OutboxMessage", "Person", "PrivacyNotice",
-    "ProgrammeItem", "RateLimitCounter", "Question", "RecoveryCode", "Registration", "User",
+    "ProgrammeItem", "RateLimitCounter", "Question", "RecoveryCode", "Registration", "ReminderSend", "UndeliverableAddress",
+    "User",
     # matching and organisations
     "IWATE_MUNICIPALITIES", "PROJECT_TYPES", "Attendance", "AttendanceCodeAttempts", "EventAttendanceState", "EventOrganisation", "Invitation",
     "MatchingLink", "MatchingSettings", "Organisation", "Outcome", "Preference", "SurveyResponse", "TimetableSlot",

@@ -18,6 +18,10 @@ MAX_COMPANIONS_LIMIT = 10  # companions one sign-up may bring at most (staff cho
 # 18:00 JST the evening before. Ordered from the earliest; services/calendar.py knows what each means.
 CALENDAR_ALARMS = ("1w", "3d", "eve", "1d", "3h", "2h", "1h", "30m", "15m")
 MAX_CALENDAR_ALARMS = 4
+# Reminder mails staff may pick per event: a time before the event's start (集合 for fieldwork).
+# Ordered from the earliest; services/reminders.py knows what each means and the kinds' defaults.
+REMINDERS = ("1w", "3d", "2d", "1d", "3h", "1h")
+MAX_REMINDERS = 3
 
 
 class Event(db.Model):
@@ -45,6 +49,8 @@ class Event(db.Model):
     description_en: Mapped[str] = mapped_column(Text, default="", server_default="")
     starts_at: Mapped[datetime] = mapped_column(UTCDateTime())
     ends_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # The start before the latest move of a published event (日程変更); NULL: never moved once published.
+    previous_starts_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     venue_name: Mapped[str] = mapped_column(String(300), default="")
     venue_address: Mapped[str] = mapped_column(String(500), default="")
     meeting_point: Mapped[str] = mapped_column(Text, default="")
@@ -62,6 +68,8 @@ class Event(db.Model):
     what_to_bring: Mapped[str] = mapped_column(Text, default="")
     # Calendar reminders, a list of CALENDAR_ALARMS codes; NULL: the kind's defaults, []: none.
     calendar_alarms: Mapped[list | None] = mapped_column(JSON, default=None)
+    # Reminder mails, a list of REMINDERS codes; NULL: the kind's defaults, []: none.
+    reminders: Mapped[list | None] = mapped_column(JSON, default=None)
     capacity: Mapped[int] = mapped_column(Integer)
     registration_opens_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     registration_closes_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)

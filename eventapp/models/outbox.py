@@ -38,3 +38,20 @@ class OutboxMessage(db.Model):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
 
     registration = relationship("Registration")
+
+
+class UndeliverableAddress(db.Model):
+    """An address the receiving server refused permanently (5xx at RCPT): no mail is attempted to it
+    until staff clear the mark (after the person's address was fixed or confirmed to work)."""
+
+    __tablename__ = "undeliverable_addresses"
+    __table_args__ = (
+        # Compared with the lower-cased outbox address: stored lower-cased, whatever the Python code does.
+        CheckConstraint("email = lower(email)", name="email_lower"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    reason: Mapped[str] = mapped_column(String(500), default="")  # the server's reply, e.g. 550 5.1.1 …
+    first_failed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_failed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

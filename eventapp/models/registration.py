@@ -19,6 +19,8 @@ REGISTRATION_STATUSES = ("confirmed", "waitlisted", "cancelled")
 ACTIVE_STATUSES = ("confirmed", "waitlisted")
 CONSENT_LANGUAGES = ("ja", "en")
 # Per-registration attendee details (the same names as the person's contact fields).
+# Languages a participant can sign up in (`?lang=en`); their mails are written in it.
+MAIL_LOCALES = ("ja", "en")
 ATTENDEE_FIELDS = ("name", "furigana", "phone", "prefecture", "iwate_relation", "occupation", "skills")
 
 
@@ -30,6 +32,7 @@ class Registration(db.Model):
         CheckConstraint("status != 'confirmed' OR confirmed_at IS NOT NULL", name="confirmed_has_time"),
         CheckConstraint(f"iwate_relation IN {IWATE_RELATIONS}", name="iwate_relation_valid"),
         CheckConstraint(f"consent_language IN {CONSENT_LANGUAGES}", name="consent_language_valid"),
+        CheckConstraint(f"locale IN {MAIL_LOCALES}", name="locale_valid"),
         # One active registration per person and event, whatever the Python code does.
         Index(
             "uq_registrations_active_person_event", "event_id", "person_id", unique=True,
@@ -64,6 +67,8 @@ class Registration(db.Model):
     consent_language: Mapped[str] = mapped_column(String(2), default="ja", server_default="ja")
     consent_at: Mapped[datetime] = mapped_column(UTCDateTime())
     source: Mapped[str] = mapped_column(String(16), default="web")
+    # The language the participant signed up in: every mail about this registration is written in it.
+    locale: Mapped[str] = mapped_column(String(5), default="ja", server_default="ja")
     staff_note: Mapped[str] = mapped_column(Text, default="")
     # A companion (同行者) points at the registration of the person who signed the group up; the
     # lead and everyone signed up alone have NULL. The group takes seats, or waits, together.

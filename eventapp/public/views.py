@@ -19,7 +19,7 @@ from ..services.capacity import availability, counts_for, counts_for_events
 from ..services.errors import DomainError, ValidationFailed
 from ..services.privacy import consent_language, current_notice
 from ..services.tickets import qr_png, qr_svg
-from . import bp
+from . import bp, metadata
 from .forms import signup_form_for
 
 
@@ -52,7 +52,8 @@ def event_list():
 def event_detail(slug: str):
     event = _visible_event(slug)
     avail = availability(event, counts_for(event.id))
-    return render_template("public/event_detail.html", event=event, availability=avail)
+    return render_template("public/event_detail.html", event=event, availability=avail,
+                           card=metadata.event_card(event), json_ld=metadata.event_json_ld(event, avail))
 
 
 @bp.route("/events/<slug>/register", methods=["GET", "POST"])
@@ -73,7 +74,7 @@ def signup(slug: str):
             result = registration_service.sign_up(event.id, registration_service.SignupRequest(
                 person=form.person_data(), answers=form.answers(event), consent=bool(form.consent_privacy.data),
                 companions=form.companions(event), preferences=preferences, source="web",
-                form_language=form_language, notice_shown=request.form.get("notice_shown") or None))
+                locale=form_language, notice_shown=request.form.get("notice_shown") or None))
             location = url_for("public.manage", token=result.registration.manage_token, new=1)
             idempotency.remember(location)  # stored with the registration, in its transaction
             db.session.commit()

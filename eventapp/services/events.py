@@ -22,7 +22,7 @@ from ..models import (
     ProgrammeItem,
     Question,
 )
-from . import calendar, text
+from . import calendar, reminders, text
 from .capacity import counts_for, lock_event
 from .errors import DomainError, ValidationFailed
 from .registration import fill_free_seats
@@ -203,6 +203,8 @@ def apply_event_fields(event: Event, data: dict, *, creating: bool) -> None:
             errors[field] = _("日時は2000年から2100年の間で入力してください。")
     if "calendar_alarms" in data:
         values["calendar_alarms"] = _calendar_alarms(errors, data["calendar_alarms"])
+    if "reminders" in data:
+        values["reminders"] = reminders.validate_reminders(errors, data["reminders"])
     for field in ("latitude", "longitude"):
         value = values.get(field)
         limit = 90 if field == "latitude" else 180
@@ -292,7 +294,7 @@ def update_event(event_id: int, data: dict) -> Event:
             field = "ends_at" if "ends_at" in data else "starts_at"
             raise ValidationFailed({field: _("複数日のイベントの期間は日程(days)で変更してください(開始・終了日時は日程から決まります)。開始・終了を同じ長さでずらすと、全日程が一緒に移動します。")})
     before = calendar.snapshot(event)
-    old_start, old_end = event.starts_at, event.ends_at
+    old_start, old_end, was_published = event.starts_at, event.ends_at, event.status == "published"
     apply_event_fields(event, data, creating=False)
     if new_days is not None:
         replace_days_in_place(event, new_days)
@@ -300,6 +302,8 @@ def update_event(event_id: int, data: dict) -> Event:
         _move_days_with_event(event, old_start, old_end)
     if event.days and (event.starts_at, event.ends_at) != days_span(event.days):
         event.starts_at, event.ends_at = days_span(event.days)  # the days decide (seconds of a move)
+    if was_published and abs(event.starts_at - old_start) >= timedelta(minutes=1):
+        event.previous_starts_at = old_start  # 日程変更: the page and its schema.org data say so
     db.session.flush()
     # Before promotions: people promoted below get the new invite with their promotion mail.
     calendar.notify_event_change(event, before)

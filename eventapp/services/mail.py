@@ -8,6 +8,10 @@ A claim is a short lease (MAIL_LEASE_S, 30 s) on `next_attempt_at`, renewed by a
 while its sender is alive and sending (see `_Heartbeat`); the heartbeat also marks what has gone out
 so far. A sender killed mid-batch thus leaves its unsent mails to the next sender within the lease,
 and at most one heartbeat's worth of mails is sent again.
+
+A permanent refusal (5xx at RCPT) fails the message at once and marks its address undeliverable
+(`undeliverable_addresses`): later mails to it are failed without being attempted until staff clear
+the mark (services/outbox.py). Transient failures (4xx, disconnects) are retried with backoff.
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ import smtplib
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
@@ -28,11 +33,11 @@ from flask_babel import force_locale
 from sqlalchemy import func, insert, inspect, select, tuple_, update
 from sqlalchemy.orm import joinedload, make_transient_to_detached
 
-from ..database import write_intent
+from ..database import column_values, insert_or_skip, write_intent
 from ..extensions import db
-from ..models import OutboxMessage, Registration
+from ..models import OutboxMessage, Registration, UndeliverableAddress
 from ..models.base import utcnow
-from .text import column_limit, fit, single_line
+from .text import column_limit, denest_quotes, fit, single_line
 
 _INSERT_MESSAGE = insert(OutboxMessage.__table__).returning(OutboxMessage.__table__.c.id)
 # 「【参加確定】」+ a 300-character title overflowed the column and failed every sign-up on PostgreSQL.
@@ -44,12 +49,15 @@ LEASE = timedelta(seconds=30)  # default of MAIL_LEASE_S
 SCRUB_AFTER_SENDING = frozenset({"my_page_link"})
 SCRUBBED_BODY = "(送信済み。ログイン用リンクを含むため本文は削除しました)\n"
 BATCH = 100  # messages claimed, sent and marked per round of deliver_due
+# last_error of a mail not attempted because its address is marked undeliverable.
+UNDELIVERABLE_ERROR = "undeliverable address (配信不可として記録されたアドレスのため送信していません)"
 
 
 def queue(kind: str, to_addr: str, template: str, context: dict, *,
-          registration: Registration | None = None, attachments: list[dict] | None = None) -> OutboxMessage:
-    """Render `templates/mail/<template>.txt` (first line `Subject: …`) and add it to the outbox."""
-    subject, body = render(template, context)
+          registration: Registration | None = None, attachments: list[dict] | None = None,
+          locale: str = "ja") -> OutboxMessage:
+    """Render `templates/mail/<template>.txt` (first line `Subject: …`) in `locale` and add it to the outbox."""
+    subject, body = render(template, context, locale=locale)
     values = {"kind": kind, "to_addr": to_addr[:ADDRESS_LIMIT], "subject": subject, "body": body,
               "attachments": attachments or []}
     if registration is None or registration.id is not None:
@@ -66,17 +74,23 @@ def queue(kind: str, to_addr: str, template: str, context: dict, *,
     return message
 
 
-def render(template: str, context: dict) -> tuple[str, str]:
-    """(subject, body) of `templates/mail/<template>.txt`."""
-    # Mails are Japanese even when the sender browsed in English (dates would otherwise mix languages).
+def render(template: str, context: dict, *, locale: str = "ja") -> tuple[str, str]:
+    """(subject, body) of `templates/mail/<template>.txt`, written in `locale` ('ja' or 'en')."""
+    # The mail's language is the recipient's (the registration's locale), never the language the
+    # sender happens to browse in: staff in an English session still send a Japanese sign-up Japanese.
     # Straight from the Jinja environment: mail templates use no page context (context processors
     # and render signals are page concerns, and cost a sign-up more than the template itself).
-    with force_locale("ja"):
+    locale = locale if locale in ("ja", "en") else "ja"
+    # Links in English mails open the pages in English (`?lang=en` also sets the language cookie).
+    context = {**context, "mail_locale": locale, "mail_lang": {"lang": "en"} if locale == "en" else {}}
+    with force_locale(locale):
         rendered = current_app.jinja_env.get_template(f"mail/{template}.txt").render(context)
     first, _, body = rendered.lstrip().partition("\n")
-    # The subject is derived text (a label plus the event's title): one line, shortened with … to its
-    # column, so no stored title can overflow it or break the header.
-    return fit(single_line(first.removeprefix("Subject:")), SUBJECT_LIMIT), body.strip() + "\n"
+    # The subject is derived text (a label plus the event's title): one line, no quotes inside quotes
+    # (a title with its own 「」), shortened with … to its column, so no stored title can overflow it
+    # or break the header.
+    subject = denest_quotes(single_line(first.removeprefix("Subject:")))
+    return fit(subject, SUBJECT_LIMIT), body.strip() + "\n"
 
 
 def queue_registration_mail(kind: str, registration: Registration, **extra) -> OutboxMessage | None:
@@ -91,10 +105,12 @@ def queue_registration_mail(kind: str, registration: Registration, **extra) -> O
         return None
     context = {"registration": registration, "event": registration.event, "person": person,
                "companions": [], **extra}
+    # Written in the language the participant signed up in (a companion's is its group's).
+    locale = registration.locale or "ja"
     # Attachments (the calendar invite) are built when the mail is sent, from the outbox row's
     # registration and kind (see build_email): a sign-up then does not pay for them inside its
     # locked transaction, and the invite shows the state at sending time.
-    return queue(kind, to_addr, kind, context, registration=registration)
+    return queue(kind, to_addr, kind, context, registration=registration, locale=locale)
 
 
 def registration_attachments(message: OutboxMessage) -> list[dict]:
@@ -206,16 +222,22 @@ def _deliver_batch(ids: list[int], now: datetime) -> tuple[int, int]:
                  joinedload(OutboxMessage.registration).joinedload(Registration.person))  # the invite's address
         .execution_options(populate_existing=True)
     ).scalars().all()
-    errors: dict[int, str] = {}
+    errors: dict[int, Failure] = {}
     scrub = {m.id for m in messages if m.kind in SCRUB_AFTER_SENDING}
+    blocked = undeliverable_among(m.to_addr for m in messages)
     with _Heartbeat(claimed, scrub=scrub) as heartbeat:
         with _transport() as send:
             for message in messages:
+                if normalise_address(message.to_addr) in blocked:
+                    errors[message.id] = Failure(UNDELIVERABLE_ERROR, permanent=True)
+                    continue
                 try:
                     send(message)
                     heartbeat.sent.append(message.id)
-                except Exception as exc:  # any transport failure is retried later; the message stays queued
-                    errors[message.id] = f"{type(exc).__name__}: {exc}"
+                except Exception as exc:  # a transient failure is retried later, a permanent one ends now
+                    errors[message.id] = failure = classify_failure(exc, message.to_addr)
+                    if failure.bounced:  # the batch's other mails to it are not attempted either
+                        blocked.add(failure.bounced)
         attempts = {message.id: message.attempts for message in messages}
         db.session.rollback()  # end the read so the write below begins with BEGIN IMMEDIATE
         sent_ids = [message_id for message_id in attempts if message_id not in errors]
@@ -231,15 +253,79 @@ def _deliver_batch(ids: list[int], now: datetime) -> tuple[int, int]:
     return len(sent_ids), len(errors)
 
 
-def _record_failure(message_id: int, attempts: int, error: str) -> None:
+@dataclass(frozen=True)
+class Failure:
+    """Why a send failed, and what follows: `permanent` fails the message at once (no retries);
+    `bounced` is the address the server refused permanently, marked undeliverable."""
+
+    error: str
+    permanent: bool = False
+    bounced: str = ""
+
+
+def normalise_address(value: str | None) -> str:
+    """An outbox address as undeliverable_addresses keeps it (people's addresses are lower-cased too)."""
+    return (value or "").strip().lower()
+
+
+def _reply_text(code: int, message: bytes | str) -> str:
+    text = message.decode("utf-8", "replace") if isinstance(message, bytes) else str(message)
+    return single_line(f"{code} {text}")
+
+
+def classify_failure(exc: Exception, to_addr: str) -> Failure:
+    """A 5xx refusal of the recipient is permanent (the address is marked); everything else —
+    4xx replies, disconnects, timeouts, a refused sender (our own configuration) — is transient."""
+    error = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        refused = [(code, reply) for code, reply in exc.recipients.values() if 500 <= code < 600]
+        if refused:
+            reason = _reply_text(*refused[0])
+            return Failure(f"{reason} (SMTPRecipientsRefused)", permanent=True, bounced=normalise_address(to_addr))
+    elif isinstance(exc, smtplib.SMTPDataError) and 500 <= exc.smtp_code < 600:
+        # Refused after DATA: this message is not going to be accepted (content, size), so no
+        # retries; the address is marked only when the reply says the mailbox is bad (5.1.x).
+        reason = _reply_text(exc.smtp_code, exc.smtp_error)
+        enhanced = reason.split(" ")[1] if " " in reason else ""
+        return Failure(f"{reason} (SMTPDataError)", permanent=True,
+                       bounced=normalise_address(to_addr) if enhanced.startswith("5.1.") else "")
+    return Failure(error)
+
+
+def undeliverable_among(addresses: Iterable[str | None]) -> set[str]:
+    """Which of these addresses (normalised) are marked undeliverable."""
+    wanted = {normalise_address(a) for a in addresses} - {""}
+    if not wanted:
+        return set()
+    return set(db.session.execute(
+        select(UndeliverableAddress.email).where(UndeliverableAddress.email.in_(wanted))).scalars())
+
+
+_INSERT_UNDELIVERABLE = insert_or_skip(UndeliverableAddress.__table__, conflict="email", returning=["id"])
+
+
+def mark_undeliverable(email: str, reason: str) -> None:
+    """Record a permanent refusal of `email` (first time, or again: last_failed_at and reason move on)."""
+    email, reason, now = normalise_address(email), reason[:500], utcnow()
+    table = UndeliverableAddress.__table__
+    if not db.session.execute(update(table).where(table.c.email == email)
+                              .values(reason=reason, last_failed_at=now)).rowcount:
+        # Two senders bouncing the same address at once: the second insert is skipped.
+        db.session.execute(_INSERT_UNDELIVERABLE, column_values(table, {
+            "email": email, "reason": reason, "first_failed_at": now, "last_failed_at": now}))
+
+
+def _record_failure(message_id: int, attempts: int, failure: Failure) -> None:
     max_attempts = current_app.config["MAIL_MAX_ATTEMPTS"]
-    values: dict = {"last_error": error[:2000]}
-    if attempts >= max_attempts:
+    values: dict = {"last_error": failure.error[:2000]}
+    if failure.permanent or attempts >= max_attempts:
         values["status"] = "failed"
     else:
         values["next_attempt_at"] = utcnow() + timedelta(minutes=2 ** attempts)
     db.session.execute(update(OutboxMessage.__table__).where(OutboxMessage.__table__.c.id == message_id)
                        .values(**values))
+    if failure.bounced:
+        mark_undeliverable(failure.bounced, failure.error)
 
 
 class RushDetector:
@@ -331,12 +417,15 @@ def _deliver_one(message_id: int, now: datetime) -> str:
     if message is None:  # removed since the claim (retention purge, a reset test database): nothing to send
         db.session.rollback()
         return "skipped"
-    try:
-        with _Heartbeat({message_id: seen + 1}), _transport() as send:  # a slow SMTP server keeps the claim
-            send(message)
-        error = None
-    except Exception as exc:  # any transport failure is retried later; the message stays queued
-        error = f"{type(exc).__name__}: {exc}"
+    error: Failure | None = None
+    if undeliverable_among([message.to_addr]):
+        error = Failure(UNDELIVERABLE_ERROR, permanent=True)
+    else:
+        try:
+            with _Heartbeat({message_id: seen + 1}), _transport() as send:  # a slow SMTP server keeps the claim
+                send(message)
+        except Exception as exc:  # a transient failure is retried later, a permanent one ends now
+            error = classify_failure(exc, message.to_addr)
     attempts, scrub = message.attempts, message.kind in SCRUB_AFTER_SENDING
     # Building the mail reloaded the expired message in a plain (deferred) read transaction; end it
     # so the write below starts with BEGIN IMMEDIATE instead of failing with "database is locked".
@@ -349,7 +438,10 @@ def _deliver_one(message_id: int, now: datetime) -> str:
         else:
             _record_failure(message_id, attempts, error)
         db.session.commit()
-    return "sent" if error is None else "failed"
+    if error is None:
+        return "sent"
+    # Only a transient failure (the server down) stops the caller's run; a refused address does not.
+    return "bounced" if error.permanent else "failed"
 
 
 def _address(value: str | None) -> str:

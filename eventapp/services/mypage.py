@@ -319,7 +319,8 @@ def resend_manage_link(event_id: int, raw_email: str, *, now: datetime | None = 
         return False
     mail.queue(MANAGE_LINK_MAIL, person.email, MANAGE_LINK_MAIL,
                {"registration": registration, "event": registration.event, "person": person,
-                "my_url": external_url("mypage.request_link")}, registration=registration)
+                "my_url": external_url("mypage.request_link")}, registration=registration,
+               locale=registration.locale)
     return True
 
 

@@ -18,6 +18,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from ..extensions import db
 from ..models import ATTENDEE_FIELDS, MAX_COMPANIONS_LIMIT, Answer, Event, Registration
 from ..models.base import utcnow
+from ..models.registration import MAIL_LOCALES
 from . import mail
 from .capacity import availability, counts_for, lock_event, roster_frozen
 from .errors import DomainError, NotFound, ValidationFailed
@@ -69,12 +70,13 @@ class SignupRequest:
     # they are validated and stored; None: not asked (staff sign-ups, walk-ins).
     preferences: list | None = None
     source: str = "web"
-    # The language the form was shown in: "en" takes an optional name reading in kana or Latin letters
-    # and records the notice's English text as the one consented to, when the version has one.
-    form_language: str = "ja"
+    # The language the person signed up in ('ja' or 'en'; anything else is 'ja'): their mails use it.
+    # "en" also takes an optional name reading in kana or Latin letters and records the notice's
+    # English text as the one consented to, when the version has one (docs/i18n.md).
+    locale: str = "ja"
     # The notice the form rendered, "<version>/<ja|en>" (its hidden field); given, it must be the one
     # the server would show now (else the notice changed meanwhile and is shown again). None: the
-    # current version in the form's language is recorded (API, staff sign-ups).
+    # current version in the sign-up's language is recorded (API, staff sign-ups).
     notice_shown: str | None = None
     staff_override: bool = False
     notify: bool = True
@@ -201,7 +203,7 @@ def sign_up(event_id: int, request: SignupRequest) -> SignupResult:
     errors: dict[str, str] = {}
     try:
         person_data = validate_person(request.person, email_required=request.email_required,
-                                      latin_reading=request.form_language == "en")
+                                      latin_reading=request.locale == "en")
     except ValidationFailed as exc:
         errors.update(exc.fields)
     answers, answer_errors = validate_answers(event, request.answers or {}, require=request.require_answers)
@@ -209,7 +211,7 @@ def sign_up(event_id: int, request: SignupRequest) -> SignupResult:
     companions: list[tuple[PersonData, dict[int, str]]] = []
     if request.companions:
         companions, companion_errors = _validate_companions(event, request.companions,
-                                                            latin_reading=request.form_language == "en")
+                                                            latin_reading=request.locale == "en")
         errors.update(companion_errors)
     ranked, preference_errors = _preferences(event, request)
     errors.update(preference_errors)
@@ -219,7 +221,7 @@ def sign_up(event_id: int, request: SignupRequest) -> SignupResult:
         errors["consent_privacy"] = _("個人情報の取扱いに同意してください。")
     if notice_version is None:  # nothing published yet: the built-in notice
         notice_version, notice_english = DEFAULT_NOTICE.version, DEFAULT_NOTICE.has_english
-    language = consent_language(request.form_language, bool(notice_english))
+    language = consent_language(request.locale, bool(notice_english))
     if request.notice_shown and request.notice_shown != f"{notice_version}/{language}":
         errors["consent_privacy"] = _("個人情報の取扱いが更新されました。内容をご確認のうえ、もう一度同意してください。")
     if errors:
@@ -257,6 +259,7 @@ def sign_up(event_id: int, request: SignupRequest) -> SignupResult:
     common = {
         "event_id": event.id, "consent_version": notice_version, "consent_language": language,
         "consent_at": now, "source": request.source,
+        "locale": request.locale if request.locale in MAIL_LOCALES else "ja",
         "created_at": now, "status": "confirmed" if confirmed else "waitlisted",
         "confirmed_at": now if confirmed else None, "waitlisted_at": None if confirmed else now,
     }

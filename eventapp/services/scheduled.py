@@ -24,8 +24,9 @@ SCHEDULED_EVERY_S = 30.0
 def passes() -> list[tuple[str, ScheduledPass]]:
     """The passes in the order they run; imported here so the mail module does not import them all."""
     from .join_url_notices import queue_join_url_mails
+    from .reminders import queue_due_reminders
 
-    return [("join_url", queue_join_url_mails)]
+    return [("join_url", queue_join_url_mails), ("reminders", queue_due_reminders)]
 
 
 def run_scheduled(now: datetime) -> dict[str, int]:

@@ -35,7 +35,7 @@ from .events import (
 from .people import clean_text
 from .registration import fill_free_seats
 
-COPIED_FIELDS = (*TEXT_FIELDS, "kind", "capacity", "fee_yen", "max_companions", "latitude", "longitude")
+COPIED_FIELDS = (*TEXT_FIELDS, "kind", "capacity", "fee_yen", "max_companions", "latitude", "longitude", "reminders")
 
 
 def get_event(event_id: int) -> Event:

@@ -148,3 +148,21 @@ def single_line(text: object) -> str:
     """Stored text made safe for a one-line output (a mail header, a calendar property): control
     characters and line breaks become spaces. For rows stored before validation was this strict."""
     return re.sub(r"\s+", " ", _SINGLE_LINE_BAD.sub(" ", str(text or ""))).strip()
+
+
+def denest_quotes(text: str) -> str:
+    """Japanese quotes inside quotes as 『』: 「オンラインセミナー「地方複業」」 → 「オンラインセミナー『地方複業』」
+    (a title quoted in a sentence or subject may carry its own 「」). Unbalanced text is left as typed."""
+    if text.count("「") != text.count("」") or "「" not in text:
+        return text
+    out, depth = [], 0
+    for char in text:
+        if char == "「":
+            out.append("『" if depth else char)
+            depth += 1
+        elif char == "」" and depth:
+            depth -= 1
+            out.append("』" if depth else char)
+        else:
+            out.append(char)
+    return "".join(out)

@@ -15,6 +15,7 @@ from ..services.calendar import ALARM_LABELS
 from ..services.capacity import counts_for, counts_for_events, roster_frozen
 from ..services.errors import DomainError, ValidationFailed
 from ..services.events import SLUG_LIMIT, TEXT_LIMITS
+from ..services.reminders import REMINDER_LABELS
 from . import bp
 from .forms import (
     EVENT_DATETIMES,
@@ -51,7 +52,7 @@ def _render_form(event: Event | None, values: dict, errors: dict, status: int = 
     limits = {**TEXT_LIMITS, "slug": SLUG_LIMIT}
     return render_template("staff/event_form.html", event=event, values=values, errors=errors,
                            kinds=KIND_LABELS, datetime_labels=EVENT_DATETIMES, limits=limits,
-                           alarm_labels=ALARM_LABELS), status
+                           alarm_labels=ALARM_LABELS, reminder_labels=REMINDER_LABELS), status
 
 
 @bp.route("/events/new", methods=["GET", "POST"])

@@ -15,6 +15,7 @@ from ..formatting import JST, to_jst
 from ..models import Event
 from ..params import parse_int as bounded_int
 from ..services.calendar import event_alarms
+from ..services.reminders import event_reminders
 
 EVENT_TEXT = ("title", "summary", "description", "venue_name", "venue_address", "meeting_point", "access",
               "online_url", "what_to_bring", "organiser_name", "organiser_email", "organiser_phone",
@@ -72,6 +73,8 @@ def event_data(form: MultiDict) -> tuple[dict, dict[str, str]]:
     if "alarm_mode" in form:
         # 種類の既定 (NULL) or exactly the ticked reminders (none ticked: no reminders).
         data["calendar_alarms"] = None if form.get("alarm_mode") != "custom" else form.getlist("calendar_alarms")
+    if "reminder_mode" in form:  # the same choice for reminder mails
+        data["reminders"] = None if form.get("reminder_mode") != "custom" else form.getlist("reminders")
     for field in ("latitude", "longitude"):
         if field in form:
             raw = form.get(field, "").strip()
@@ -85,12 +88,12 @@ def event_data(form: MultiDict) -> tuple[dict, dict[str, str]]:
 def event_values(event: Event | None, form: MultiDict | None = None) -> dict:
     """What the event form shows: the submitted values after an error, otherwise the event's."""
     if form is not None:
-        return dict(form.items(), calendar_alarms=form.getlist("calendar_alarms"))
+        return dict(form.items(), calendar_alarms=form.getlist("calendar_alarms"), reminders=form.getlist("reminders"))
     if event is None:
         # No companions unless staff allow them: the form's kind can change to a seminar before saving,
         # so a fieldwork-only default would need script; staff type e.g. 3 for a fieldwork.
         return {"kind": "fieldwork", "fee_yen": "0", "capacity": "20", "max_companions": "0",
-                "alarm_mode": "default", "calendar_alarms": []}
+                "alarm_mode": "default", "calendar_alarms": [], "reminder_mode": "default", "reminders": []}
     values = {field: getattr(event, field) or "" for field in (*EVENT_TEXT, "slug", "kind")}
     for field in EVENT_DATETIMES:
         value = getattr(event, field)
@@ -100,7 +103,9 @@ def event_values(event: Event | None, form: MultiDict | None = None) -> dict:
                   latitude="" if event.latitude is None else str(event.latitude),
                   longitude="" if event.longitude is None else str(event.longitude),
                   alarm_mode="default" if event.calendar_alarms is None else "custom",
-                  calendar_alarms=list(event_alarms(event)))
+                  calendar_alarms=list(event_alarms(event)),
+                  reminder_mode="default" if event.reminders is None else "custom",
+                  reminders=list(event_reminders(event)))
     return values
 
 

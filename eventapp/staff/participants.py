@@ -14,6 +14,7 @@ from ..services import participants as service
 from ..services import privacy
 from ..services.capacity import counts_for
 from ..services.errors import DomainError, NotFound, ValidationFailed
+from ..services.outbox import undeliverable_marks
 from ..services.people import PREFECTURES
 from . import bp
 from .events import load_event
@@ -40,8 +41,10 @@ def participant_list(event_id: int):
     sort = args.get("sort", "kana")
     result = service.participant_list(event, q=args.get("q", ""), status=status, question_id=question_id,
                                       answer=args.get("answer", ""), sort=sort)
+    undeliverable = undeliverable_marks(r.person.email for r in result.rows if r.person is not None)
     return render_template("staff/participants.html", event=event, result=result, q=args.get("q", ""),
-                           status=status, sort=sort, question_id=question_id, answer=args.get("answer", ""))
+                           status=status, sort=sort, question_id=question_id, answer=args.get("answer", ""),
+                           undeliverable=undeliverable)
 
 
 @bp.route("/events/<int:event_id>/participants/new", methods=["GET", "POST"])
@@ -219,7 +222,9 @@ def person_detail(person_id: int):
         person, registrations, attended = service.person_history(person_id)
     except DomainError:
         abort(404)
-    return render_template("staff/person.html", person=person, registrations=registrations, attended=attended)
+    mark = undeliverable_marks([person.email]).get((person.email or "").lower())
+    return render_template("staff/person.html", person=person, registrations=registrations, attended=attended,
+                           undeliverable=mark)
 
 
 @bp.get("/people/<int:person_id>/merge")

@@ -36,13 +36,14 @@ self.addEventListener("fetch", (event) => {
     return;
   }
   if (url.pathname.startsWith("/static/")) {
-    // Cache first, refreshed in the background.
+    // Cache first, refreshed in the background. Pages ask for /static/…?v=<hash> (eventapp/static_urls.py);
+    // offline, a copy under another version (or the unversioned SHELL) beats no stylesheet at all.
     event.respondWith(
       caches.open(CACHE).then((cache) => cache.match(request).then((hit) => {
         const refresh = fetch(request).then((response) => {
           if (response.ok) cache.put(request, response.clone());
           return response;
-        }).catch(() => hit);
+        }).catch(() => hit || cache.match(request, { ignoreSearch: true }));
         return hit || refresh;
       })),
     );

@@ -66,3 +66,21 @@ def test_calendar_alarms_round_trip_and_are_validated(app, client, tokens):
     assert list(error["fields"]) == ["calendar_alarms.0"]
     reset = client.patch(url, json={"calendar_alarms": None}, headers=headers)
     assert reset.status_code == 200 and reset.get_json()["calendar_alarms"] is None
+
+
+def test_reminders_round_trip_and_are_validated(app, client, tokens):
+    headers = auth(tokens["staff"])
+    created = client.post("/api/v1/events", json={**TWO_DAYS, "reminders": ["1h", "2d"]}, headers=headers)
+    assert created.status_code == 201, created.get_json()
+    event = created.get_json()
+    assert event["reminders"] == ["2d", "1h"]  # earliest first
+    url = f"/api/v1/events/{event['id']}"
+    error = assert_error(client.patch(url, json={"reminders": ["eve"]}, headers=headers), 422, "invalid")
+    assert list(error["fields"]) == ["reminders.0"]
+    error = assert_error(client.patch(url, json={"reminders": ["1w", "3d", "1d", "1h"]}, headers=headers),
+                         422, "invalid")
+    assert list(error["fields"]) == ["reminders"]
+    none = client.patch(url, json={"reminders": []}, headers=headers)
+    assert none.status_code == 200 and none.get_json()["reminders"] == []
+    reset = client.patch(url, json={"reminders": None}, headers=headers)
+    assert reset.status_code == 200 and reset.get_json()["reminders"] is None

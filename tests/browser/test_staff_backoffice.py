@@ -65,8 +65,12 @@ def test_staff_creates_event_sees_signup_and_exports_csv(ctx, browser, browser_s
     expect(staff.get_by_label("タイトル")).to_have_value("花巻ぶどう収穫フィールドワーク")
     shoot(staff, artifacts, "laptop-event-form-error")
     staff.get_by_label("終了日時").fill(f"{day.isoformat()}T16:00")
-    staff.get_by_label("1時間前").check()  # a reminder time of their own: the custom choice follows
+    # A reminder time of their own: the custom choice follows (calendar alarms and reminder mails alike).
+    staff.locator("#f-calendar_alarms").get_by_label("1時間前").check()
     expect(staff.locator("#f-alarm_mode-custom")).to_be_checked()
+    expect(staff.locator("#f-reminder_mode-custom")).not_to_be_checked()
+    staff.locator("#f-reminders").get_by_label("2日前").check()
+    expect(staff.locator("#f-reminder_mode-custom")).to_be_checked()
     staff.get_by_role("button", name="作成する(非公開)").click()
     expect(staff.locator(".notice-success")).to_contain_text("イベントを作成しました")
 
@@ -115,6 +119,7 @@ def test_staff_creates_event_sees_signup_and_exports_csv(ctx, browser, browser_s
     db.session.rollback()
     registration = db.session.execute(select(Registration)).scalar_one()
     assert registration.event.calendar_alarms == ["1h"]
+    assert registration.event.reminders == ["2d"]
     # Look at the main screens on a laptop and on a tablet; nothing may stick out sideways.
     pages = {"dashboard": "/staff/", "event": event_url.removeprefix(base), "participants":
              event_url.removeprefix(base) + "/participants", "edit": event_url.removeprefix(base) + "/edit",

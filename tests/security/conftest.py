@@ -46,8 +46,11 @@ def demo_ids(app) -> dict:
             db.session.commit()
             checkin = db.session.execute(select(CheckIn).order_by(CheckIn.id)).scalars().first()
         my_email = registration.person.email
+        my_link_token = mailed_my_link(my_email)
+        from eventapp.models import OutboxMessage
+        message_id = db.session.execute(select(OutboxMessage.id).order_by(OutboxMessage.id)).scalars().first()
         return {
-            "my_email": my_email, "my_link_token": mailed_my_link(my_email), "fmt": "json",
+            "my_email": my_email, "my_link_token": my_link_token, "fmt": "json", "message_id": message_id,
             "event_id": fieldwork.id, "matching_event_id": matching.id, "slug": fieldwork.slug,
             "registration_id": registration.id, "person_id": registration.person_id,
             "token": registration.manage_token, "manage_token": registration.manage_token,

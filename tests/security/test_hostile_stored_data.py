@@ -117,6 +117,12 @@ def test_every_mail_kind_is_built_and_sent_without_an_injected_header(scene, sen
                              scene.cancelled):
             mail.queue_registration_mail(kind, registration, **extra)
         queued.add(kind)
+    for registration in (scene.confirmed, scene.hijacked, scene.waitlisted, scene.on_line):
+        event = registration.event
+        mail.queue_registration_mail("reminder", registration, code="1d", starts_at=event.starts_at,
+                                     meeting_at=event.meeting_at)
+        mail.queue_registration_mail("waitlist_closed", registration)
+    queued |= {"reminder", "waitlist_closed"}
     for registration in (scene.confirmed, scene.hijacked):
         person = registration.person
         context = {"event": registration.event, "person": person, "registration": registration}

@@ -26,6 +26,7 @@ from eventapp.models import (
     IWATE_RELATIONS,
     QUESTION_KINDS,
     REGISTRATION_STATUSES,
+    REMINDERS,
     ROLES,
 )
 from eventapp.models.matching import (
@@ -37,7 +38,7 @@ from eventapp.models.matching import (
 )
 from eventapp.models.organisation import EVENT_ORG_ROLES, IWATE_MUNICIPALITIES, PROJECT_TYPES
 from eventapp.models.outbox import OUTBOX_STATUSES
-from eventapp.models.registration import CONSENT_LANGUAGES
+from eventapp.models.registration import CONSENT_LANGUAGES, MAIL_LOCALES
 from eventapp.services import organisations, staff_events
 from eventapp.services.accounts import create_user
 from eventapp.services.errors import ValidationFailed
@@ -45,6 +46,7 @@ from eventapp.services.events import create_event
 from eventapp.services.people import PREFECTURES
 from eventapp.services.privacy import publish_notice
 from eventapp.services.registration import register
+from eventapp.services.reminders import WAITLIST_CLOSED
 from tests.conftest import future, make_event, person_input
 
 
@@ -194,11 +196,13 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "registrations.status": REGISTRATION_STATUSES, "registrations.cancelled_by": ("self", "staff", "event"),
     "registrations.source": ("web", "api", "staff", "walkin"), "checkins.source": CHECKIN_SOURCES,
     "registrations.consent_language": CONSENT_LANGUAGES,
+    "registrations.locale": MAIL_LOCALES,
     "organisations.municipality": IWATE_MUNICIPALITIES, "organisations.project_type": PROJECT_TYPES,
     "event_organisations.role": EVENT_ORG_ROLES, "matching_settings.access_rule": ACCESS_RULES,
     "matching_links.scope": LINK_SCOPES, "attendances.source": ATTENDANCE_SOURCES,
     "invitations.reason": INVITATION_REASONS, "outcomes.status": OUTCOME_STATUSES,
     "outcomes.project_type": PROJECT_TYPES, "outbox.status": OUTBOX_STATUSES, "users.role": ROLES,
+    "reminder_sends.code": (*REMINDERS, WAITLIST_CLOSED),
     # A phone number is digits and hyphens, 10–21 characters (services.people._PHONE_RE).
     "people.phone": ("+" + "0" * 20,), "registrations.phone": ("+" + "0" * 20,),
 }
@@ -208,6 +212,7 @@ DERIVED: dict[str, str] = {
     "answers.question_label": "questions.label",
     "registrations.consent_version": "privacy_notices.version",
     "outbox.to_addr": "people.email",
+    "undeliverable_addresses.email": "outbox.to_addr",
     "audit_log.actor": "users.email",
 }
 
@@ -215,6 +220,7 @@ DERIVED: dict[str, str] = {
 NOT_USER_ENTERED: dict[str, str] = {
     "outbox.subject": "derived from a title; services.mail shortens it with … to the column (test below)",
     "outbox.kind": "a mail template name from the code",
+    "undeliverable_addresses.reason": "the SMTP server's reply, cut to the column by services.mail.mark_undeliverable",
     "audit_log.action": "an action word from the code",
     "audit_log.object_type": "an object type from the code",
     "people.calendar_token": "secrets.token_urlsafe(32): 43 characters",

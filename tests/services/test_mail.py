@@ -19,7 +19,8 @@ from eventapp.models import OutboxMessage, Registration
 from eventapp.models.base import utcnow
 from eventapp.services import mail
 from eventapp.services import registration as registration_service
-from tests.factories import jst, make_event, make_registration, person_input
+from tests.factories import jst, make_event, make_registration
+from tests.views.test_public import english_catalog  # noqa: F401 (fixture)
 
 
 def outbox(kind: str | None = None) -> list[OutboxMessage]:
@@ -132,20 +133,111 @@ def test_online_seminar_confirmation_contains_join_url_but_waitlist_mail_does_no
     assert "room-7" not in bodies["【キャンセル待ち受付"]
 
 
-def test_mail_is_japanese_even_when_queued_from_an_english_page(app, sent_mail):
+def test_a_japanese_sign_up_gets_japanese_mail_even_when_staff_act_from_an_english_page(app, sent_mail):
     with app.app_context():
-        event = make_event(title="英語ページからの申込", starts_at=jst(2031, 11, 8, 13), ends_at=jst(2031, 11, 9, 12))
-        event_id = event.id
+        event = make_event(title="英語ページからの操作", starts_at=jst(2031, 11, 8, 13), ends_at=jst(2031, 11, 9, 12))
+        registration = make_registration(event, email="ja@example.com")
+        assert registration.locale == "ja"
+        registration_id = registration.id
     with app.test_request_context("/?lang=en"):
         from flask_babel import get_locale
         assert str(get_locale()) == "en"
-        registration_service.register(event_id, person_input(email="en@example.com"), {}, consent=True)
+        registration_service.cancel(registration_id, by="staff")  # e.g. staff browsing in English
         db.session.commit()
         assert str(get_locale()) == "en"  # the page itself stays English
     with app.app_context():
         mail.deliver_due()
-    body = sent_mail()[0].get_body(("plain",)).get_content()
-    assert "日時: 2031年11月8日(土) 13:00 〜 11月9日(日) 12:00" in body
+    cancelled = next(m for m in sent_mail() if "キャンセル" in m["Subject"])
+    assert cancelled["Subject"] == "【キャンセル完了】英語ページからの操作"
+    body = cancelled.get_body(("plain",)).get_content()
+    assert "日時: 2031年11月8日(土) 13:00 〜 11月9日(日) 12:00" in body and "Dear" not in body
+
+
+@pytest.mark.usefixtures("english_catalog")
+def test_an_english_sign_up_gets_its_mails_in_english(app, client, sent_mail):
+    from tests.factories import csrf_token_from
+    with app.app_context():
+        event = make_event(kind="online_seminar", title="オンラインセミナー「地方複業のはじめかた」",
+                           starts_at=jst(2031, 11, 8, 13), ends_at=jst(2031, 11, 8, 14), organiser_phone="0197-00-0000")
+        slug = event.slug
+    html = client.get(f"/events/{slug}/register?lang=en").get_data(as_text=True)
+    response = client.post(f"/events/{slug}/register?lang=en", data={
+        "csrf_token": csrf_token_from(html), "name": "Hanako Iwate", "furigana": "いわて はなこ",
+        "email": "en@example.com", "consent_privacy": "y"})
+    assert response.status_code == 303
+    response.close()  # the after-response delivery
+    with app.app_context():
+        registration = db.session.execute(select(Registration)).scalar_one()
+        assert registration.locale == "en"
+        token = registration.manage_token
+        registration_service.cancel(registration.id, by="staff")  # queued outside any English page
+        db.session.commit()
+        mail.deliver_due()
+    confirmed, cancelled = sent_mail()
+    assert confirmed["Subject"] == "[Confirmed] オンラインセミナー「地方複業のはじめかた」"
+    body = confirmed.get_body(("plain",)).get_content()
+    assert body.startswith("Dear Hanako Iwate,")
+    assert "Thank you for signing up for “オンラインセミナー「地方複業のはじめかた」”. Your place is confirmed." in body
+    assert "When: Sat 8 Nov 2031 13:00 – 14:00" in body and "Venue: online" in body
+    assert f"/r/{token}?lang=en" in body  # the page opens in English too
+    assert "6-digit attendance code" in body and "Phone: 0197-00-0000" in body
+    assert "This mail was sent from a no-reply address." in body
+    assert not re.search(r"[ぁ-んァ-ヶ]", body.replace("オンラインセミナー「地方複業のはじめかた」", "")
+                         .replace("いわて", "")), "no Japanese left but the title"
+    assert cancelled["Subject"] == "[Cancelled] オンラインセミナー「地方複業のはじめかた」"
+    assert "(Cancelled by the organisers.)" in cancelled.get_body(("plain",)).get_content()
+
+
+def test_api_sign_ups_are_japanese_unless_a_locale_is_given(app, client):
+    with app.app_context():
+        event_id = make_event(title="API").id
+    body = {"name": "岩手 太郎", "furigana": "いわて たろう", "consent_privacy": True}
+    default = client.post(f"/api/v1/events/{event_id}/registrations?lang=en", json={**body, "email": "a@example.com"})
+    english = client.post(f"/api/v1/events/{event_id}/registrations", json={**body, "email": "b@example.com",
+                                                                         "locale": "en"})
+    refused = client.post(f"/api/v1/events/{event_id}/registrations", json={**body, "email": "c@example.com",
+                                                                         "locale": "fr"})
+    assert (default.status_code, english.status_code, refused.status_code) == (201, 201, 422)
+    with app.app_context():
+        locales = dict(db.session.execute(select(Registration.id, Registration.locale)).all())
+        assert locales == {default.get_json()["registration"]["id"]: "ja", english.get_json()["registration"]["id"]: "en"}
+        subjects = {m.to_addr: m.subject for m in outbox()}
+    assert subjects == {"a@example.com": "【参加確定】API", "b@example.com": "[Confirmed] API"}
+
+
+def test_the_database_refuses_an_unknown_locale(ctx):
+    from sqlalchemy.exc import IntegrityError
+    registration = make_registration(make_event())
+    with pytest.raises(IntegrityError):
+        db.session.execute(update(Registration).where(Registration.id == registration.id).values(locale="fr"))
+        db.session.flush()
+    db.session.rollback()
+
+
+def test_titles_with_their_own_quotes_are_not_quoted_inside_quotes(ctx):
+    event = make_event(title="オンラインセミナー「地方複業のはじめかた」")
+    registration = make_registration(event)
+    [message] = outbox()
+    assert message.subject == "【参加確定】オンラインセミナー「地方複業のはじめかた」"
+    assert "「オンラインセミナー『地方複業のはじめかた』」へのお申し込みを受け付け" in message.body
+    assert "「「" not in message.body and "」」" not in message.body
+    # a subject that quotes the title itself (staff mail) gets 『』 inside
+    subject, _body = mail.render("staff_message", {"subject": f"「{event.title}」のご案内", "body": "本文",
+                                                   "event": event, "registration": registration})
+    assert subject == "「オンラインセミナー『地方複業のはじめかた』」のご案内"
+
+
+def test_translated_mail_texts_are_all_in_the_catalogue():
+    from babel.messages.extract import extract_from_dir
+    from babel.messages.pofile import read_po
+
+    from tests.views.test_public import PROJECT_ROOT
+    with (PROJECT_ROOT / "translations/en/LC_MESSAGES/messages.po").open("rb") as f:
+        translated = {(m.context, m.id) for m in read_po(f, locale="en") if m.id and m.string}
+    found = {(context, msg) for _file, _line, msg, _comments, context in extract_from_dir(
+        str(PROJECT_ROOT), [("templates/mail/**.txt", "jinja2")],
+        keywords={"_": None, "pgettext": ((1, "c"), 2)})}
+    assert len(found) > 50 and found <= translated, sorted(found - translated)
 
 
 def test_a_backlog_goes_out_over_one_smtp_connection(app, ctx, mail_config, smtp_server):
@@ -325,7 +417,8 @@ def test_rush_detector_holds_mail_back_while_mail_is_queued_fast_for_at_most_its
 
 def test_watching_sender_waits_for_the_end_of_a_rush(app, mail_config, sent_mail):
     """While mail is queued faster than MAIL_RUSH_RATE the sender sends nothing; then it all goes."""
-    mail_config.update(MAIL_DELIVERY="sender", MAIL_RUSH_RATE=5, MAIL_RUSH_MAX_DEFER_S=60)
+    # A low threshold: 4 mails every 0.1 s stays a rush even on a machine so busy that queueing takes a while.
+    mail_config.update(MAIL_DELIVERY="sender", MAIL_RUSH_RATE=2, MAIL_RUSH_MAX_DEFER_S=60)
     stop = threading.Event()
     sent: list[int] = []
 
@@ -401,3 +494,25 @@ def test_a_message_removed_after_its_claim_is_skipped_without_an_error(ctx, sent
         event.remove(db.session, "after_commit", remove_once)
     assert removed == [message_id]
     assert sent_mail() == [] and db.session.get(OutboxMessage, message_id) is None
+
+
+@pytest.mark.usefixtures("english_catalog")
+def test_an_english_registration_is_told_of_a_move_and_a_cancellation_in_english(ctx, sent_mail):
+    from eventapp.services import events as event_service
+    from eventapp.services import staff_events
+    event = make_event(title="花巻", starts_at=jst(2031, 11, 8, 13), ends_at=jst(2031, 11, 8, 17))
+    registration = make_registration(event, email="en2@example.com")
+    db.session.execute(update(Registration).where(Registration.id == registration.id).values(locale="en"))
+    db.session.commit()
+    event_service.update_event(event.id, {"starts_at": jst(2031, 11, 9, 13), "ends_at": jst(2031, 11, 9, 17)})
+    db.session.commit()
+    staff_events.cancel_event(event.id, reason="台風のため")
+    db.session.commit()
+    mail.deliver_due()
+    subjects = [m["Subject"] for m in sent_mail()]
+    assert subjects == ["【参加確定】花巻", "[Changed] 花巻", "[Event cancelled] 花巻"]
+    moved = sent_mail()[1].get_body(("plain",)).get_content()
+    assert "The date and time of “花巻”, which you signed up for, changed." in moved
+    assert "When: Sun 9 Nov 2031 13:00 – 17:00" in moved
+    cancelled = sent_mail()[2].get_body(("plain",)).get_content()
+    assert "We are very sorry to tell you that “花巻” has been cancelled." in cancelled and "台風のため" in cancelled

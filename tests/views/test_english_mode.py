@@ -245,7 +245,7 @@ def test_participant_list_sorts_latin_readings_after_kana(app, ctx):
     event = make_event()
     for reading, language in (("Maria", "en"), ("", "en"), ("さとう", "ja"), ("アベ", "ja")):
         sign_up(event.id, SignupRequest(person=person_input(furigana=reading), consent=True,
-                                        form_language=language))
+                                        locale=language))
     db.session.commit()
     rows = participant_list(db.session.get(Event, event.id), sort="kana").rows
     assert [r.furigana for r in rows] == ["あべ", "さとう", "Maria", ""]
@@ -274,7 +274,7 @@ def test_english_companions_may_give_a_latin_reading_or_none(app, ctx):
 
     event = make_event(max_companions=2)
     result = sign_up(event.id, SignupRequest(
-        person=person_input(furigana="Maria"), consent=True, form_language="en",
+        person=person_input(furigana="Maria"), consent=True, locale="en",
         companions=[{"name": "Ana Silva", "furigana": "Ana"}, {"name": "João Silva", "furigana": ""}]))
     assert [r.furigana for r in result.companions] == ["Ana", ""]
     assert {r.consent_language for r in [result.registration, *result.companions]} == {"en"}

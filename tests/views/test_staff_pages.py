@@ -212,3 +212,33 @@ def test_event_form_chooses_calendar_alarms_or_the_kind_defaults(ctx, staff_clie
     assert post_form(staff_client, edit, none, token_from=edit).status_code == 303
     db.session.expire_all()
     assert db.session.get(Event, event.id).calendar_alarms == []
+
+
+def test_event_form_chooses_reminder_mails_or_the_kind_defaults(ctx, staff_client):
+    form = {"title": "北上オンライン", "kind": "online_seminar", "slug": "kitakami-reminders",
+            "starts_at": "2030-05-10T19:00", "ends_at": "2030-05-10T21:00", "capacity": "10", "fee_yen": "0",
+            "reminder_mode": "default", "reminders": ["3d"]}  # ticked, but the defaults are chosen
+    response = post_form(staff_client, "/staff/events/new", form, token_from="/staff/events/new")
+    assert response.status_code == 303, response.get_data(as_text=True)[:500]
+    event = db.session.query(Event).filter_by(slug="kitakami-reminders").one()
+    assert event.reminders is None
+    edit = f"/staff/events/{event.id}/edit"
+    html = staff_client.get(edit).get_data(as_text=True)
+    assert 'name="reminder_mode" value="default" checked' in html
+    assert re.findall(r'name="reminders" value="(\w+)"[^>]* checked', html) == ["1d", "1h"]  # the defaults
+
+    custom = {**form, "reminder_mode": "custom", "reminders": ["2d", "3h"]}
+    assert post_form(staff_client, edit, custom, token_from=edit).status_code == 303
+    db.session.expire_all()
+    assert db.session.get(Event, event.id).reminders == ["2d", "3h"]
+    too_many = {**custom, "reminders": ["1w", "3d", "1d", "1h"]}
+    refused = post_form(staff_client, edit, too_many, token_from=edit)
+    assert refused.status_code == 422 and "3個まで" in refused.get_data(as_text=True)
+    kept = re.findall(r'name="reminders" value="(\w+)"[^>]* checked', refused.get_data(as_text=True))
+    assert kept == ["1w", "3d", "1d", "1h"]  # the choice is kept for correcting
+    none = {**form, "reminder_mode": "custom"}
+    del none["reminders"]
+    assert post_form(staff_client, edit, none, token_from=edit).status_code == 303
+    db.session.expire_all()
+    assert db.session.get(Event, event.id).reminders == []
+    assert db.session.get(Event, event.id).calendar_alarms is None  # the other fieldset is left alone

@@ -1,7 +1,7 @@
 """English side: English event texts, an English privacy notice, the consent's language
 
 Revision ID: english_texts
-Revises: join_url_mailed
+Revises: bounces_undeliverable_locale
 Create Date: 2026-12-04 19:45:00
 
 events.title_en/summary_en/description_en and privacy_notices.purpose_en/body_en/contact_en are
@@ -15,7 +15,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = 'english_texts'
-down_revision = 'join_url_mailed'
+down_revision = 'bounces_undeliverable_locale'
 branch_labels = None
 depends_on = None
 
