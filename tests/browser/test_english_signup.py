@@ -11,6 +11,7 @@ from sqlalchemy import select
 from eventapp.extensions import db
 from eventapp.models import Registration
 from eventapp.services import privacy
+from tests.browser.test_accessibility import axe_violations
 from tests.browser.test_signup_mobile import assert_no_horizontal_scroll, shoot
 from tests.factories import make_event
 
@@ -51,12 +52,14 @@ def test_english_phone_signup_with_latin_reading_and_english_notice(ctx, browser
     phone.get_by_label("I agree to the handling of personal information described above").check()
     shoot(phone, artifacts, "en-2-form")
     assert_no_horizontal_scroll(phone, "English sign-up form")
+    assert axe_violations(phone, browser_server.url) == []  # the English form (notice, optional reading)
     phone.get_by_role("button", name="Sign up").click()
 
     expect(phone.locator(".status-label")).to_have_text("Confirmed")
     expect(phone.locator("body")).to_contain_text("Grape harvest in Hanamaki")
     expect(phone.locator(".facts")).to_contain_text("Maria Fernanda")
     shoot(phone, artifacts, "en-3-manage")
+    assert axe_violations(phone, browser_server.url) == []
     assert_no_horizontal_scroll(phone, "English manage page")
 
     db.session.rollback()
