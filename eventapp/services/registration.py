@@ -201,9 +201,12 @@ def sign_up(event_id: int, request: SignupRequest) -> SignupResult:
         raise NotFound("event_not_found", _("イベントが見つかりません。"))
 
     errors: dict[str, str] = {}
+    # The English sign-up form's optional reading in kana or Latin letters; the API keeps the ふりがな
+    # its schema documents (required, kana) whatever the locale.
+    latin = request.locale == "en" and request.source == "web"
     try:
         person_data = validate_person(request.person, email_required=request.email_required,
-                                      latin_reading=request.locale == "en")
+                                      latin_reading=latin)
     except ValidationFailed as exc:
         errors.update(exc.fields)
     answers, answer_errors = validate_answers(event, request.answers or {}, require=request.require_answers)
@@ -211,7 +214,7 @@ def sign_up(event_id: int, request: SignupRequest) -> SignupResult:
     companions: list[tuple[PersonData, dict[int, str]]] = []
     if request.companions:
         companions, companion_errors = _validate_companions(event, request.companions,
-                                                            latin_reading=request.locale == "en")
+                                                            latin_reading=latin)
         errors.update(companion_errors)
     ranked, preference_errors = _preferences(event, request)
     errors.update(preference_errors)

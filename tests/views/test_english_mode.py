@@ -278,3 +278,48 @@ def test_english_companions_may_give_a_latin_reading_or_none(app, ctx):
         companions=[{"name": "Ana Silva", "furigana": "Ana"}, {"name": "João Silva", "furigana": ""}]))
     assert [r.furigana for r in result.companions] == ["Ana", ""]
     assert {r.consent_language for r in [result.registration, *result.companions]} == {"en"}
+
+
+def test_a_latin_reading_survives_edits_but_japanese_edits_still_need_kana(app, ctx):
+    import pytest
+
+    from eventapp.services import mypage
+    from eventapp.services.errors import ValidationFailed
+    from eventapp.services.registration import SignupRequest, sign_up
+    from tests.factories import person_input
+
+    event = make_event()
+    latin = sign_up(event.id, SignupRequest(person=person_input(furigana="Maria"), consent=True, locale="en")).registration
+    kana = sign_up(event.id, SignupRequest(person=person_input(furigana="さとう"), consent=True)).registration
+    db.session.commit()
+    # Edited in Japanese mode, a registration made with a Latin reading keeps accepting it.
+    assert mypage.update_attendee(latin, {**latin.attendee, "furigana": "Maria F"}, {}, by="participant:1")
+    assert latin.furigana == "Maria F"
+    with pytest.raises(ValidationFailed) as refused:
+        mypage.update_attendee(kana, {**kana.attendee, "furigana": "Sato"}, {}, by="participant:2")
+    assert "furigana" in refused.value.fields
+    assert mypage.update_attendee(kana, {**kana.attendee, "furigana": "Sato"}, {}, by="participant:2",
+                                  form_language="en")
+
+
+def test_api_sign_ups_keep_kana_furigana_even_in_english(app, ctx):
+    import pytest
+
+    from eventapp.services.errors import ValidationFailed
+    from eventapp.services.registration import SignupRequest, sign_up
+    from tests.factories import person_input
+
+    event = make_event()
+    with pytest.raises(ValidationFailed) as refused:
+        sign_up(event.id, SignupRequest(person=person_input(furigana="Maria"), consent=True, locale="en",
+                                        source="api"))
+    assert "furigana" in refused.value.fields
+
+
+def test_shared_card_and_json_ld_use_the_english_title_in_english_mode(app, client):
+    slug = _slug(app, title="花巻ブドウ収穫", title_en="Grape harvest in Hanamaki")
+    english = client.get(f"/events/{slug}?lang=en").get_data(as_text=True)
+    assert '<meta property="og:title" content="Grape harvest in Hanamaki">' in english
+    assert '"name": "Grape harvest in Hanamaki"' in english or '"name":"Grape harvest in Hanamaki"' in english
+    japanese = client.get(f"/events/{slug}?lang=ja").get_data(as_text=True)
+    assert '<meta property="og:title" content="花巻ブドウ収穫">' in japanese
