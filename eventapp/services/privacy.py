@@ -25,7 +25,7 @@ DEFAULT_NOTICE = PrivacyNotice(
     purpose_en=(
         "The personal data you register is used to run this event (registration, contacting you, the "
         "participant list, insurance and transport arrangements), to tell you about related events of the "
-        "遠恋複業課 (Iwate Prefecture's remote side-job section), and for statistics that identify nobody. "
+        "Enren Fukugyo Office, and for statistics that identify nobody. "
         "It is not given to third parties without your consent except where the law requires, apart from "
         "what contractors need to arrange the fieldwork's travel insurance and transport."
     ),
@@ -35,7 +35,7 @@ DEFAULT_NOTICE = PrivacyNotice(
         "Retention: one year after the event ends, the data that identifies you is deleted (anonymised).\n"
         "To ask for disclosure, correction or deletion, please contact the office below."
     ),
-    contact_en="Iwate Prefecture, 遠恋複業課 office (email: info@example.jp)",
+    contact_en="Iwate Prefecture, Enren Fukugyo Office (email: info@example.jp)",
 )
 
 
