@@ -35,6 +35,11 @@ def _english() -> bool:
     return locale is not None and locale.language == "en"
 
 
+def english_mode() -> bool:
+    """The request is shown in English (`?lang=en`, docs/i18n.md)."""
+    return _english()
+
+
 def format_date(value: datetime | date, *, with_year: bool = True) -> str:
     """`2025年11月8日(土)` (or `Sat 8 Nov 2025` in English)."""
     d = to_jst(value) if isinstance(value, datetime) else value
@@ -70,13 +75,25 @@ def format_yen(amount: int) -> str:
     return f"¥{amount:,}" if _english() else f"{amount:,}円"
 
 
+# A reading all in Latin letters (the English form's "Maria Fernanda"): sorted after every kana reading.
+_LATIN_READING = re.compile(r"^[A-Za-z\u00c0-\u024f][A-Za-z\u00c0-\u024f '.\-・ー]*$")
+
+
 def kana_sort_key(furigana: str) -> str:
-    """五十音順 key: katakana folded to hiragana, voiced marks ignored at the first level."""
-    text = unicodedata.normalize("NFKC", furigana or "")
+    """五十音順 key: katakana folded to hiragana, voiced marks ignored at the first level.
+
+    Three groups, in this order: kana (and anything else, by code point as before), then readings in
+    Latin letters A–Z (case and accents ignored at the first level), then empty readings (docs/i18n.md)."""
+    text = unicodedata.normalize("NFKC", furigana or "").strip()
+    if not text:
+        return "\x03"
+    if _LATIN_READING.match(text):
+        folded = "".join(ch for ch in unicodedata.normalize("NFD", text.casefold()) if not unicodedata.combining(ch))
+        return "\x02" + folded + "\x00" + text
     text = "".join(chr(ord(ch) - 0x60) if "\u30a1" <= ch <= "\u30f6" else ch for ch in text)
     base = unicodedata.normalize("NFD", text)
     stripped = "".join(ch for ch in base if ch not in "\u3099\u309a")
-    return unicodedata.normalize("NFC", stripped) + "\x00" + text
+    return "\x01" + unicodedata.normalize("NFC", stripped) + "\x00" + text
 
 
 def kind_label(kind: str) -> str:

@@ -43,6 +43,10 @@ class Event(db.Model):
     title: Mapped[str] = mapped_column(String(300))
     summary: Mapped[str] = mapped_column(Text, default="")
     description: Mapped[str] = mapped_column(Text, default="")
+    # Optional English texts, shown in English mode ('' = show the Japanese one); see docs/i18n.md.
+    title_en: Mapped[str] = mapped_column(String(300), default="", server_default="")
+    summary_en: Mapped[str] = mapped_column(Text, default="", server_default="")
+    description_en: Mapped[str] = mapped_column(Text, default="", server_default="")
     starts_at: Mapped[datetime] = mapped_column(UTCDateTime())
     ends_at: Mapped[datetime] = mapped_column(UTCDateTime())
     # The start before the latest move of a published event (日程変更); NULL: never moved once published.
@@ -93,6 +97,26 @@ class Event(db.Model):
     questions: Mapped[list[Question]] = relationship(
         back_populates="event", order_by="Question.position", cascade="all, delete-orphan"
     )
+
+    def text_in(self, field: str, language: str) -> str:
+        """title/summary/description in `language`: the English text if given, else the Japanese."""
+        return (language == "en" and getattr(self, f"{field}_en")) or getattr(self, field)
+
+    # What participant pages show: English texts in English mode (docs/i18n.md).
+    @property
+    def shown_title(self) -> str:
+        from ..formatting import english_mode
+        return self.text_in("title", "en" if english_mode() else "ja")
+
+    @property
+    def shown_summary(self) -> str:
+        from ..formatting import english_mode
+        return self.text_in("summary", "en" if english_mode() else "ja")
+
+    @property
+    def shown_description(self) -> str:
+        from ..formatting import english_mode
+        return self.text_in("description", "en" if english_mode() else "ja")
 
     @property
     def is_online(self) -> bool:

@@ -17,6 +17,7 @@ from .person import IWATE_RELATIONS, keep_search_keys, trigram_index
 
 REGISTRATION_STATUSES = ("confirmed", "waitlisted", "cancelled")
 ACTIVE_STATUSES = ("confirmed", "waitlisted")
+CONSENT_LANGUAGES = ("ja", "en")
 # Per-registration attendee details (the same names as the person's contact fields).
 # Languages a participant can sign up in (`?lang=en`); their mails are written in it.
 MAIL_LOCALES = ("ja", "en")
@@ -30,6 +31,7 @@ class Registration(db.Model):
         CheckConstraint("status != 'waitlisted' OR waitlisted_at IS NOT NULL", name="waitlist_has_time"),
         CheckConstraint("status != 'confirmed' OR confirmed_at IS NOT NULL", name="confirmed_has_time"),
         CheckConstraint(f"iwate_relation IN {IWATE_RELATIONS}", name="iwate_relation_valid"),
+        CheckConstraint(f"consent_language IN {CONSENT_LANGUAGES}", name="consent_language_valid"),
         CheckConstraint(f"locale IN {MAIL_LOCALES}", name="locale_valid"),
         # One active registration per person and event, whatever the Python code does.
         Index(
@@ -69,6 +71,8 @@ class Registration(db.Model):
     manage_token: Mapped[str] = mapped_column(String(64), unique=True)
     ticket_code: Mapped[str] = mapped_column(String(64), unique=True)
     consent_version: Mapped[str] = mapped_column(String(32))
+    # Which text of that notice version was shown: 'ja', or 'en' (its English text).
+    consent_language: Mapped[str] = mapped_column(String(2), default="ja", server_default="ja")
     consent_at: Mapped[datetime] = mapped_column(UTCDateTime())
     source: Mapped[str] = mapped_column(String(16), default="web")
     # The language the participant signed up in: every mail about this registration is written in it.

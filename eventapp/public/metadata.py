@@ -41,7 +41,7 @@ def event_description(event: Event) -> str:
     """One line for `<meta name="description">` and the cards: date, place, then the summary."""
     place = _("オンライン") if event.is_online else (event.venue_name or event.venue_address)
     lead = " ・ ".join(part for part in (format_range(event.starts_at, event.ends_at), single_line(place or "")) if part)
-    body = event.summary or event.description
+    body = event.shown_summary or event.shown_description
     return _shorten(f"{lead} — {body}" if body else lead, DESCRIPTION_LENGTH + len(lead) + 3)
 
 
@@ -68,8 +68,8 @@ def event_json_ld(event: Event, availability: Availability) -> dict:
     data: dict = {
         "@context": "https://schema.org",
         "@type": KIND_TYPES.get(event.kind, "Event"),
-        "name": single_line(event.title),
-        "description": _shorten(event.summary or event.description, 500),
+        "name": single_line(event.shown_title),
+        "description": _shorten(event.shown_summary or event.shown_description, 500),
         "url": event_url(event),
         "startDate": _iso(event.starts_at),
         "endDate": _iso(event.ends_at),
@@ -101,5 +101,5 @@ def event_json_ld(event: Event, availability: Availability) -> dict:
 
 def event_card(event: Event) -> dict[str, str]:
     """Open Graph / X card values (https://ogp.me/): title, description, URL and image when one is set."""
-    return {"title": single_line(event.title), "description": event_description(event), "url": event_url(event),
+    return {"title": single_line(event.shown_title), "description": event_description(event), "url": event_url(event),
             "image": current_app.config.get("SITE_IMAGE_URL") or ""}

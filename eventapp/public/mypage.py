@@ -29,6 +29,7 @@ from flask_wtf import FlaskForm
 from wtforms import EmailField
 
 from ..extensions import db
+from ..formatting import english_mode
 from ..models import Person
 from ..services import announcements as announcement_service
 from ..services import mypage as mypage_service
@@ -197,7 +198,8 @@ def edit(person: Person, registration_id: int):
     if request.method == "POST" and form.validate():
         try:
             changed = mypage_service.update_attendee(registration, form.person_data(), form.answers(event),
-                                                     by=f"participant:{person.id}")
+                                                     by=f"participant:{person.id}",
+                                                     form_language="en" if english_mode() else "ja")
             db.session.commit()
             flash(_("登録内容を変更しました。") if changed else _("変更はありませんでした。"), "success")
             return redirect(url_for("mypage.home"), code=303)

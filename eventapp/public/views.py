@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from flask import Response, abort, flash, redirect, render_template, request, url_for
-from flask_babel import get_locale
 from flask_babel import gettext as _
 from sqlalchemy import select
 
 from .. import idempotency
 from ..extensions import db
-from ..formatting import KIND_LABELS
+from ..formatting import KIND_LABELS, english_mode
 from ..matching.public_views import prefill_from_invitation
 from ..models import EVENT_KINDS, Event
 from ..models.base import utcnow
@@ -19,7 +18,7 @@ from ..services import mypage as mypage_service
 from ..services import registration as registration_service
 from ..services.capacity import availability, counts_for
 from ..services.errors import DomainError, ValidationFailed
-from ..services.privacy import current_notice
+from ..services.privacy import consent_language, current_notice
 from ..services.tickets import qr_png, qr_svg
 from . import bp, metadata
 from .forms import signup_form_for
@@ -59,6 +58,7 @@ def signup(slug: str):
     avail = availability(event, counts_for(event.id))
     form = signup_form_for(event, request.form if request.method == "POST" else None)
     error = preference_error = error_code = None
+    form_language = "en" if english_mode() else "ja"
     if request.method == "GET" and request.args.get("invite"):
         prefill_from_invitation(form, event, request.args["invite"])  # personal link from an invitation mail
     if request.method == "POST" and avail.accepts_signups and form.validate():
@@ -70,7 +70,7 @@ def signup(slug: str):
                 person=form.person_data(), answers=form.answers(event), consent=bool(form.consent_privacy.data),
                 announcements_opt_in=bool(form.announcements_opt_in.data),
                 companions=form.companions(event), preferences=preferences, source="web",
-                locale=str(get_locale() or "ja")))  # the page's language (?lang=en): the mails' too
+                locale=form_language, notice_shown=request.form.get("notice_shown") or None))
             location = url_for("public.manage", token=result.registration.manage_token, new=1)
             idempotency.remember(location)  # stored with the registration, in its transaction
             db.session.commit()
@@ -90,8 +90,11 @@ def signup(slug: str):
                 db.session.commit()
             avail = availability(event, counts_for(event.id))
     status = 422 if request.method == "POST" else 200
+    notice = current_notice()
+    notice_language = consent_language(form_language, notice.has_english)
     return render_template("public/signup.html", event=event, form=form, availability=avail, error=error,
-                           error_code=error_code, notice=current_notice(),
+                           error_code=error_code, notice=notice, notice_language=notice_language,
+                           notice_text=notice.text(notice_language), english=form_language == "en",
                            preference_error=preference_error), status
 
 
@@ -140,4 +143,7 @@ def ticket_png(token: str):
 
 @bp.get("/privacy")
 def privacy():
-    return render_template("public/privacy.html", notice=current_notice())
+    notice = current_notice()
+    language = consent_language("en" if english_mode() else "ja", notice.has_english)
+    return render_template("public/privacy.html", notice=notice, notice_language=language,
+                           notice_text=notice.text(language))

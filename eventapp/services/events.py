@@ -34,16 +34,18 @@ SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 # A change of any of these makes calendars replace their copy (iCalendar SEQUENCE).
 SEQUENCE_FIELDS = ("starts_at", "ends_at", "venue_name", "venue_address", "status", "online_url")
 TEXT_FIELDS = ("title", "summary", "description", "venue_name", "venue_address", "meeting_point", "access",
-               "online_url", "what_to_bring", "organiser_name", "organiser_email", "organiser_phone")
+               "online_url", "what_to_bring", "organiser_name", "organiser_email", "organiser_phone",
+               "title_en", "summary_en", "description_en")
 TIME_FIELDS = ("starts_at", "ends_at", "registration_opens_at", "registration_closes_at",
                "cancellation_deadline", "roster_freeze_at", "checkin_opens_at", "checkin_closes_at",
                "online_url_reveal_at", "meeting_at", "dismissal_at")
-MULTILINE = {"summary", "description", "meeting_point", "access", "what_to_bring"}
+MULTILINE = {"summary", "description", "meeting_point", "access", "what_to_bring", "summary_en", "description_en"}
 # Longest accepted text per field: String columns give their own length (services.text.column_limit);
 # Text columns have theirs here. The API schemas use the same numbers (tests/security/test_lengths.py).
 TEXT_LIMITS = {
     **{field: text.column_limit(getattr(Event, field)) for field in TEXT_FIELDS if field not in MULTILINE},
     "summary": 2000, "description": 20000, "meeting_point": 2000, "access": 5000, "what_to_bring": 5000,
+    "summary_en": 2000, "description_en": 20000,  # optional English texts: the Japanese ones' limits
 }
 SLUG_LIMIT = text.column_limit(Event.slug)
 DAY_TITLE_LIMIT = text.column_limit(EventDay.title)

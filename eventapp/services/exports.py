@@ -78,7 +78,7 @@ def _all_columns(event: Event) -> list[Column]:
                Column("確定日時", lambda r: _jst(r.confirmed_at)),
                Column("キャンセル日時", lambda r: _jst(r.cancelled_at)),
                Column("申込経路", lambda r: {"staff": "事務局", "web": "Web", "api": "API"}.get(r.source, r.source)),
-               Column("同意した規約版", lambda r: r.consent_version), TICKET, NOTE]
+               Column("同意した規約版", lambda r: r.consent_version + ("(英語版)" if r.consent_language == "en" else "")), TICKET, NOTE]
     # Every question ever asked, removed ones too, so no given answer is lost from the export.
     for question in event.questions:
         label = question.label + ("" if question.is_active else "(削除済み)")

@@ -40,7 +40,7 @@ from ..urls import external_url
 from . import audit, mail
 from .capacity import roster_frozen
 from .errors import DomainError, NotFound, ValidationFailed
-from .people import clean_text, normalise_email, validate_person
+from .people import clean_text, is_kana_reading, normalise_email, validate_person
 from .registration import apply_attendee_changes, validate_answers, waitlist_position
 
 LINK_MAIL = "my_page_link"
@@ -222,7 +222,7 @@ def overview(person: Person, *, now: datetime | None = None) -> tuple[list[Entry
 # --- changes -------------------------------------------------------------------------------------
 
 def update_attendee(registration: Registration, data: dict, answers: dict, *, by: str,
-                    now: datetime | None = None) -> dict:
+                    now: datetime | None = None, form_language: str = "ja") -> dict:
     """The participant changes a registration's attendee details and answers (until the event starts).
 
     Validated like a sign-up; applied by the same `registration.apply_attendee_changes` as staff
@@ -238,8 +238,10 @@ def update_attendee(registration: Registration, data: dict, answers: dict, *, by
     errors: dict[str, str] = {}
     person_data = None
     try:
+        # The English form's optional reading, also for a registration made with one (kept as it is).
+        latin = form_language == "en" or not is_kana_reading(registration.furigana)
         person_data = validate_person({**{f: data.get(f, "") for f in ATTENDEE_FIELDS}, "email": ""},
-                                      email_required=False)
+                                      email_required=False, latin_reading=latin)
     except ValidationFailed as exc:
         errors.update(exc.fields)
     values, answer_errors = validate_answers(event, answers)
@@ -365,7 +367,8 @@ def export_data(person: Person) -> dict:
             "created_at": _iso(r.created_at), "confirmed_at": _iso(r.confirmed_at),
             "waitlisted_at": _iso(r.waitlisted_at), "cancelled_at": _iso(r.cancelled_at),
             "cancelled_by": r.cancelled_by, "source": r.source, "ticket_code": r.ticket_code,
-            "consent_version": r.consent_version, "consent_at": _iso(r.consent_at), "staff_note": r.staff_note,
+            "consent_version": r.consent_version, "consent_language": r.consent_language,
+            "consent_at": _iso(r.consent_at), "staff_note": r.staff_note,
         } for r in registrations],
         "checkins": [{"registration_id": c.registration_id, "checked_in_at": _iso(c.checked_in_at),
                       "source": c.source, "undone_at": _iso(c.undone_at)} for c in checkins],

@@ -18,7 +18,7 @@ from ..models.base import utcnow
 from . import audit, mail, text
 from .capacity import Counts, counts_for, lock_event
 from .errors import DomainError, NotFound, ValidationFailed
-from .people import clean_text, normalise_email, validate_person
+from .people import clean_text, is_kana_reading, normalise_email, validate_person
 from .registration import (
     SignupRequest,
     SignupResult,
@@ -329,7 +329,8 @@ def update_registration_details(registration_id: int, person_input: dict, answer
     raw = {name: person_input.get(name, "") for name in ATTENDEE_FIELDS}
     errors: dict[str, str] = {}
     try:
-        data = validate_person(raw, email_required=False)
+        # A reading given in the English form (Latin letters, or none) may stay so in a correction.
+        data = validate_person(raw, email_required=False, latin_reading=not is_kana_reading(registration.furigana))
     except ValidationFailed as exc:
         errors.update(exc.fields)
     answers, answer_errors = validate_answers(registration.event, answers_input or {}, require=False)

@@ -30,6 +30,9 @@ MAX_NAME = 100
 MAX_TEXT = 2000
 # Hiragana, the prolonged sound mark and the iteration marks; katakana is converted before the check.
 _FURIGANA_RE = re.compile(r"^[\u3041-\u3096\u309d\u309e\u30fc ]+$")
+# The English form's optional name reading: kana (folded to hiragana like furigana), Latin letters
+# (accented ones too), ・, ー, spaces, and the apostrophe, hyphen and full stop of Latin names.
+_READING_RE = re.compile(r"^[A-Za-z\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f\u3041-\u3096\u309d\u309e\u30fb\u30fc '.\-]+$")
 _PHONE_RE = re.compile(r"^\+?[0-9][0-9\-]{8,18}[0-9]$")
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
 
@@ -74,6 +77,11 @@ def normalise_furigana(value: str) -> str:
     return re.sub(r"\s+", " ", text)
 
 
+def is_kana_reading(furigana: str) -> bool:
+    """A stored reading in kana (the Japanese form's ふりがな); False for '' and Latin-letter readings."""
+    return bool(_FURIGANA_RE.match(furigana or ""))
+
+
 def normalise_email(value: str) -> str:
     """Validated, with the domain lower-cased; the local part is lower-cased too (one person per inbox)."""
     # test_environment: also the reserved `.test` domain, like any other well-formed address (the API
@@ -89,10 +97,12 @@ def normalise_phone(value: str) -> str:
     return re.sub(r"[\s()ー−‐]", "-", text).replace("--", "-")
 
 
-def validate_person(raw: dict, *, email_required: bool = True) -> PersonData:
+def validate_person(raw: dict, *, email_required: bool = True, latin_reading: bool = False) -> PersonData:
     """Check raw input (form or JSON) and return normalised data, or raise ValidationFailed.
 
-    `email_required=False` (a walk-in at the door): an empty address is allowed and gives `email=""`."""
+    `email_required=False` (a walk-in at the door): an empty address is allowed and gives `email=""`.
+    `latin_reading=True` (the English form): the reading is optional ('' stored) and may be in Latin
+    letters or kana with ・ (マリア・フェルナンダ, "Maria Fernanda"); otherwise ふりがな in kana, required."""
     errors: dict[str, str] = {}
     name = clean_text(raw.get("name"))
     name = re.sub(r"\s+", " ", name)
@@ -102,7 +112,12 @@ def validate_person(raw: dict, *, email_required: bool = True) -> PersonData:
         errors["name"] = _("氏名は%(max)s文字以内で入力してください。", max=MAX_NAME)
 
     furigana = normalise_furigana(clean_text(raw.get("furigana")))
-    if not furigana:
+    if latin_reading:
+        if furigana and not _READING_RE.match(furigana):
+            errors["furigana"] = _("読み方は、カタカナ・ひらがなまたはローマ字で入力してください。")
+        elif len(furigana) > MAX_NAME:
+            errors["furigana"] = _("読み方は%(max)s文字以内で入力してください。", max=MAX_NAME)
+    elif not furigana:
         errors["furigana"] = _("ふりがなを入力してください。")
     elif not _FURIGANA_RE.match(furigana):
         errors["furigana"] = _("ふりがなは、ひらがなまたはカタカナで入力してください。")

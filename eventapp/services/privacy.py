@@ -36,6 +36,20 @@ DEFAULT_NOTICE = PrivacyNotice(
         "開示・訂正・削除のご請求は下記の窓口までご連絡ください。"
     ),
     contact="岩手県 遠恋複業課 事務局 (メール: info@example.jp)",
+    purpose_en=(
+        "The personal data you register is used to run this event (registration, contacting you, the "
+        "participant list, insurance and transport arrangements), to tell you about related events of the "
+        "Enren Fukugyo Office, and for statistics that identify nobody. "
+        "It is not given to third parties without your consent except where the law requires, apart from "
+        "what contractors need to arrange the fieldwork's travel insurance and transport."
+    ),
+    body_en=(
+        "Data collected: name, name reading, email address, phone number, prefecture of residence, relation "
+        "to Iwate, occupation and skills, and your answers to each event's questions.\n"
+        "Retention: one year after the event ends, the data that identifies you is deleted (anonymised).\n"
+        "To ask for disclosure, correction or deletion, please contact the office below."
+    ),
+    contact_en="Iwate Prefecture, Enren Fukugyo Office (email: info@example.jp)",
 )
 
 
@@ -51,6 +65,17 @@ def current_notice() -> PrivacyNotice:
 # sign-up reads it as a column of its event query.
 NOTICE_VERSION = (select(PrivacyNotice.version)
                   .order_by(PrivacyNotice.published_at.desc(), PrivacyNotice.id.desc()).limit(1))
+
+
+# Whether that notice has an English text (the sign-up records which text was shown).
+NOTICE_HAS_ENGLISH = (select((PrivacyNotice.purpose_en != "") & (PrivacyNotice.body_en != ""))
+                      .order_by(PrivacyNotice.published_at.desc(), PrivacyNotice.id.desc()).limit(1))
+
+
+def consent_language(form_language: str, has_english: bool) -> str:
+    """The text of the notice a form in `form_language` shows: 'en' when English mode and the version
+    has an English text, otherwise 'ja' (an English form then notes that the notice is in Japanese)."""
+    return "en" if form_language == "en" and has_english else "ja"
 
 
 ANONYMOUS_NAME = "匿名"
@@ -191,8 +216,12 @@ def purge_expired(retention_days: int, now: datetime | None = None, *, batch_siz
     return done
 
 
-def publish_notice(purpose: str, body: str, contact: str, version: str | None = None) -> PrivacyNotice:
-    """A new version of the privacy notice; registrations keep the version they accepted."""
+def publish_notice(purpose: str, body: str, contact: str, version: str | None = None, *,
+                   english: dict[str, str] | None = None) -> PrivacyNotice:
+    """A new version of the privacy notice; registrations keep the version (and language) they accepted.
+
+    `english`: optional {"purpose", "body", "contact"} in English; purpose and body come together (an
+    English notice without its body would not be the notice), the contact falls back to the Japanese."""
     from ..models.base import utcnow
     from . import audit
     from .errors import ValidationFailed
@@ -205,6 +234,13 @@ def publish_notice(purpose: str, body: str, contact: str, version: str | None = 
             errors[field] = "入力してください。"
         elif len(value) > 20000:
             errors[field] = "長すぎます。"
+    english = {key: clean_text((english or {}).get(key), multiline=True) for key in ("purpose", "body", "contact")}
+    for key, value in english.items():
+        if len(value) > 20000:
+            errors[f"{key}_en"] = "長すぎます。"
+    if bool(english["purpose"]) != bool(english["body"]):
+        missing = "body_en" if english["purpose"] else "purpose_en"
+        errors[missing] = "英語版は利用目的と本文の両方を入力してください(英語版なしなら両方とも空欄に)。"
     now = utcnow()
     version = clean_text(version) or now.strftime("%Y-%m-%d")
     base, n = version, 2
@@ -215,8 +251,10 @@ def publish_notice(purpose: str, body: str, contact: str, version: str | None = 
         errors["version"] = "版の名前は32文字以内にしてください。"
     if errors:
         raise ValidationFailed(errors)
-    notice = PrivacyNotice(version=version, purpose=purpose, body=body, contact=contact, published_at=now)
+    notice = PrivacyNotice(version=version, purpose=purpose, body=body, contact=contact, published_at=now,
+                           purpose_en=english["purpose"], body_en=english["body"], contact_en=english["contact"])
     db.session.add(notice)
     db.session.flush()
-    audit.record("privacy_notice", "privacy_notice", notice.id, f"個人情報の取扱いを改定(版 {version})")
+    audit.record("privacy_notice", "privacy_notice", notice.id, f"個人情報の取扱いを改定(版 {version}"
+                 + ("・英語版あり)" if notice.has_english else ")"))
     return notice

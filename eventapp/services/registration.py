@@ -31,7 +31,7 @@ from .people import (
     find_or_create_person,
     validate_person,
 )
-from .privacy import DEFAULT_NOTICE, NOTICE_VERSION
+from .privacy import DEFAULT_NOTICE, NOTICE_HAS_ENGLISH, NOTICE_VERSION, consent_language
 from .tickets import make_manage_token, make_ticket_code
 
 MAX_ANSWER = 2000
@@ -74,7 +74,13 @@ class SignupRequest:
     preferences: list | None = None
     source: str = "web"
     # The language the person signed up in ('ja' or 'en'; anything else is 'ja'): their mails use it.
+    # "en" also takes an optional name reading in kana or Latin letters and records the notice's
+    # English text as the one consented to, when the version has one (docs/i18n.md).
     locale: str = "ja"
+    # The notice the form rendered, "<version>/<ja|en>" (its hidden field); given, it must be the one
+    # the server would show now (else the notice changed meanwhile and is shown again). None: the
+    # current version in the sign-up's language is recorded (API, staff sign-ups).
+    notice_shown: str | None = None
     staff_override: bool = False
     notify: bool = True
     # False only for staff-entered walk-ins: an empty address is allowed and the person gets no mail.
@@ -120,9 +126,10 @@ def validate_answers(event: Event, raw: dict, *, require: bool = True) -> tuple[
 
 
 # Built once, as it runs on every sign-up: the event with its questions (the answers are validated
-# against them) and, as a column, the current privacy-notice version the sign-up records.
-_EVENT_WITH_QUESTIONS = (select(Event, NOTICE_VERSION.scalar_subquery()).where(Event.id == bindparam("event_id"))
-                         .options(joinedload(Event.questions)))
+# against them) and, as columns, the current privacy-notice version the sign-up records and whether
+# it has an English text.
+_EVENT_WITH_QUESTIONS = (select(Event, NOTICE_VERSION.scalar_subquery(), NOTICE_HAS_ENGLISH.scalar_subquery())
+                         .where(Event.id == bindparam("event_id")).options(joinedload(Event.questions)))
 # The sign-up's rows are written with INSERT … RETURNING, which gives back persistent objects: a
 # fraction of the Python work of adding them and flushing the unit of work (measured), and all of
 # it happens while the event is locked.
@@ -140,7 +147,8 @@ def register(event_id: int, person_input: dict, answers_input: dict | None, *, c
         staff_override=staff_override, notify=notify, email_required=email_required, now=now))
 
 
-def _validate_companions(event: Event, raw: list[dict]) -> tuple[list[tuple[PersonData, dict[int, str]]], dict]:
+def _validate_companions(event: Event, raw: list[dict], *,
+                         latin_reading: bool = False) -> tuple[list[tuple[PersonData, dict[int, str]]], dict]:
     """Each companion's name, furigana and answers; errors keyed `companions.<n>.<field>`."""
     companions: list[tuple[PersonData, dict[int, str]]] = []
     errors: dict[str, str] = {}
@@ -156,7 +164,7 @@ def _validate_companions(event: Event, raw: list[dict]) -> tuple[list[tuple[Pers
         try:
             # Name and furigana only: the address, phone and profile are the lead's to give.
             data = validate_person({"name": given.get("name"), "furigana": given.get("furigana")},
-                                   email_required=False)
+                                   email_required=False, latin_reading=latin_reading)
         except ValidationFailed as exc:
             errors.update({prefix + key: message for key, message in exc.fields.items()})
             data = None
@@ -191,20 +199,25 @@ def sign_up(event_id: int, request: SignupRequest) -> SignupResult:
     Every channel calls this (public form, API, staff phone sign-ups, walk-ins); views only
     translate their input into a SignupRequest and the result (or the errors) back."""
     row = db.session.execute(_EVENT_WITH_QUESTIONS, {"event_id": event_id}).unique().one_or_none()
-    event, notice_version = row if row is not None else (None, None)
+    event, notice_version, notice_english = row if row is not None else (None, None, None)
     if event is None or (event.status == "draft" and not request.staff_override):
         raise NotFound("event_not_found", _("イベントが見つかりません。"))
 
     errors: dict[str, str] = {}
+    # The English sign-up form's optional reading in kana or Latin letters; the API keeps the ふりがな
+    # its schema documents (required, kana) whatever the locale.
+    latin = request.locale == "en" and request.source == "web"
     try:
-        person_data = validate_person(request.person, email_required=request.email_required)
+        person_data = validate_person(request.person, email_required=request.email_required,
+                                      latin_reading=latin)
     except ValidationFailed as exc:
         errors.update(exc.fields)
     answers, answer_errors = validate_answers(event, request.answers or {}, require=request.require_answers)
     errors.update(answer_errors)
     companions: list[tuple[PersonData, dict[int, str]]] = []
     if request.companions:
-        companions, companion_errors = _validate_companions(event, request.companions)
+        companions, companion_errors = _validate_companions(event, request.companions,
+                                                            latin_reading=latin)
         errors.update(companion_errors)
     ranked, preference_errors = _preferences(event, request)
     errors.update(preference_errors)
@@ -212,12 +225,16 @@ def sign_up(event_id: int, request: SignupRequest) -> SignupResult:
     labels = {q.id: q.label for q in event.active_questions}
     if not request.consent:
         errors["consent_privacy"] = _("個人情報の取扱いに同意してください。")
+    if notice_version is None:  # nothing published yet: the built-in notice
+        notice_version, notice_english = DEFAULT_NOTICE.version, DEFAULT_NOTICE.has_english
+    language = consent_language(request.locale, bool(notice_english))
+    if request.notice_shown and request.notice_shown != f"{notice_version}/{language}":
+        errors["consent_privacy"] = _("個人情報の取扱いが更新されました。内容をご確認のうえ、もう一度同意してください。")
     if errors:
         raise ValidationFailed(errors)
 
     # Everything that does not depend on seats happens before the lock, which sign-ups for the same
     # event take one after another: the shorter it is held, the more sign-ups per second.
-    notice_version = notice_version or DEFAULT_NOTICE.version
     person, new_person = find_or_create_person(person_data)
     companion_people = create_people_without_email([data for data, _answers in companions])
     event = lock_event(event_id, loaded=event)
@@ -246,7 +263,8 @@ def sign_up(event_id: int, request: SignupRequest) -> SignupResult:
     group_size = 1 + len(companions)
     confirmed = counts.waitlisted == 0 and counts.confirmed + group_size <= event.capacity
     common = {
-        "event_id": event.id, "consent_version": notice_version, "consent_at": now, "source": request.source,
+        "event_id": event.id, "consent_version": notice_version, "consent_language": language,
+        "consent_at": now, "source": request.source,
         "locale": request.locale if request.locale in MAIL_LOCALES else "ja",
         "created_at": now, "status": "confirmed" if confirmed else "waitlisted",
         "confirmed_at": now if confirmed else None, "waitlisted_at": None if confirmed else now,

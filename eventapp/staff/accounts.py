@@ -163,11 +163,13 @@ def privacy_notice():
     notice = privacy.current_notice()
     errors: dict = {}
     values = dict(request.form.items()) if request.method == "POST" else {
-        "purpose": notice.purpose, "body": notice.body, "contact": notice.contact, "version": ""}
+        "purpose": notice.purpose, "body": notice.body, "contact": notice.contact, "version": "",
+        "purpose_en": notice.purpose_en or "", "body_en": notice.body_en or "", "contact_en": notice.contact_en or ""}
     if request.method == "POST":
         try:
             new = privacy.publish_notice(values.get("purpose", ""), values.get("body", ""),
-                                         values.get("contact", ""), values.get("version"))
+                                         values.get("contact", ""), values.get("version"),
+                                         english={k: values.get(f"{k}_en", "") for k in ("purpose", "body", "contact")})
             db.session.commit()
             flash(f"個人情報の取扱いを改定しました(版 {new.version})。これ以降の申込はこの版への同意として記録されます。",
                   "success")

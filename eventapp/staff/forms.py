@@ -18,7 +18,8 @@ from ..services.calendar import event_alarms
 from ..services.reminders import event_reminders
 
 EVENT_TEXT = ("title", "summary", "description", "venue_name", "venue_address", "meeting_point", "access",
-              "online_url", "what_to_bring", "organiser_name", "organiser_email", "organiser_phone")
+              "online_url", "what_to_bring", "organiser_name", "organiser_email", "organiser_phone",
+              "title_en", "summary_en", "description_en")
 EVENT_DATETIMES = {"starts_at": "開始日時", "ends_at": "終了日時", "registration_opens_at": "受付開始",
                    "registration_closes_at": "申込締切", "cancellation_deadline": "キャンセル期限",
                    "roster_freeze_at": "名簿確定(繰り上げ停止)",

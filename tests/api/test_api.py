@@ -523,3 +523,17 @@ def test_cli_refuses_bad_input_clearly(app):
     assert bad_role.exit_code != 0
     unknown = runner.invoke(args=["create-token", "nobody@example.jp"])
     assert unknown.exit_code != 0 and "nobody@example.jp" in unknown.output
+
+
+def test_event_english_texts_through_the_api(app, client, tokens):
+    body = dict(NEW_EVENT, slug="kitakami-english", title_en="Kitakami fieldwork", summary_en="Two days.\nIn Iwate.")
+    created = client.post("/api/v1/events", json=body, headers=auth(tokens["staff"]))
+    assert created.status_code == 201, created.get_json()
+    event = created.get_json()
+    assert (event["title_en"], event["summary_en"], event["description_en"]) == (
+        "Kitakami fieldwork", "Two days.\nIn Iwate.", "")
+    changed = client.patch(f"/api/v1/events/{event['id']}", json={"title_en": ""}, headers=auth(tokens["staff"]))
+    assert changed.status_code == 200 and changed.get_json()["title_en"] == ""
+    too_long = client.patch(f"/api/v1/events/{event['id']}", json={"title_en": "x" * 301},
+                            headers=auth(tokens["staff"]))
+    assert too_long.status_code == 422

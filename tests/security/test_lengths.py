@@ -39,7 +39,7 @@ from eventapp.models.matching import (
 )
 from eventapp.models.organisation import EVENT_ORG_ROLES, IWATE_MUNICIPALITIES, PROJECT_TYPES
 from eventapp.models.outbox import OUTBOX_STATUSES
-from eventapp.models.registration import MAIL_LOCALES
+from eventapp.models.registration import CONSENT_LANGUAGES, MAIL_LOCALES
 from eventapp.models.staff_mail import STAFF_MAIL_AUDIENCES, STAFF_MAIL_STATUSES
 from eventapp.services import organisations, staff_events
 from eventapp.services.accounts import create_user
@@ -130,6 +130,7 @@ text = lambda n: "長" * n  # noqa: E731 (three bytes in UTF-8: varchar counts c
 
 SERVICES: dict[str, list[Submit]] = {
     "events.title": [("title", lambda v: _event(title=v), text)],
+    "events.title_en": [("title_en", lambda v: _event(title_en=v), text)],
     "events.slug": [("slug", lambda v: _event(slug=v), lambda n: "s" * n)],
     "events.venue_name": [("venue_name", lambda v: _event(venue_name=v), text)],
     "events.venue_address": [("venue_address", lambda v: _event(venue_address=v), text)],
@@ -171,6 +172,7 @@ SERVICES: dict[str, list[Submit]] = {
 # API fields that store into a column: their Length (or services.text validator) must be the column's.
 SCHEMA_FIELDS: dict[str, list[tuple[type[Schema], str]]] = {
     "events.title": [(schemas.EventWriteSchema, "title"), (schemas.EventCreateSchema, "title")],
+    "events.title_en": [(schemas.EventWriteSchema, "title_en")],
     "events.slug": [(schemas.EventWriteSchema, "slug"), (schemas.EventCreateSchema, "slug")],
     "events.venue_name": [(schemas.EventWriteSchema, "venue_name")],
     "events.venue_address": [(schemas.EventWriteSchema, "venue_address")],
@@ -204,6 +206,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "registrations.prefecture": PREFECTURES, "registrations.iwate_relation": IWATE_RELATIONS,
     "registrations.status": REGISTRATION_STATUSES, "registrations.cancelled_by": ("self", "staff", "event"),
     "registrations.source": ("web", "api", "staff", "walkin"), "checkins.source": CHECKIN_SOURCES,
+    "registrations.consent_language": CONSENT_LANGUAGES,
     "registrations.locale": MAIL_LOCALES,
     "organisations.municipality": IWATE_MUNICIPALITIES, "organisations.project_type": PROJECT_TYPES,
     "event_organisations.role": EVENT_ORG_ROLES, "matching_settings.access_rule": ACCESS_RULES,
@@ -301,7 +304,7 @@ def test_api_schema_limits_equal_the_columns(column):
 
 # Staff form inputs (the screens post to the services above; maxlength makes the browser stop there too).
 STAFF_FORMS: dict[str, list[str]] = {
-    "/staff/events/new": ["events.title", "events.slug", "events.venue_name", "events.venue_address",
+    "/staff/events/new": ["events.title", "events.title_en", "events.slug", "events.venue_name", "events.venue_address",
                           "events.online_url", "events.organiser_name", "events.organiser_email",
                           "events.organiser_phone"],
     "/staff/organisations/new": ["organisations.name", "organisations.furigana", "organisations.contact_name",
