@@ -6,6 +6,7 @@ from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validat
 
 from ..formatting import JST
 from ..models import (
+    ALLOCATIONS,
     CALENDAR_ALARMS,
     EVENT_KINDS,
     EVENT_STATUSES,
@@ -146,7 +147,12 @@ class EventSchema(Schema):
     max_companions = fields.Integer(metadata={"description": "companions one sign-up may bring (0 = none)"})
     confirmed_count = fields.Integer(dump_only=True)
     waitlist_count = fields.Integer(dump_only=True)
+    applied_count = fields.Integer(dump_only=True, metadata={"description": "lottery applications not yet drawn"})
     seats_left = fields.Integer(dump_only=True)
+    allocation = Text(validate=validate.OneOf(ALLOCATIONS), metadata={
+        "description": "first_come (先着順) or lottery (抽選: sign-ups before lottery_draw_at are applications)"})
+    lottery_draw_at = JSTDateTime(allow_none=True, metadata={"description": "lottery: when the draw runs"})
+    lottery_drawn_at = JSTDateTime(allow_none=True, dump_only=True)
     availability = Text(dump_only=True, metadata={
         "description": "open | waitlist | not_yet_open | closed | cancelled | draft"})
     status = Text(validate=validate.OneOf(EVENT_STATUSES))
@@ -215,6 +221,10 @@ class EventWriteSchema(StrictSchema):
     capacity = fields.Integer(strict=True, validate=validate.Range(0, 100_000))
     max_companions = fields.Integer(strict=True, validate=validate.Range(0, MAX_COMPANIONS_LIMIT))
     status = Text(validate=validate.OneOf(EVENT_STATUSES))
+    allocation = Text(validate=validate.OneOf(ALLOCATIONS), metadata={
+        "description": "first_come (default) or lottery; lottery needs lottery_draw_at"})
+    lottery_draw_at = EventDateTime(allow_none=True, metadata={
+        "description": "lottery: the draw time (after registration opens, before the event)"})
     registration_opens_at = EventDateTime(allow_none=True)
     registration_closes_at = EventDateTime(allow_none=True)
     cancellation_deadline = EventDateTime(allow_none=True)
@@ -419,3 +429,12 @@ class StaffRegistrationListSchema(Schema):
     registrations = fields.List(fields.Nested(StaffRegistrationSchema), required=True)
     confirmed_count = fields.Integer()
     waitlist_count = fields.Integer()
+    applied_count = fields.Integer()
+
+
+class DrawResultSchema(Schema):
+    event_id = fields.Integer()
+    seed = Text(metadata={"description": "the draw's random seed (hex): with the inputs it re-derives the order"})
+    won = fields.Integer()
+    waitlisted = fields.Integer()
+    not_selected = fields.Integer()

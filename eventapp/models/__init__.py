@@ -3,6 +3,7 @@
 from .audit import AuditEntry
 from .checkin import CHECKIN_SOURCES, CheckIn
 from .event import (
+    ALLOCATIONS,
     CALENDAR_ALARMS,
     EVENT_KINDS,
     EVENT_STATUSES,
@@ -40,7 +41,7 @@ from .reminder import ReminderSend
 from .staff import ROLES, ApiToken, RecoveryCode, User
 
 __all__ = [
-    "ACTIVE_STATUSES", "ATTENDEE_FIELDS", "CALENDAR_ALARMS", "CHECKIN_SOURCES", "EVENT_KINDS", "EVENT_STATUSES",
+    "ACTIVE_STATUSES", "ALLOCATIONS", "ATTENDEE_FIELDS", "CALENDAR_ALARMS", "CHECKIN_SOURCES", "EVENT_KINDS", "EVENT_STATUSES",
     "IWATE_RELATIONS", "MAX_CALENDAR_ALARMS", "MAX_COMPANIONS_LIMIT", "MAX_REMINDERS", "QUESTION_KINDS", "REGISTRATION_STATUSES", "REMINDERS", "ROLES", "Answer", "ApiToken", "AuditEntry",
     "CheckIn", "Event", "MyPageLink", "EventDay", "IdempotencyKey", "OutboxMessage", "Person", "PrivacyNotice",
     "ProgrammeItem", "RateLimitCounter", "Question", "RecoveryCode", "Registration", "ReminderSend", "UndeliverableAddress",

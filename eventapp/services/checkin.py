@@ -178,6 +178,10 @@ def find_registration(event_id: int, code: str | None = None, registration_id: i
         raise DomainError("cancelled", "このお申し込みはキャンセル済みです。")
     if registration.status == "waitlisted":
         raise DomainError("waitlisted", "この方はキャンセル待ちのため、参加が確定していません。")
+    if registration.status == "applied":
+        raise DomainError("applied", "この方は抽選の応募中(抽選前)のため、参加が確定していません。")
+    if registration.status == "not_selected":
+        raise DomainError("not_selected", "この方は抽選で落選したため、参加が確定していません。")
     return registration
 
 

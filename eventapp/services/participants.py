@@ -29,8 +29,9 @@ from .registration import (
 )
 
 SORTS = ("kana", "signup")
-STATUS_FILTERS = ("active", "confirmed", "waitlisted", "cancelled", "all")
-AUDIENCES = {"all": ("confirmed", "waitlisted"), "confirmed": ("confirmed",), "waitlisted": ("waitlisted",)}
+STATUS_FILTERS = ("active", "confirmed", "waitlisted", "applied", "not_selected", "cancelled", "all")
+AUDIENCES = {"all": ("confirmed", "waitlisted"), "confirmed": ("confirmed",), "waitlisted": ("waitlisted",),
+             "applied": ("applied",)}
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,7 @@ def participant_list(event: Event, *, q: str = "", status: str = "active", quest
     cancelled = sum(r.status == "cancelled" for r in rows)
     if status == "active":
         rows = [r for r in rows if r.status != "cancelled"]
-    elif status in ("confirmed", "waitlisted", "cancelled"):
+    elif status in ("confirmed", "waitlisted", "applied", "not_selected", "cancelled"):
         rows = [r for r in rows if r.status == status]
     needle = _fold(q)
     if needle:
@@ -191,7 +192,8 @@ def resend_confirmation(registration_id: int) -> None:
     if not registration.person.email:
         raise DomainError("no_email", "この方にはメールアドレスの登録がありません(当日参加で未記入、または匿名化済み)。")
     kind = {"confirmed": "registration_confirmed", "waitlisted": "registration_waitlisted",
-            "cancelled": "registration_cancelled"}[registration.status]
+            "cancelled": "registration_cancelled", "applied": "registration_applied",
+            "not_selected": "lottery_not_selected"}[registration.status]
     mail.queue_registration_mail(kind, registration, waitlist_position=waitlist_position(registration))
     audit.record("resend", "registration", registration.id, f"{registration.name}: 確認メールを再送")
 
