@@ -105,7 +105,7 @@ def test_sent_mail_carries_the_url_and_a_calendar_invite_with_it(ctx, sent_mail)
     event = seminar(starts_at=start, ends_at=start + timedelta(hours=1),
                     online_url_reveal_at=utcnow() - timedelta(minutes=5))
     make_registration(event, now=utcnow() - timedelta(hours=1))
-    assert run_scheduled(utcnow()) == {"join_url": 1, "reminders": 0}
+    assert run_scheduled(utcnow()) == {"lottery": 0, "join_url": 1, "reminders": 0}
     assert mail.deliver_due(limit=10) == (2, 0)
     (email,) = [m for m in sent_mail() if "参加URL" in str(m["Subject"])]
     assert ZOOM in email.get_body(("plain",)).get_content()
