@@ -68,6 +68,16 @@ def test_a_sign_up_before_the_draw_is_an_application_and_its_mail_gives_the_draw
     assert counts_for(event.id).applied == 2 and counts_for(event.id).confirmed == 0
 
 
+def test_the_application_mail_in_english(ctx):
+    event = lottery_event()
+    result = sign_up(event.id, SignupRequest(person=person_input(), consent=True, locale="en"))
+    db.session.commit()
+    assert result.registration.status == "applied"
+    [mail] = messages("registration_applied")
+    assert mail.subject.startswith("[Lottery entry received]")
+    assert "We will tell you the result of the lottery on" in mail.body
+
+
 def lottery_tz():
     from eventapp.formatting import JST
     return JST
