@@ -344,7 +344,8 @@ def walk_in(event_id: int, person_input: dict, answers_input: dict | None, *, no
         notify=False, email_required=False, require_answers=False, now=now))
     registration = result.registration
     event = lock_event(event_id)  # already held by sign_up(); re-read for the capacity check
-    over_capacity = registration.status == "waitlisted"
+    # Waiting, or an application to a lottery not drawn yet: the person is at the desk all the same.
+    over_capacity = registration.status in ("waitlisted", "applied")
     if over_capacity:
         # The person is standing at the desk: staff admit them beyond the capacity on purpose.
         registration.status = "confirmed"

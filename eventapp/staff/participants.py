@@ -68,8 +68,8 @@ def participant_new(event_id: int):
             result = service.register_on_behalf(event.id, person, answers, companions=companions,
                                                 notify=bool(values.get("notify")))
             db.session.commit()
-            state = "参加確定" if result.registration.status == "confirmed" else \
-                f"キャンセル待ち({result.waitlist_position}番目)"
+            state = {"confirmed": "参加確定", "applied": "抽選に応募(抽選前)"}.get(
+                result.registration.status, f"キャンセル待ち({result.waitlist_position}番目)")
             flash(f"{result.registration.name} 様を登録しました: {state}", "success")
             return redirect(url_for("staff.participant_list", event_id=event.id), code=303)
         except ValidationFailed as exc:
