@@ -114,9 +114,9 @@ class Event(db.Model):
         return self.allocation == "lottery"
 
     def lottery_open(self, now: datetime | None = None) -> bool:
-        """Whether a sign-up now is an application to the (not yet drawn) lottery."""
-        return (self.allocation == "lottery" and self.lottery_drawn_at is None and self.lottery_draw_at is not None
-                and (now or utcnow()) < self.lottery_draw_at)
+        """Whether a sign-up now is an application to the lottery: until it is drawn, also between the
+        draw time and the pass that draws it, so nobody takes a seat ahead of the applicants."""
+        return self.allocation == "lottery" and self.lottery_drawn_at is None
 
     @property
     def is_online(self) -> bool:

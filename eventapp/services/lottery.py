@@ -116,6 +116,8 @@ def draw(event_id: int, now: datetime | None = None, seed: str | None = None, *,
         raise DomainError("not_lottery", _("このイベントは抽選ではありません。"))
     if event.lottery_drawn_at is not None:
         raise DomainError("already_drawn", _("このイベントの抽選は既に行われています。"))
+    if event.status == "cancelled":
+        raise DomainError("event_cancelled", _("このイベントは中止になりました。"))
     now = now or utcnow()
     seed = seed or secrets.token_hex(SEED_BYTES)
     applicants = list(db.session.execute(

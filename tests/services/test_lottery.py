@@ -264,6 +264,19 @@ def test_the_draw_pass_before_the_draw_time_leaves_applications_open(ctx):
     assert statuses(event.id) == {"applied": 1}
 
 
+def test_past_the_draw_time_but_not_drawn_a_sign_up_still_applies(ctx):
+    """Between the draw time and the pass that draws, nobody takes a seat ahead of the applicants."""
+    event = lottery_event(capacity=1)
+    apply(event)
+    late = sign_up(event.id, SignupRequest(person=person_input(), consent=True,
+                                           now=event.lottery_draw_at + timedelta(minutes=5))).registration
+    db.session.commit()
+    assert late.status == "applied"
+    lottery.draw_due_lotteries(event.lottery_draw_at + timedelta(minutes=6))
+    db.session.commit()
+    assert late.id in db.session.get(Event, event.id).lottery_record["applicants"]
+
+
 # ------------------------------------------------------------------ the pure draw: properties and statistics
 
 groups_strategy = st.dictionaries(st.integers(1, 10_000), st.integers(1, 4), min_size=0, max_size=25)
