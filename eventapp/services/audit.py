@@ -17,7 +17,7 @@ ACTION_LABELS = {
     "message": "一斉連絡", "role": "役割変更", "deactivate": "無効化", "activate": "有効化",
     "password": "パスワード変更", "logout_all": "全端末からログアウト", "two_factor": "二要素認証",
     "attendance_lock": "出席コード入力の一時停止", "purge": "保存期間経過の匿名化", "privacy_notice": "個人情報の取扱い改定",
-    "merge": "参加者の統合", "clear_undeliverable": "配信不可の解除", "lottery_draw": "抽選",
+    "merge": "参加者の統合", "clear_undeliverable": "配信不可の解除", "lottery_draw": "抽選", "lottery_priority": "抽選の優先枠",
 }
 
 

@@ -28,7 +28,7 @@ from ..models import Event, Registration, User
 from ..models.base import utcnow
 from . import audit, mail
 from .capacity import counts_for, lock_event
-from .errors import DomainError
+from .errors import DomainError, NotFound
 
 SEED_BYTES = 32
 NEXT_EVENTS = 3  # upcoming events a not-selected applicant is pointed to
@@ -171,6 +171,23 @@ def draw(event_id: int, now: datetime | None = None, seed: str | None = None, *,
             _mail_group("lottery_not_selected", groups[gid], next_events=upcoming)
     n_won = sum(len(groups[g]) for g in won)
     return DrawResult(event.id, seed, n_won, len(lost_rows) if waitlist else 0, 0 if waitlist else len(lost_rows))
+
+
+def set_priority(registration_id: int, priority: bool) -> Registration:
+    """Staff give (or take back) an application the first round of the draw; the whole group shares it."""
+    registration = db.session.get(Registration, registration_id)
+    if registration is None:
+        raise NotFound("registration_not_found", _("お申し込みが見つかりません。"))
+    event = lock_event(registration.event_id)
+    db.session.refresh(registration)
+    if event.lottery_drawn_at is not None:
+        raise DomainError("already_drawn", _("このイベントの抽選は既に行われています。"))
+    if registration.status != "applied":
+        raise DomainError("not_applied", _("抽選に応募中のお申し込みだけに優先枠を設定できます。"))
+    registration.lottery_priority = priority
+    audit.record("lottery_priority", "registration", registration.id,
+                 f"{registration.name}: 抽選の優先枠を{'設定' if priority else '解除'}", {"priority": priority})
+    return registration
 
 
 def replay(event: Event) -> tuple[list[int], list[int]]:

@@ -67,3 +67,25 @@ def test_public_pages_say_it_is_a_lottery(ctx, client):
     html = client.get(f"/r/{registration.manage_token}?new=1").get_data(as_text=True)
     assert "抽選のお申し込みを受け付けました。" in html and "抽選応募中" in html
     assert 'class="qr"' not in html  # no ticket before the draw
+
+
+def test_staff_give_an_application_the_priority_round(ctx, staff_client):
+    starts = future(30)
+    event = make_event(allocation="lottery", lottery_draw_at=starts - timedelta(days=7), starts_at=starts,
+                       ends_at=starts + timedelta(hours=4), capacity=1)
+    others = [make_registration(event) for _ in range(3)]
+    favoured = make_registration(event)
+    page = f"/staff/registrations/{favoured.id}"
+    assert "優先枠を付ける" in staff_client.get(page).get_data(as_text=True)
+    response = post_form(staff_client, f"{page}/lottery-priority", {"priority": "1"}, token_from=page)
+    assert response.status_code == 303
+    db.session.expire_all()
+    assert db.session.get(Registration, favoured.id).lottery_priority is True
+    assert post_form(staff_client, f"/staff/events/{event.id}/draw", token_from=f"/staff/events/{event.id}"
+                     ).status_code == 303
+    db.session.expire_all()
+    assert db.session.get(Registration, favoured.id).status == "confirmed"
+    assert {db.session.get(Registration, r.id).status for r in others} == {"waitlisted"}
+    refused = post_form(staff_client, f"{page}/lottery-priority", {"priority": "0"}, token_from=page,
+                        follow_redirects=True)
+    assert "既に行われています" in refused.get_data(as_text=True)
