@@ -431,3 +431,35 @@ def test_two_draws_at_once_draw_once(app, ctx):
     assert db.session.execute(select(func.count()).select_from(AuditEntry)
                               .where(AuditEntry.action == "lottery_draw")).scalar_one() == 1
     assert len(messages("registration_confirmed")) == 1
+
+
+def test_attendees_of_a_linked_event_get_the_priority_round(ctx):
+    """A matching session drawn by lottery: who came to the linked fieldwork (the access rules' links)
+    is drawn first, without any staff flag."""
+    from eventapp.services import matching
+    from tests.services.test_matching import BEFORE_FIELDWORK, FIELDWORK_AT, MATCHING_AT, attend
+
+    fieldwork = make_event(kind="fieldwork", starts_at=FIELDWORK_AT, slug="fw-lottery")
+    came = make_registration_at(fieldwork, "came@example.com", BEFORE_FIELDWORK)
+    make_registration_at(fieldwork, "stayed@example.com", BEFORE_FIELDWORK)  # signed up, never came
+    attend(came)
+    session = make_event(kind="matching_session", starts_at=MATCHING_AT, ends_at=MATCHING_AT + timedelta(hours=3),
+                         slug="ms-lottery", fee_yen=0, capacity=1, allocation="lottery",
+                         lottery_draw_at=MATCHING_AT - timedelta(days=10))
+    matching.configure(session.id, access_rule="open", links=[("event", fieldwork.id)])
+    db.session.commit()
+    applied_at = MATCHING_AT - timedelta(days=20)
+    others = [make_registration_at(session, f"other{n}@example.com", applied_at) for n in range(4)]
+    returning = make_registration_at(session, "came@example.com", applied_at)
+    assert returning.status == "applied"
+    lottery.draw(session.id, MATCHING_AT - timedelta(days=10))
+    db.session.commit()
+    assert db.session.get(Registration, returning.id).status == "confirmed"
+    assert {db.session.get(Registration, r.id).status for r in others} == {"waitlisted"}
+    assert session.lottery_record["priority"] == [returning.id]
+
+
+def make_registration_at(event: Event, email: str, now) -> Registration:
+    result = sign_up(event.id, SignupRequest(person=person_input(email=email), consent=True, now=now))
+    db.session.commit()
+    return result.registration
