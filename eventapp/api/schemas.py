@@ -19,6 +19,7 @@ from ..models import (
     REMINDERS,
     Registration,
 )
+from ..models.event import LOTTERY_LOSERS
 from ..models.registration import MAIL_LOCALES
 from ..services import events as event_rules
 from ..services import text
@@ -153,6 +154,8 @@ class EventSchema(Schema):
         "description": "first_come (先着順) or lottery (抽選: sign-ups before lottery_draw_at are applications)"})
     lottery_draw_at = JSTDateTime(allow_none=True, metadata={"description": "lottery: when the draw runs"})
     lottery_drawn_at = JSTDateTime(allow_none=True, dump_only=True)
+    lottery_losers = Text(validate=validate.OneOf(LOTTERY_LOSERS), metadata={
+        "description": "lottery: the applicants not drawn go on the waiting list (waitlist) or are told (not_selected)"})
     availability = Text(dump_only=True, metadata={
         "description": "open | waitlist | not_yet_open | closed | cancelled | draft"})
     status = Text(validate=validate.OneOf(EVENT_STATUSES))
@@ -225,6 +228,8 @@ class EventWriteSchema(StrictSchema):
         "description": "first_come (default) or lottery; lottery needs lottery_draw_at"})
     lottery_draw_at = EventDateTime(allow_none=True, metadata={
         "description": "lottery: the draw time (after registration opens, before the event)"})
+    lottery_losers = Text(validate=validate.OneOf(LOTTERY_LOSERS), metadata={
+        "description": "waitlist (default: in drawn order) or not_selected"})
     registration_opens_at = EventDateTime(allow_none=True)
     registration_closes_at = EventDateTime(allow_none=True)
     cancellation_deadline = EventDateTime(allow_none=True)

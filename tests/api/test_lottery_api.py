@@ -25,14 +25,15 @@ def test_staff_create_a_lottery_event_and_applications_say_applied(app, client, 
     starts = future(30)
     body = {"slug": "onsen-lottery", "kind": "fieldwork", "title": "温泉フィールドワーク", "capacity": 1,
             "starts_at": starts.isoformat(), "ends_at": (starts + timedelta(hours=5)).isoformat(),
-            "allocation": "lottery"}
+            "allocation": "lottery", "lottery_losers": "not_selected"}
     missing = client.post("/api/v1/events", json=body, headers=auth(tokens["staff"]))
     assert "lottery_draw_at" in assert_error(missing, 422)["fields"]
     body["lottery_draw_at"] = (starts - timedelta(days=7)).isoformat()
     created = client.post("/api/v1/events", json=body, headers=auth(tokens["staff"]))
     assert created.status_code == 201, created.get_json()
     event = created.get_json()
-    assert event["allocation"] == "lottery" and event["lottery_draw_at"].startswith(
+    assert event["allocation"] == "lottery" and event["lottery_losers"] == "not_selected"
+    assert event["lottery_draw_at"].startswith(
         (starts - timedelta(days=7)).strftime("%Y-%m-%dT%H:%M"))
     published = client.patch(f"/api/v1/events/{event['id']}", json={"status": "published"},
                              headers=auth(tokens["staff"]))
