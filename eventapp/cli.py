@@ -148,6 +148,17 @@ def register(app: Flask) -> None:
         sent = watch_outbox(interval_s=interval, stop=stop)
         click.echo(f"send-mail: stopped after sending {sent}")
 
+    @app.cli.command("draw-lotteries")
+    def draw_lotteries_command() -> None:
+        """Draw every lottery whose draw time has passed and that is not drawn (safe from cron every
+        minute, and twice at once; `send-mail` runs the same pass)."""
+        from .models.base import utcnow
+        from .services.lottery import draw_due_lotteries
+
+        drawn = draw_due_lotteries(utcnow())
+        db.session.commit()
+        click.echo(f"drew lotteries: {drawn} applications decided")
+
     @app.cli.command("send-reminders")
     def send_reminders_command() -> None:
         """Queue the reminder and waiting-list mails due now (one pass; `send-mail` runs it too)."""

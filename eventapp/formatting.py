@@ -23,7 +23,8 @@ KIND_LABELS = {
     "matching_session": _l("マッチング会"),
 }
 YES_NO_LABELS = {"yes": _l("はい"), "no": _l("いいえ")}
-STATUS_LABELS = {"confirmed": _l("参加確定"), "waitlisted": _l("キャンセル待ち"), "cancelled": _l("キャンセル済み")}
+STATUS_LABELS = {"confirmed": _l("参加確定"), "waitlisted": _l("キャンセル待ち"), "cancelled": _l("キャンセル済み"),
+                 "applied": _l("抽選応募中"), "not_selected": _l("落選")}
 
 
 def to_jst(value: datetime) -> datetime:

@@ -8,16 +8,18 @@ from .. import idempotency
 from ..extensions import csrf, db
 from ..models import Event, Registration
 from ..services import events as event_service
+from ..services import lottery as lottery_service
 from ..services import mypage as mypage_service
 from ..services import registration as registration_service
 from ..services.capacity import availability, counts_for
 from ..services.errors import DomainError, NotFound
 from ..urls import external_url
-from .auth import require_role
+from .auth import authenticated_user, require_role
 from .errors import ErrorSchema
 from .parser import ApiBlueprint as Blueprint
 from .schemas import (
     CancelQuerySchema,
+    DrawResultSchema,
     EventCreateSchema,
     EventListQuerySchema,
     EventListSchema,
@@ -51,7 +53,8 @@ def event_payload(event: Event, counts=None) -> dict:
     avail = availability(event, counts)
     payload = {f: getattr(event, f) for f in EventSchema().fields if hasattr(event, f)}
     payload.update(
-        confirmed_count=counts.confirmed, waitlist_count=counts.waitlisted, seats_left=avail.seats_left,
+        confirmed_count=counts.confirmed, waitlist_count=counts.waitlisted, applied_count=counts.applied,
+        seats_left=avail.seats_left,
         availability=avail.state, url=external_url("public.event_detail", slug=event.slug),
         days=[{"starts_at": d.starts_at, "ends_at": d.ends_at, "title": d.title,
                "items": [{"starts_at": i.starts_at, "ends_at": i.ends_at, "title": i.title, "place": i.place}
@@ -162,6 +165,19 @@ def patch_event(data, event_id):
     return event_payload(event)
 
 
+@blp.route("/events/<int:event_id>/draw", methods=["POST"])
+@blp.doc(security=STAFF_SECURITY)
+@require_role("staff")
+@blp.response(200, DrawResultSchema)
+@documents_errors(401, 403, 404, 409)
+def draw_lottery(event_id):
+    """Draw a lottery event now (staff): winners confirmed, the rest waitlisted in drawn order or
+    not selected, all mailed. 409 `already_drawn` for a second draw, `not_lottery` for a first-come event."""
+    result = lottery_service.draw(event_id, user=authenticated_user())
+    db.session.commit()
+    return result.as_dict()
+
+
 @blp.route("/events/<int:event_id>/registrations", methods=["POST"])
 @blp.doc(parameters=[idempotency.OPENAPI_HEADER])
 @blp.arguments(RegistrationCreateSchema())
@@ -219,7 +235,8 @@ def list_registrations(event_id):
     ).scalars().all()
     counts = counts_for(event_id)
     return {"registrations": [registration_payload(r, staff=True) for r in registrations],
-            "confirmed_count": counts.confirmed, "waitlist_count": counts.waitlisted}
+            "confirmed_count": counts.confirmed, "waitlist_count": counts.waitlisted,
+            "applied_count": counts.applied}
 
 
 @blp.route("/registrations/<string:manage_token>", methods=["GET"])

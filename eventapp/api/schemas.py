@@ -6,6 +6,7 @@ from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validat
 
 from ..formatting import JST
 from ..models import (
+    ALLOCATIONS,
     CALENDAR_ALARMS,
     EVENT_KINDS,
     EVENT_STATUSES,
@@ -18,6 +19,7 @@ from ..models import (
     REMINDERS,
     Registration,
 )
+from ..models.event import LOTTERY_LOSERS
 from ..models.registration import MAIL_LOCALES
 from ..services import events as event_rules
 from ..services import text
@@ -149,7 +151,14 @@ class EventSchema(Schema):
     max_companions = fields.Integer(metadata={"description": "companions one sign-up may bring (0 = none)"})
     confirmed_count = fields.Integer(dump_only=True)
     waitlist_count = fields.Integer(dump_only=True)
+    applied_count = fields.Integer(dump_only=True, metadata={"description": "lottery applications not yet drawn"})
     seats_left = fields.Integer(dump_only=True)
+    allocation = Text(validate=validate.OneOf(ALLOCATIONS), metadata={
+        "description": "first_come (先着順) or lottery (抽選: sign-ups before lottery_draw_at are applications)"})
+    lottery_draw_at = JSTDateTime(allow_none=True, metadata={"description": "lottery: when the draw runs"})
+    lottery_drawn_at = JSTDateTime(allow_none=True, dump_only=True)
+    lottery_losers = Text(validate=validate.OneOf(LOTTERY_LOSERS), metadata={
+        "description": "lottery: the applicants not drawn go on the waiting list (waitlist) or are told (not_selected)"})
     availability = Text(dump_only=True, metadata={
         "description": "open | waitlist | not_yet_open | closed | cancelled | draft"})
     status = Text(validate=validate.OneOf(EVENT_STATUSES))
@@ -227,6 +236,12 @@ class EventWriteSchema(StrictSchema):
     capacity = fields.Integer(strict=True, validate=validate.Range(0, 100_000))
     max_companions = fields.Integer(strict=True, validate=validate.Range(0, MAX_COMPANIONS_LIMIT))
     status = Text(validate=validate.OneOf(EVENT_STATUSES))
+    allocation = Text(validate=validate.OneOf(ALLOCATIONS), metadata={
+        "description": "first_come (default) or lottery; lottery needs lottery_draw_at"})
+    lottery_draw_at = EventDateTime(allow_none=True, metadata={
+        "description": "lottery: the draw time (after registration opens, before the event)"})
+    lottery_losers = Text(validate=validate.OneOf(LOTTERY_LOSERS), metadata={
+        "description": "waitlist (default: in drawn order) or not_selected"})
     registration_opens_at = EventDateTime(allow_none=True)
     registration_closes_at = EventDateTime(allow_none=True)
     cancellation_deadline = EventDateTime(allow_none=True)
@@ -434,3 +449,12 @@ class StaffRegistrationListSchema(Schema):
     registrations = fields.List(fields.Nested(StaffRegistrationSchema), required=True)
     confirmed_count = fields.Integer()
     waitlist_count = fields.Integer()
+    applied_count = fields.Integer()
+
+
+class DrawResultSchema(Schema):
+    event_id = fields.Integer()
+    seed = Text(metadata={"description": "the draw's random seed (hex): with the inputs it re-derives the order"})
+    won = fields.Integer()
+    waitlisted = fields.Integer()
+    not_selected = fields.Integer()

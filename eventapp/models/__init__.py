@@ -4,6 +4,7 @@ from .announcement import AnnouncementConsent
 from .audit import AuditEntry
 from .checkin import CHECKIN_SOURCES, CheckIn
 from .event import (
+    ALLOCATIONS,
     CALENDAR_ALARMS,
     EVENT_KINDS,
     EVENT_STATUSES,
@@ -42,7 +43,7 @@ from .staff import ROLES, ApiToken, RecoveryCode, User
 from .staff_mail import STAFF_MAIL_ATTACHMENTS, STAFF_MAIL_AUDIENCES, STAFF_MAIL_STATUSES, StaffMail
 
 __all__ = [
-    "ACTIVE_STATUSES", "ATTENDEE_FIELDS", "CALENDAR_ALARMS", "CHECKIN_SOURCES", "EVENT_KINDS", "EVENT_STATUSES",
+    "ACTIVE_STATUSES", "ALLOCATIONS", "ATTENDEE_FIELDS", "CALENDAR_ALARMS", "CHECKIN_SOURCES", "EVENT_KINDS", "EVENT_STATUSES",
     "IWATE_RELATIONS", "MAX_CALENDAR_ALARMS", "MAX_COMPANIONS_LIMIT", "MAX_REMINDERS", "QUESTION_KINDS", "REGISTRATION_STATUSES", "REMINDERS", "ROLES", "Answer", "ApiToken", "AuditEntry",
     "CheckIn", "Event", "MyPageLink", "EventDay", "IdempotencyKey", "OutboxMessage", "Person", "PrivacyNotice",
     "ProgrammeItem", "RateLimitCounter", "AnnouncementConsent", "Question", "RecoveryCode", "Registration", "ReminderSend",

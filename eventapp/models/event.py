@@ -22,6 +22,10 @@ MAX_CALENDAR_ALARMS = 4
 # Ordered from the earliest; services/reminders.py knows what each means and the kinds' defaults.
 REMINDERS = ("1w", "3d", "2d", "1d", "3h", "1h")
 MAX_REMINDERS = 3
+# How seats are given: 先着順 (first come) or 抽選 (a lottery drawn at lottery_draw_at, services/lottery.py).
+ALLOCATIONS = ("first_come", "lottery")
+# What a lottery does with the applicants who did not win: the waiting list in drawn order, or a kind note.
+LOTTERY_LOSERS = ("waitlist", "not_selected")
 
 
 class Event(db.Model):
@@ -35,6 +39,9 @@ class Event(db.Model):
         CheckConstraint("checkin_opens_at IS NULL OR checkin_closes_at IS NULL OR checkin_closes_at > checkin_opens_at",
                         name="checkin_window_order"),
         CheckConstraint(f"max_companions BETWEEN 0 AND {MAX_COMPANIONS_LIMIT}", name="max_companions_range"),
+        CheckConstraint(f"allocation IN {ALLOCATIONS}", name="allocation_valid"),
+        CheckConstraint(f"lottery_losers IN {LOTTERY_LOSERS}", name="lottery_losers_valid"),
+        CheckConstraint("allocation != 'lottery' OR lottery_draw_at IS NOT NULL", name="lottery_has_draw_time"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -83,6 +90,14 @@ class Event(db.Model):
     # How many companions (同行者) one sign-up may bring; each gets a registration (seat) of its own.
     max_companions: Mapped[int] = mapped_column(Integer, default=0)
     status: Mapped[str] = mapped_column(String(16), default="draft")
+    allocation: Mapped[str] = mapped_column(String(16), default="first_come", server_default="first_come")
+    # 抽選: sign-ups before lottery_draw_at are applications (status 'applied'); the draw sets
+    # lottery_drawn_at (never twice), the seed (hex) and what went in (applicant/priority ids, order).
+    lottery_draw_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    lottery_drawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    lottery_seed: Mapped[str | None] = mapped_column(String(64), default=None)
+    lottery_losers: Mapped[str] = mapped_column(String(16), default="waitlist", server_default="waitlist")
+    lottery_record: Mapped[dict | None] = mapped_column(JSON, default=None)
     organiser_name: Mapped[str] = mapped_column(String(200), default="")
     organiser_email: Mapped[str] = mapped_column(String(254), default="")
     organiser_phone: Mapped[str] = mapped_column(String(40), default="")
@@ -117,6 +132,15 @@ class Event(db.Model):
     def shown_description(self) -> str:
         from ..formatting import english_mode
         return self.text_in("description", "en" if english_mode() else "ja")
+
+    @property
+    def is_lottery(self) -> bool:
+        return self.allocation == "lottery"
+
+    def lottery_open(self, now: datetime | None = None) -> bool:
+        """Whether a sign-up now is an application to the lottery: until it is drawn, also between the
+        draw time and the pass that draws it, so nobody takes a seat ahead of the applicants."""
+        return self.allocation == "lottery" and self.lottery_drawn_at is None
 
     @property
     def is_online(self) -> bool:

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, event, text
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, event, false, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
 from .base import UTCDateTime, utcnow
 from .person import IWATE_RELATIONS, keep_search_keys, trigram_index
 
-REGISTRATION_STATUSES = ("confirmed", "waitlisted", "cancelled")
-ACTIVE_STATUSES = ("confirmed", "waitlisted")
+# applied: an application to a lottery not yet drawn (no seat, not waiting); not_selected: the
+# lottery's draw did not pick it and the event gives no waiting list.
+REGISTRATION_STATUSES = ("confirmed", "waitlisted", "cancelled", "applied", "not_selected")
+ACTIVE_STATUSES = ("confirmed", "waitlisted", "applied")
 CONSENT_LANGUAGES = ("ja", "en")
 # Per-registration attendee details (the same names as the person's contact fields).
 # Languages a participant can sign up in (`?lang=en`); their mails are written in it.
@@ -78,6 +80,8 @@ class Registration(db.Model):
     # The language the participant signed up in: every mail about this registration is written in it.
     locale: Mapped[str] = mapped_column(String(5), default="ja", server_default="ja")
     staff_note: Mapped[str] = mapped_column(Text, default="")
+    # Staff may give an applicant the lottery's first round (e.g. came to a related seminar).
+    lottery_priority: Mapped[bool] = mapped_column(default=False, server_default=false())
     # A companion (同行者) points at the registration of the person who signed the group up; the
     # lead and everyone signed up alone have NULL. The group takes seats, or waits, together.
     lead_registration_id: Mapped[int | None] = mapped_column(ForeignKey("registrations.id"), index=True,

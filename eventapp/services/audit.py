@@ -19,6 +19,7 @@ ACTION_LABELS = {
     "attendance_lock": "出席コード入力の一時停止", "purge": "保存期間経過の匿名化", "privacy_notice": "個人情報の取扱い改定",
     "merge": "参加者の統合", "clear_undeliverable": "配信不可の解除", "schedule": "送信予約", "test_message": "テスト送信",
     "announce": "お知らせ配信", "announcement_consent": "お知らせ受信の同意", "announcement_unsubscribe": "お知らせの配信停止",
+    "lottery_draw": "抽選", "lottery_priority": "抽選の優先枠",
 }
 
 

@@ -72,6 +72,9 @@ _ALARM_RINGS = {"1w": "1週間後", "3d": "3日後", "eve": "明日", "1d": "明
 KIND_ALARMS: dict[str, tuple[str, ...]] = {"fieldwork": ("eve", "2h"), "online_seminar": ("1d", "15m")}
 DEFAULT_ALARMS = ("1d", "2h")
 
+# Statuses without a seat (waiting, or a lottery application not drawn or not selected): no invite.
+NO_INVITE = ("waitlisted", "applied", "not_selected")
+
 
 def default_alarms(kind: str) -> tuple[str, ...]:
     return KIND_ALARMS.get(kind, DEFAULT_ALARMS)
@@ -425,7 +428,7 @@ def registration_invites(registration: Registration, *, method: str = "PUBLISH",
                          split: bool = True) -> list[bytes]:
     """The invite as calendars; with `split`, one per day, because an iTIP message (REQUEST/CANCEL)
     carries one UID, and Outlook only acts on the first event of a multi-UID invite."""
-    if registration.status == "waitlisted":
+    if registration.status in NO_INVITE:
         raise NotFound("invite_not_available", "キャンセル待ちの間はカレンダーに登録できません。")
     if method == "REQUEST" and "cancelled" in (registration.status, registration.event.status):
         method = "CANCEL"  # iTIP: a withdrawn invite is a CANCEL, not a REQUEST with STATUS:CANCELLED
@@ -446,7 +449,7 @@ def person_feed_ics(token: str, *, now: datetime | None = None) -> bytes:
         return cached[1]
     registrations = db.session.execute(
         select(Registration).join(Event).where(
-            Registration.person_id == person.id, Registration.status != "waitlisted", Event.status != "draft")
+            Registration.person_id == person.id, Registration.status.not_in(NO_INVITE), Event.status != "draft")
         .options(selectinload(Registration.event).selectinload(Event.days).selectinload(EventDay.items))
         .order_by(Event.starts_at, Registration.id)
     ).scalars().all()
@@ -523,7 +526,7 @@ def calendar_links(event: Event, registration: Registration | None = None) -> di
     links = web_calendar_links(event, registration)
     if registration is None:
         links["ics"] = external_url("public.event_ics", slug=event.slug)
-    elif registration.status != "waitlisted":
+    elif registration.status not in NO_INVITE:
         links["ics"] = external_url("public.registration_ics", token=registration.manage_token)
     return links
 
@@ -543,7 +546,7 @@ def personal_feed_links(person: Person) -> dict[str, str]:
 def mail_attachments(kind: str, registration: Registration) -> list[dict]:
     """Hook for services.mail: the invite for confirmation, promotion and update mails, a CANCEL otherwise."""
     event = registration.event
-    if registration.status == "waitlisted" or event.status == "draft":
+    if registration.status in NO_INVITE or event.status == "draft":
         return []
     if kind in CANCEL_KINDS and "cancelled" in (registration.status, event.status):
         if registration.confirmed_at is None:  # never had an invite, nothing to withdraw

@@ -25,6 +25,8 @@ from .errors import NotFound
 class Counts:
     confirmed: int
     waitlisted: int
+    # 応募者: lottery applications not yet drawn (no seat, not waiting).
+    applied: int = 0
 
 
 @dataclass(frozen=True)
@@ -79,7 +81,8 @@ def lock_event(event_id: int, *, loaded: Event | None = None) -> Event:
 
 def counts_for(event_id: int) -> Counts:
     by_status = dict(db.session.execute(_COUNTS, {"event_id": event_id}).all())
-    return Counts(confirmed=by_status.get("confirmed", 0), waitlisted=by_status.get("waitlisted", 0))
+    return Counts(confirmed=by_status.get("confirmed", 0), waitlisted=by_status.get("waitlisted", 0),
+                  applied=by_status.get("applied", 0))
 
 
 def count_columns(event=Event) -> tuple:
@@ -105,7 +108,8 @@ def counts_for_events(event_ids: list[int]) -> dict[int, Counts]:
     for event_id, status, n in rows:
         raw.setdefault(event_id, {})[status] = n
     for event_id, by_status in raw.items():
-        result[event_id] = Counts(by_status.get("confirmed", 0), by_status.get("waitlisted", 0))
+        result[event_id] = Counts(by_status.get("confirmed", 0), by_status.get("waitlisted", 0),
+                                  by_status.get("applied", 0))
     return result
 
 

@@ -179,6 +179,10 @@ def find_registration(event_id: int, code: str | None = None, registration_id: i
         raise DomainError("cancelled", "このお申し込みはキャンセル済みです。")
     if registration.status == "waitlisted":
         raise DomainError("waitlisted", "この方はキャンセル待ちのため、参加が確定していません。")
+    if registration.status == "applied":
+        raise DomainError("applied", "この方は抽選の応募中(抽選前)のため、参加が確定していません。")
+    if registration.status == "not_selected":
+        raise DomainError("not_selected", "この方は抽選で落選したため、参加が確定していません。")
     return registration
 
 
@@ -342,7 +346,8 @@ def walk_in(event_id: int, person_input: dict, answers_input: dict | None, *, no
         notify=False, email_required=False, require_answers=False, now=now))
     registration = result.registration
     event = lock_event(event_id)  # already held by sign_up(); re-read for the capacity check
-    over_capacity = registration.status == "waitlisted"
+    # Waiting, or an application to a lottery not drawn yet: the person is at the desk all the same.
+    over_capacity = registration.status in ("waitlisted", "applied")
     if over_capacity:
         # The person is standing at the desk: staff admit them beyond the capacity on purpose.
         registration.status = "confirmed"

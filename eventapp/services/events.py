@@ -13,6 +13,7 @@ from sqlalchemy.orm import selectinload
 from ..extensions import db
 from ..formatting import JST
 from ..models import (
+    ALLOCATIONS,
     CALENDAR_ALARMS,
     EVENT_KINDS,
     EVENT_STATUSES,
@@ -25,6 +26,7 @@ from ..models import (
     Question,
 )
 from ..models.base import utcnow
+from ..models.event import LOTTERY_LOSERS
 from . import calendar, reminders, text
 from .capacity import Counts, count_columns, counts_for, lock_event
 from .errors import DomainError, ValidationFailed
@@ -38,7 +40,7 @@ TEXT_FIELDS = ("title", "summary", "description", "venue_name", "venue_address",
                "title_en", "summary_en", "description_en")
 TIME_FIELDS = ("starts_at", "ends_at", "registration_opens_at", "registration_closes_at",
                "cancellation_deadline", "roster_freeze_at", "checkin_opens_at", "checkin_closes_at",
-               "online_url_reveal_at", "meeting_at", "dismissal_at")
+               "online_url_reveal_at", "meeting_at", "dismissal_at", "lottery_draw_at")
 MULTILINE = {"summary", "description", "meeting_point", "access", "what_to_bring", "summary_en", "description_en"}
 # Longest accepted text per field: String columns give their own length (services.text.column_limit);
 # Text columns have theirs here. The API schemas use the same numbers (tests/security/test_lengths.py).
@@ -131,12 +133,13 @@ def apply_event_fields(event: Event, data: dict, *, creating: bool) -> None:
     for field in TIME_FIELDS:
         if field in data:
             values[field] = _aware(data[field])
-    for field in ("capacity", "fee_yen", "max_companions", "kind", "status", "slug", "latitude", "longitude"):
+    for field in ("capacity", "fee_yen", "max_companions", "kind", "status", "slug", "latitude", "longitude",
+                  "allocation", "lottery_losers"):
         if field in data:
             values[field] = data[field]
 
     merged = {f: getattr(event, f, None) for f in (*TIME_FIELDS, "capacity", "fee_yen", "kind", "status",
-                                                     "slug", "title")}
+                                                     "slug", "title", "allocation", "lottery_losers")}
     merged.update(values)
 
     if not merged.get("title"):
@@ -200,6 +203,7 @@ def apply_event_fields(event: Event, data: dict, *, creating: bool) -> None:
             errors["dismissal_at"] = _("解散日時はイベント開始より後にしてください。")
         if meeting and dismissal and dismissal <= meeting and "dismissal_at" not in errors:
             errors["dismissal_at"] = _("解散日時は集合日時より後にしてください。")
+    _check_lottery(errors, event, merged, values)
     for field in TIME_FIELDS:
         # Every instant, not only the event's own: a deadline in year 1 or 9999 must not reach the database.
         if merged.get(field) is not None and not in_year_range(merged[field]):
@@ -225,6 +229,31 @@ def apply_event_fields(event: Event, data: dict, *, creating: bool) -> None:
         event.sequence = (event.sequence or 0) + 1
 
 
+def _check_lottery(errors: dict[str, str], event: Event, merged: dict, values: dict) -> None:
+    """抽選: a draw time after registration opens and before the event; nothing changes once drawn."""
+    allocation = merged.get("allocation") or "first_come"
+    if allocation not in ALLOCATIONS:
+        errors["allocation"] = _("申込方法は先着順か抽選を選んでください。")
+        return
+    if merged.get("lottery_losers") not in (None, *LOTTERY_LOSERS):
+        errors["lottery_losers"] = _("落選者の扱いを選んでください。")
+    if event.lottery_drawn_at is not None and any(
+            f in values and values[f] != getattr(event, f) for f in ("allocation", "lottery_draw_at", "lottery_losers")):
+        errors["allocation"] = _("抽選は既に行われたため、申込方法と抽選日時は変更できません。")
+        return
+    if allocation != "lottery":
+        if event.id is not None and event.allocation == "lottery" and counts_for(event.id).applied:
+            errors["allocation"] = _("抽選の応募者がいるため、先着順には変更できません(先に抽選を行ってください)。")
+        return
+    draw_at, opens, starts = merged.get("lottery_draw_at"), merged.get("registration_opens_at"), merged.get("starts_at")
+    if draw_at is None:
+        errors["lottery_draw_at"] = _("抽選の場合は抽選日時を入力してください。")
+    elif opens and draw_at <= opens:
+        errors["lottery_draw_at"] = _("抽選日時は受付開始より後にしてください。")
+    elif starts and draw_at >= starts:
+        errors["lottery_draw_at"] = _("抽選日時はイベント開始より前にしてください。")
+
+
 def _calendar_alarms(errors: dict[str, str], value) -> list[str] | None:
     """None (the kind's defaults) or a list of distinct CALENDAR_ALARMS codes, at most MAX_CALENDAR_ALARMS."""
     if value is None:
@@ -241,7 +270,8 @@ def _calendar_alarms(errors: dict[str, str], value) -> list[str] | None:
 
 def create_event(data: dict) -> Event:
     """Create an event; with `days`, its start and end are those of the days (see _span_from_days)."""
-    event = Event(status="draft", fee_yen=0, max_companions=0, sequence=0)
+    event = Event(status="draft", fee_yen=0, max_companions=0, sequence=0, allocation="first_come",
+                  lottery_losers="waitlist")
     data = {"status": "draft", "fee_yen": 0, **data}
     days = None
     if data.get("days") is not None:

@@ -43,7 +43,8 @@ def _answer(key_or_label: str) -> Callable[[Registration], str]:
 
 
 def _status(r: Registration) -> str:
-    return {"confirmed": "参加確定", "waitlisted": "キャンセル待ち", "cancelled": "キャンセル済み"}[r.status]
+    return {"confirmed": "参加確定", "waitlisted": "キャンセル待ち", "cancelled": "キャンセル済み",
+            "applied": "抽選応募中", "not_selected": "落選"}[r.status]
 
 
 NO = Column("No.", lambda r: "")  # numbered when the table is built
@@ -66,7 +67,8 @@ PRESETS: dict[str, tuple[str, list[Column]]] = {
     "all": ("全項目", []),  # built per event: every attendee field, every question, every timestamp
 }
 # Rosters for the bus, rooms and insurer list people who are coming; reception also shows the waitlist.
-PRESET_STATUSES = {"reception": ("confirmed", "waitlisted"), "all": ("confirmed", "waitlisted", "cancelled")}
+PRESET_STATUSES = {"reception": ("confirmed", "waitlisted"),
+                   "all": ("confirmed", "waitlisted", "applied", "not_selected", "cancelled")}
 
 
 def _all_columns(event: Event) -> list[Column]:

@@ -276,6 +276,10 @@ def resend_ticket(registration: Registration) -> None:
     elif registration.status == "waitlisted":
         mail.queue_registration_mail("registration_waitlisted", registration,
                                      waitlist_position=waitlist_position(registration))
+    elif registration.status == "applied":  # a lottery application: no ticket until the draw
+        mail.queue_registration_mail("registration_applied", registration)
+    elif registration.status == "not_selected":
+        raise DomainError("not_selected", _("抽選の結果、今回はお席をご用意できませんでした。"))
     else:
         raise DomainError("registration_cancelled", _("キャンセル済みのお申し込みです。"))
 

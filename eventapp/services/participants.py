@@ -29,7 +29,7 @@ from .registration import (
 )
 
 SORTS = ("kana", "signup")
-STATUS_FILTERS = ("active", "confirmed", "waitlisted", "cancelled", "all")
+STATUS_FILTERS = ("active", "confirmed", "waitlisted", "applied", "not_selected", "cancelled", "all")
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ def participant_list(event: Event, *, q: str = "", status: str = "active", quest
     conditions = [Registration.event_id == event.id]
     if status == "active":
         conditions.append(Registration.status != "cancelled")
-    elif status in ("confirmed", "waitlisted", "cancelled"):
+    elif status in ("confirmed", "waitlisted", "applied", "not_selected", "cancelled"):
         conditions.append(Registration.status == status)
     if question_id:
         wanted = clean_text(answer)
@@ -215,7 +215,8 @@ def resend_confirmation(registration_id: int) -> None:
     if not registration.person.email:
         raise DomainError("no_email", "この方にはメールアドレスの登録がありません(当日参加で未記入、または匿名化済み)。")
     kind = {"confirmed": "registration_confirmed", "waitlisted": "registration_waitlisted",
-            "cancelled": "registration_cancelled"}[registration.status]
+            "cancelled": "registration_cancelled", "applied": "registration_applied",
+            "not_selected": "lottery_not_selected"}[registration.status]
     mail.queue_registration_mail(kind, registration, waitlist_position=waitlist_position(registration))
     audit.record("resend", "registration", registration.id, f"{registration.name}: 確認メールを再送")
 

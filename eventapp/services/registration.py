@@ -194,7 +194,8 @@ def _preferences(event: Event, request: SignupRequest) -> tuple[list[int] | None
 
 def sign_up(event_id: int, request: SignupRequest) -> SignupResult:
     """THE sign-up: the person, their answers and companions, confirmed together while seats are
-    left for the whole group, otherwise waitlisted together (FIFO, no overtaking).
+    left for the whole group, otherwise waitlisted together (FIFO, no overtaking); during a
+    lottery's application period they apply together (status 'applied').
 
     Every channel calls this (public form, API, staff phone sign-ups, walk-ins); views only
     translate their input into a SignupRequest and the result (or the errors) back."""
@@ -261,13 +262,17 @@ def sign_up(event_id: int, request: SignupRequest) -> SignupResult:
     # The whole group gets seats, or the whole group waits. Nobody overtakes a waiting group: while
     # anyone waits, a newcomer waits too, even if a seat is free (the head group may need more).
     group_size = 1 + len(companions)
-    confirmed = counts.waitlisted == 0 and counts.confirmed + group_size <= event.capacity
+    # 抽選: until the draw a sign-up is an application (no seat, no place in a queue); the draw
+    # (services/lottery.py) decides, the group together. After the draw, sign-ups are first come.
+    applied = event.lottery_open(now)
+    confirmed = not applied and counts.waitlisted == 0 and counts.confirmed + group_size <= event.capacity
+    status = "applied" if applied else "confirmed" if confirmed else "waitlisted"
     common = {
         "event_id": event.id, "consent_version": notice_version, "consent_language": language,
         "consent_at": now, "source": request.source,
         "locale": request.locale if request.locale in MAIL_LOCALES else "ja",
-        "created_at": now, "status": "confirmed" if confirmed else "waitlisted",
-        "confirmed_at": now if confirmed else None, "waitlisted_at": None if confirmed else now,
+        "created_at": now, "status": status,
+        "confirmed_at": now if confirmed else None, "waitlisted_at": now if status == "waitlisted" else None,
     }
     registration = db.session.scalars(_INSERT_REGISTRATION, [{
         **common, "person_id": person.id, "manage_token": make_manage_token(),
@@ -301,11 +306,12 @@ def sign_up(event_id: int, request: SignupRequest) -> SignupResult:
         set_preferences(registration, ranked)
 
     # Under the lock, and with waitlisted_at read after it, the new group is last in the queue.
-    position = None if confirmed else counts.waitlisted + 1
-    metrics.count_after_commit(metrics.SIGNUPS, result="confirmed" if confirmed else "waitlisted")
+    position = counts.waitlisted + 1 if status == "waitlisted" else None
+    metrics.count_after_commit(metrics.SIGNUPS, result=status)
     if request.notify:
         # One mail to the lead's address for the whole group (companions have no address).
-        kind = "registration_confirmed" if confirmed else "registration_waitlisted"
+        kind = {"applied": "registration_applied", "confirmed": "registration_confirmed",
+                "waitlisted": "registration_waitlisted"}[status]
         mail.queue_registration_mail(kind, registration, waitlist_position=position,
                                      companions=companion_registrations)
         if request.announcements_opt_in:

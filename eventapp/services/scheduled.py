@@ -24,10 +24,12 @@ SCHEDULED_EVERY_S = 30.0
 def passes() -> list[tuple[str, ScheduledPass]]:
     """The passes in the order they run; imported here so the mail module does not import them all."""
     from .join_url_notices import queue_join_url_mails
+    from .lottery import draw_due_lotteries
     from .reminders import queue_due_reminders
     from .staff_mail import send_due_staff_mails
 
-    return [("join_url", queue_join_url_mails), ("reminders", queue_due_reminders),
+    # The draw first: its result mails go out in the same run.
+    return [("lottery", draw_due_lotteries), ("join_url", queue_join_url_mails), ("reminders", queue_due_reminders),
             ("staff_mail", send_due_staff_mails)]
 
 

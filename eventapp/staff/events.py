@@ -9,7 +9,7 @@ from ..extensions import db
 from ..formatting import KIND_LABELS
 from ..models import QUESTION_KINDS, Event
 from ..params import query_int
-from ..services import exports, staff_events
+from ..services import exports, lottery, staff_events
 from ..services.calendar import ALARM_LABELS
 from ..services.capacity import counts_for, roster_frozen
 from ..services.errors import DomainError, ValidationFailed
@@ -148,6 +148,23 @@ def event_status(event_id: int):
         db.session.commit()
         flash("公開しました。" if target == "published" else "非公開にしました(一覧・申込ページに表示されません)。",
               "success")
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+    return redirect(url_for("staff.event_detail", event_id=event.id), code=303)
+
+
+@bp.post("/events/<int:event_id>/draw")
+@role_required("staff")
+def event_draw(event_id: int):
+    """「今すぐ抽選する」: the draw, once (a second press, or the scheduled pass before it, is refused)."""
+    event = load_event(event_id)
+    try:
+        result = lottery.draw(event.id)
+        db.session.commit()
+        rest = (f"キャンセル待ち{result.waitlisted}名" if result.waitlisted or not result.not_selected
+                else f"落選{result.not_selected}名")
+        flash(f"抽選しました: 当選{result.won}名、{rest}。結果をメールでお知らせします。", "success")
     except DomainError as exc:
         db.session.rollback()
         flash(exc.message, "error")

@@ -25,7 +25,7 @@ EVENT_DATETIMES = {"starts_at": "開始日時", "ends_at": "終了日時", "regi
                    "roster_freeze_at": "名簿確定(繰り上げ停止)",
                    "checkin_opens_at": "当日受付の開始", "checkin_closes_at": "当日受付の終了",
                    "online_url_reveal_at": "参加URLの公開(オンライン)",
-                   "meeting_at": "集合日時", "dismissal_at": "解散日時"}
+                   "meeting_at": "集合日時", "dismissal_at": "解散日時", "lottery_draw_at": "抽選日時"}
 REQUIRED_DATETIMES = ("starts_at", "ends_at")
 
 
@@ -70,6 +70,9 @@ def event_data(form: MultiDict) -> tuple[dict, dict[str, str]]:
                 data[field] = parse_int(form.get(field) or ("" if field == "capacity" else "0"))
             except ValueError:
                 errors[field] = f"{label}は半角数字で入力してください。"
+    for field in ("allocation", "lottery_losers"):  # 先着順/抽選 and what the draw does with the rest
+        if field in form:
+            data[field] = form.get(field, "").strip()
     if "alarm_mode" in form:
         # 種類の既定 (NULL) or exactly the ticked reminders (none ticked: no reminders).
         data["calendar_alarms"] = None if form.get("alarm_mode") != "custom" else form.getlist("calendar_alarms")
@@ -93,6 +96,7 @@ def event_values(event: Event | None, form: MultiDict | None = None) -> dict:
         # No companions unless staff allow them: the form's kind can change to a seminar before saving,
         # so a fieldwork-only default would need script; staff type e.g. 3 for a fieldwork.
         return {"kind": "fieldwork", "fee_yen": "0", "capacity": "20", "max_companions": "0",
+                "allocation": "first_come", "lottery_losers": "waitlist",
                 "alarm_mode": "default", "calendar_alarms": [], "reminder_mode": "default", "reminders": []}
     values = {field: getattr(event, field) or "" for field in (*EVENT_TEXT, "slug", "kind")}
     for field in EVENT_DATETIMES:
@@ -100,6 +104,7 @@ def event_values(event: Event | None, form: MultiDict | None = None) -> dict:
         values[field] = to_jst(value).strftime("%Y-%m-%dT%H:%M") if value else ""
     values.update(capacity=str(event.capacity), fee_yen=str(event.fee_yen),
                   max_companions=str(event.max_companions),
+                  allocation=event.allocation or "first_come", lottery_losers=event.lottery_losers or "waitlist",
                   latitude="" if event.latitude is None else str(event.latitude),
                   longitude="" if event.longitude is None else str(event.longitude),
                   alarm_mode="default" if event.calendar_alarms is None else "custom",

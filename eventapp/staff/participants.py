@@ -10,8 +10,8 @@ from ..extensions import db
 from ..models import ATTENDEE_FIELDS, Person, Registration
 from ..params import parse_int, query_int
 from ..public.forms import IWATE_RELATION_CHOICES
+from ..services import lottery, privacy
 from ..services import participants as service
-from ..services import privacy
 from ..services.capacity import counts_for
 from ..services.errors import DomainError, NotFound, ValidationFailed
 from ..services.outbox import undeliverable_marks
@@ -68,8 +68,8 @@ def participant_new(event_id: int):
             result = service.register_on_behalf(event.id, person, answers, companions=companions,
                                                 notify=bool(values.get("notify")))
             db.session.commit()
-            state = "参加確定" if result.registration.status == "confirmed" else \
-                f"キャンセル待ち({result.waitlist_position}番目)"
+            state = {"confirmed": "参加確定", "applied": "抽選に応募(抽選前)"}.get(
+                result.registration.status, f"キャンセル待ち({result.waitlist_position}番目)")
             flash(f"{result.registration.name} 様を登録しました: {state}", "success")
             return redirect(url_for("staff.participant_list", event_id=event.id), code=303)
         except ValidationFailed as exc:
@@ -171,6 +171,20 @@ def registration_note(registration_id: int):
     except DomainError as exc:
         db.session.rollback()
         flash(" ".join(exc.fields.values()) or exc.message, "error")
+    return _back(registration)
+
+
+@bp.post("/registrations/<int:registration_id>/lottery-priority")
+@role_required("staff")
+def registration_lottery_priority(registration_id: int):
+    registration = load_registration(registration_id)
+    try:
+        lottery.set_priority(registration.id, request.form.get("priority") == "1")
+        db.session.commit()
+        flash("抽選の優先枠を保存しました。", "success")
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
     return _back(registration)
 
 

@@ -123,6 +123,13 @@ def test_every_mail_kind_is_built_and_sent_without_an_injected_header(scene, sen
                                      meeting_at=event.meeting_at)
         mail.queue_registration_mail("waitlist_closed", registration)
     queued |= {"reminder", "waitlist_closed"}
+    for registration in (scene.confirmed, scene.hijacked, scene.waitlisted):
+        # 抽選: the application and the not-selected note; the draw's waiting-list mail is this kind too.
+        registration.event.lottery_draw_at = registration.event.starts_at
+        mail.queue_registration_mail("registration_applied", registration)
+        mail.queue_registration_mail("lottery_not_selected", registration, next_events=[scene.online])
+        mail.queue_registration_mail("registration_waitlisted", registration, waitlist_position=2, lottery=True)
+    queued |= {"registration_applied", "lottery_not_selected"}
     for registration in (scene.confirmed, scene.hijacked):
         person = registration.person
         context = {"event": registration.event, "person": person, "registration": registration}

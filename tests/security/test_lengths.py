@@ -20,6 +20,7 @@ from sqlalchemy import String
 from eventapp.api import checkin_routes, schemas
 from eventapp.extensions import db
 from eventapp.models import (
+    ALLOCATIONS,
     CHECKIN_SOURCES,
     EVENT_KINDS,
     EVENT_STATUSES,
@@ -30,6 +31,7 @@ from eventapp.models import (
     ROLES,
 )
 from eventapp.models.announcement import CONSENT_SOURCES, CONSENT_STATUSES, WITHDRAWAL_CHANNELS
+from eventapp.models.event import LOTTERY_LOSERS
 from eventapp.models.matching import (
     ACCESS_RULES,
     ATTENDANCE_SOURCES,
@@ -208,6 +210,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "registrations.source": ("web", "api", "staff", "walkin"), "checkins.source": CHECKIN_SOURCES,
     "registrations.consent_language": CONSENT_LANGUAGES,
     "registrations.locale": MAIL_LOCALES,
+    "events.allocation": ALLOCATIONS, "events.lottery_losers": LOTTERY_LOSERS,
     "organisations.municipality": IWATE_MUNICIPALITIES, "organisations.project_type": PROJECT_TYPES,
     "event_organisations.role": EVENT_ORG_ROLES, "matching_settings.access_rule": ACCESS_RULES,
     "matching_links.scope": LINK_SCOPES, "attendances.source": ATTENDANCE_SOURCES,
@@ -249,6 +252,7 @@ NOT_USER_ENTERED: dict[str, str] = {
     "event_attendance_states.code": "a generated numeric 出席コード",
     "users.password_hash": "a password hash (argon2/scrypt, well under 300)",
     "api_tokens.token_hash": "sha256 hex digest: 64 characters",
+    "events.lottery_seed": "secrets.token_hex(32) in services.lottery.draw: 64 characters",
     "users.totp_secret": "pyotp.random_base32(): 32 characters",
     "recovery_codes.code_hash": "sha256 hex digest: 64 characters",
     "my_page_links.token_hash": "sha256 hex digest of a マイページ sign-in token: 64 characters",
