@@ -65,6 +65,12 @@ def load_config(instance_path: Path) -> dict:
         "MAIL_RUSH_RATE": float(env.get("MAIL_RUSH_RATE", "20")),
         "MAIL_RUSH_MAX_DEFER_S": float(env.get("MAIL_RUSH_MAX_DEFER_S", "30")),
         "ORGANISER_NAME": env.get("ORGANISER_NAME", "岩手県 遠恋複業課 事務局"),
+        # 領収書 (receipts): the issuer's address and, if registered, its 適格請求書発行事業者登録番号
+        # (T + 13 digits; checked at start-up, see services/payments.py).
+        "ORGANISER_ADDRESS": env.get("ORGANISER_ADDRESS", ""),
+        "INVOICE_REGISTRATION_NUMBER": env.get("INVOICE_REGISTRATION_NUMBER", ""),
+        # How to pay a fee (bank details for 振込), stated in confirmation and reminder mails of paid events.
+        "PAYMENT_INSTRUCTIONS": env.get("PAYMENT_INSTRUCTIONS", "参加費は当日、受付にて現金でお支払いください。"),
         # An absolute image URL for shared links' previews (og:image) and event data; none: text-only cards.
         "SITE_IMAGE_URL": env.get("SITE_IMAGE_URL", ""),
         "BABEL_DEFAULT_LOCALE": "ja",

@@ -32,6 +32,7 @@ from .matching import (
 from .mypage import MyPageLink
 from .organisation import IWATE_MUNICIPALITIES, PROJECT_TYPES, EventOrganisation, Organisation
 from .outbox import OutboxMessage, UndeliverableAddress
+from .payment import PAYMENT_KINDS, PAYMENT_METHODS, PAYMENT_STATUSES, Payment
 from .person import IWATE_RELATIONS, Person
 from .privacy import PrivacyNotice
 from .ratelimit import RateLimitCounter
@@ -45,6 +46,7 @@ __all__ = [
     "CheckIn", "Event", "MyPageLink", "EventDay", "IdempotencyKey", "OutboxMessage", "Person", "PrivacyNotice",
     "ProgrammeItem", "RateLimitCounter", "Question", "RecoveryCode", "Registration", "ReminderSend", "UndeliverableAddress",
     "User",
+    "PAYMENT_KINDS", "PAYMENT_METHODS", "PAYMENT_STATUSES", "Payment",
     # matching and organisations
     "IWATE_MUNICIPALITIES", "PROJECT_TYPES", "Attendance", "AttendanceCodeAttempts", "EventAttendanceState", "EventOrganisation", "Invitation",
     "MatchingLink", "MatchingSettings", "Organisation", "Outcome", "Preference", "SurveyResponse", "TimetableSlot",
