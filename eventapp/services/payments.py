@@ -239,12 +239,12 @@ def event_payments(event_id: int) -> list[Payment]:
 
 def status_counts(event: Event) -> dict[str, int]:
     """Confirmed registrations by payment status (the staff event page)."""
-    rows = db_execute(select(_newest_kind(Registration.id), func.count())
-                      .where(Registration.event_id == event.id, Registration.status == "confirmed")
-                      .group_by(_newest_kind(Registration.id)))
-    counts = dict.fromkeys(("unpaid", "paid", "waived", "refunded"), 0)
     if event.fee_yen <= 0:
         return {}
+    kinds = (select(_newest_kind(Registration.id).label("kind"))
+             .where(Registration.event_id == event.id, Registration.status == "confirmed").subquery())
+    rows = db_execute(select(kinds.c.kind, func.count()).group_by(kinds.c.kind))
+    counts = dict.fromkeys(("unpaid", "paid", "waived", "refunded"), 0)
     for kind, n in rows:
         counts[status_for_kind(kind, event.fee_yen)] += n
     return counts
