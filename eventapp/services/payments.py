@@ -65,8 +65,26 @@ def statuses_for(registration_ids: list[int]) -> dict[int, str]:
     return {rid: status_for_kind(kind, fee) for rid, fee, kind in rows}
 
 
+def statuses_for_event(event: Event) -> dict[int, str]:
+    """Payment status of every registration of an event (rosters, lists) in one query."""
+    rows = db_execute(select(Registration.id, _newest_kind(Registration.id))
+                      .where(Registration.event_id == event.id))
+    return {rid: status_for_kind(kind, event.fee_yen) for rid, kind in rows}
+
+
 def status_of(registration: Registration) -> str:
     return statuses_for([registration.id])[registration.id]
+
+
+# Built once: the door runs it on every scan (the fee and the newest row in one statement).
+_FEE_AND_KIND = select(Event.fee_yen, select(Payment.kind).where(Payment.registration_id == bindparam("rid"))
+                       .order_by(Payment.id.desc()).limit(1).scalar_subquery()).where(Event.id == bindparam("eid"))
+
+
+def fee_and_status(event_id: int, registration_id: int) -> tuple[int, str]:
+    """(fee_yen, payment status) for the check-in result."""
+    fee, kind = db.session.execute(_FEE_AND_KIND, {"rid": registration_id, "eid": event_id}).one()
+    return fee, status_for_kind(kind, fee)
 
 
 def db_execute(stmt) -> list:
