@@ -201,3 +201,25 @@ def test_export_has_totals_in_csv_and_xlsx(ctx):
     xlsx, _, _ = service.export(event, "xlsx")
     sheet = load_workbook(io.BytesIO(xlsx)).active
     assert sheet.cell(row=sheet.max_row, column=7).value == 25000
+
+
+def test_confirmation_and_reminder_mails_state_the_fee_and_how_to_pay(app, ctx):
+    from eventapp.models import OutboxMessage
+    from eventapp.services import mail
+
+    app.config["PAYMENT_INSTRUCTIONS"] = "振込先: いわて銀行 本店 普通 1234567"
+    try:
+        event = make_event(fee_yen=15000)
+        reg = make_registration(event)
+        free_reg = make_registration(make_event(fee_yen=0))
+        bodies = {m.registration_id: m.body for m in db.session.execute(select(OutboxMessage)).scalars()}
+        assert "■ 参加費" in bodies[reg.id] and "15,000円" in bodies[reg.id]
+        assert "いわて銀行 本店 普通 1234567" in bodies[reg.id]
+        assert "参加費" not in bodies[free_reg.id]
+        service.record(event.id, reg.id, nonce="mail-nonce-1")
+        db.session.commit()
+        reminder = mail.queue_registration_mail("reminder", reg, starts_at=event.starts_at, meeting_at=None)
+        db.session.commit()
+    finally:
+        app.config["PAYMENT_INSTRUCTIONS"] = ""
+    assert "お支払いを確認しました" in reminder.body and "いわて銀行" not in reminder.body
