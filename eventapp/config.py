@@ -69,8 +69,9 @@ def load_config(instance_path: Path) -> dict:
         # (T + 13 digits; checked at start-up, see services/payments.py).
         "ORGANISER_ADDRESS": env.get("ORGANISER_ADDRESS", ""),
         "INVOICE_REGISTRATION_NUMBER": env.get("INVOICE_REGISTRATION_NUMBER", ""),
-        # How to pay a fee (bank details for 振込), stated in confirmation and reminder mails of paid events.
-        "PAYMENT_INSTRUCTIONS": env.get("PAYMENT_INSTRUCTIONS", "参加費は当日、受付にて現金でお支払いください。"),
+        # How to pay a fee (bank details for 振込), stated in confirmation and reminder mails of paid events;
+        # empty: "pay in cash at the desk on the day" (translated).
+        "PAYMENT_INSTRUCTIONS": env.get("PAYMENT_INSTRUCTIONS", ""),
         # An absolute image URL for shared links' previews (og:image) and event data; none: text-only cards.
         "SITE_IMAGE_URL": env.get("SITE_IMAGE_URL", ""),
         "BABEL_DEFAULT_LOCALE": "ja",

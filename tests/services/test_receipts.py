@@ -82,3 +82,25 @@ def test_participant_gets_the_receipt_once_paid(app, client):
         service.record(event_id, reg_id, kind="refund", nonce="receipt-web-2")
         db.session.commit()
     assert client.get(f"/r/{token}/receipt.pdf").status_code == 404
+
+
+def test_participant_sees_the_fee_and_sets_the_receipt_name(app, client):
+    import re
+
+    with app.app_context():
+        event = make_event(fee_yen=15000)
+        reg = make_registration(event)
+        token, event_id, reg_id = reg.manage_token, event.id, reg.id
+    page = client.get(f"/r/{token}").get_data(as_text=True)
+    assert "15,000円" in page and "未払い" in page and "receipt.pdf" not in page
+    with app.app_context():
+        service.record(event_id, reg_id, nonce="manage-nonce-1")
+        db.session.commit()
+    page = client.get(f"/r/{token}").get_data(as_text=True)
+    assert "お支払い済み" in page and f"/r/{token}/receipt.pdf" in page
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    response = client.post(f"/r/{token}/receipt-name", data={"receipt_name": "株式会社いわて", "csrf_token": csrf})
+    assert response.status_code == 303
+    assert "株式会社いわて" in pdf_text(client.get(f"/r/{token}/receipt.pdf").data)
+    english = client.get(f"/r/{token}?lang=en").get_data(as_text=True)
+    assert "Receipt (PDF" in english
