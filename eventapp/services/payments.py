@@ -43,6 +43,10 @@ _INSERT_PAYMENT = insert_or_skip(Payment.__table__, conflict="nonce", returning=
 _BY_NONCE = select(Payment).where(Payment.nonce == bindparam("nonce"))
 
 
+def _all(stmt) -> list:
+    return db.session.execute(stmt).all()
+
+
 def _newest_kind(registration_id):
     """The kind of a registration's newest row, as a correlated scalar subquery (NULL: none)."""
     return (select(Payment.kind).where(Payment.registration_id == registration_id)
@@ -59,7 +63,7 @@ def statuses_for(registration_ids: list[int]) -> dict[int, str]:
     """Payment status of many registrations in one query."""
     if not registration_ids:
         return {}
-    rows = db_execute(select(Registration.id, Event.fee_yen, _newest_kind(Registration.id))
+    rows = _all(select(Registration.id, Event.fee_yen, _newest_kind(Registration.id))
                       .join(Event, Event.id == Registration.event_id)
                       .where(Registration.id.in_(registration_ids)))
     return {rid: status_for_kind(kind, fee) for rid, fee, kind in rows}
@@ -67,7 +71,7 @@ def statuses_for(registration_ids: list[int]) -> dict[int, str]:
 
 def statuses_for_event(event: Event) -> dict[int, str]:
     """Payment status of every registration of an event (rosters, lists) in one query."""
-    rows = db_execute(select(Registration.id, _newest_kind(Registration.id))
+    rows = _all(select(Registration.id, _newest_kind(Registration.id))
                       .where(Registration.event_id == event.id))
     return {rid: status_for_kind(kind, event.fee_yen) for rid, kind in rows}
 
@@ -87,16 +91,8 @@ def fee_and_status(event_id: int, registration_id: int) -> tuple[int, str]:
     return fee, status_for_kind(kind, fee)
 
 
-def db_execute(stmt) -> list:
-    return db.session.execute(stmt).all()
-
-
-def _session():
-    return db.session
-
-
 def newest(registration_id: int) -> Payment | None:
-    return _session().execute(select(Payment).where(Payment.registration_id == registration_id)
+    return db.session.execute(select(Payment).where(Payment.registration_id == registration_id)
                               .order_by(Payment.id.desc()).limit(1)).scalar_one_or_none()
 
 
@@ -143,10 +139,10 @@ def record(event_id: int, registration_id: int, *, kind: str = "payment", method
     if errors:
         raise ValidationFailed(errors)
     event = lock_event(event_id)  # one writer per event: the status read below stays true
-    existing = _session().execute(_BY_NONCE, {"nonce": nonce}).scalar_one_or_none()
+    existing = db.session.execute(_BY_NONCE, {"nonce": nonce}).scalar_one_or_none()
     if existing is not None:
         return Recorded(_replay(existing, registration_id), False)
-    registration = _session().get(Registration, registration_id)
+    registration = db.session.get(Registration, registration_id)
     if registration is None or registration.event_id != event.id:
         raise NotFound("registration_not_found", "この申込は見つかりません。")
     if event.fee_yen <= 0:
@@ -168,14 +164,14 @@ def record(event_id: int, registration_id: int, *, kind: str = "payment", method
         "paid_at": paid_at or now, "recorded_at": now, "recorded_by_id": user.id if user else None,
         "nonce": nonce, "note": note, "receipt_name": registration.name if kind == "payment" else "",
         "receipt_reissued_count": 0})
-    new_id = _session().execute(_INSERT_PAYMENT, values).scalar_one_or_none()
+    new_id = db.session.execute(_INSERT_PAYMENT, values).scalar_one_or_none()
     if new_id is None:  # a request with the same nonce got in first (it held no lock: SQLite)
-        winner = _session().execute(_BY_NONCE, {"nonce": nonce}).scalar_one()
+        winner = db.session.execute(_BY_NONCE, {"nonce": nonce}).scalar_one()
         return Recorded(_replay(winner, registration_id), False)
-    payment = _session().get(Payment, new_id)
+    payment = db.session.get(Payment, new_id)
     if kind == "payment":
         payment.receipt_number = f"R{now.astimezone(JST).year}-{new_id:06d}"
-    _session().flush()
+    db.session.flush()
     action = {"payment": "payment", "waiver": "payment_waive", "refund": "payment_refund"}[kind]
     audit.record(action, "registration", registration.id,
                  f"{registration.name}: {KIND_LABELS[kind]} {format_yen(amount)}({METHOD_LABELS[method]})",
@@ -250,7 +246,7 @@ class Totals:
 
 
 def event_payments(event_id: int) -> list[Payment]:
-    return list(_session().execute(
+    return list(db.session.execute(
         select(Payment).join(Registration).where(Registration.event_id == event_id)
         .order_by(Payment.paid_at, Payment.id)).scalars().all())
 
@@ -261,7 +257,7 @@ def status_counts(event: Event) -> dict[str, int]:
         return {}
     kinds = (select(_newest_kind(Registration.id).label("kind"))
              .where(Registration.event_id == event.id, Registration.status == "confirmed").subquery())
-    rows = db_execute(select(kinds.c.kind, func.count()).group_by(kinds.c.kind))
+    rows = _all(select(kinds.c.kind, func.count()).group_by(kinds.c.kind))
     counts = dict.fromkeys(("unpaid", "paid", "waived", "refunded"), 0)
     for kind, n in rows:
         counts[status_for_kind(kind, event.fee_yen)] += n
@@ -269,7 +265,7 @@ def status_counts(event: Event) -> dict[str, int]:
 
 
 def totals(event: Event) -> Totals:
-    sums = dict(db_execute(select(Payment.kind, func.coalesce(func.sum(Payment.amount_yen), 0))
+    sums = dict(_all(select(Payment.kind, func.coalesce(func.sum(Payment.amount_yen), 0))
                            .join(Registration).where(Registration.event_id == event.id)
                            .group_by(Payment.kind)))
     return Totals(paid_yen=int(sums.get("payment", 0)), refunded_yen=int(sums.get("refund", 0)),

@@ -14,7 +14,7 @@ from ..models import Event, Payment, Registration
 from ..public.document_views import pdf_response
 from ..services import documents
 from ..services import payments as service
-from ..services.errors import DomainError
+from ..services.errors import DomainError, ValidationFailed
 from . import bp
 from .events import load_event
 
@@ -62,9 +62,10 @@ def registration_payment(registration_id: int):
     form = request.form
     amount = form.get("amount_yen", "").strip()
     try:
+        if amount and not amount.isdigit():
+            raise ValidationFailed({"amount_yen": "金額は0以上の整数(円)で入力してください。"})
         service.record(registration.event_id, registration.id, kind=form.get("kind", "payment"),
-                       method=form.get("method", "cash"), amount_yen=int(amount) if amount.isdigit() else (
-                           None if not amount else -1),
+                       method=form.get("method", "cash"), amount_yen=int(amount) if amount else None,
                        nonce=form.get("nonce", ""), note=form.get("note", ""),
                        user=current_user._get_current_object())
         db.session.commit()
