@@ -12,6 +12,7 @@ from eventapp.models import Payment
 from eventapp.services.accounts import create_user
 from tests.browser.test_checkin_screen import PASSWORD, new_context, open_screen, scan
 from tests.factories import make_checkin_event, make_registration
+from tests.pdf_support import flat, pdf_text
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
 
@@ -25,6 +26,7 @@ def desk(ctx):
             make_registration(event, name="盛岡 太郎", furigana="もりおか たろう")]
     free = make_checkin_event(capacity=5, fee_yen=0)
     return {"event_id": event.id, "codes": [r.ticket_code for r in regs], "ids": [r.id for r in regs],
+            "tokens": [r.manage_token for r in regs],
             "users": [user.email], "free_id": free.id, "free_code": make_registration(free).ticket_code}
 
 
@@ -48,6 +50,14 @@ def test_check_in_shows_unpaid_and_one_tap_records_cash(desk, browser_server, br
     assert (payment.registration_id, payment.method, payment.amount_yen, payment.kind) == (
         desk["ids"][0], "cash", 15000, "payment")
     assert payment.recorded_by.email == "fees-desk@example.jp"
+    # The participant's 領収書 is there now (the door can print it for them).
+    receipt = page.request.get(f"{browser_server.url}/r/{desk['tokens'][0]}/receipt.pdf")
+    assert receipt.status == 200
+    text = flat(pdf_text(receipt.body()))
+    for expected in ("領収書", "岩手花子様", "¥15,000-", "但し夏油温泉フィールドワーク参加費として",
+                     payment.receipt_number, "当日現金"):
+        assert expected in text, expected
+    assert "収入印紙" not in text
     # Scanned again: the door sees it is paid and offers nothing to tap.
     scan(page, desk["codes"][0])
     expect(page.locator("#fee-line")).to_have_text("参加費 15,000円 支払済み")
