@@ -109,3 +109,21 @@ def test_staff_payloads_carry_payment_status_and_list_has_totals(client, tokens,
     assert [p["kind"] for p in body["payments"]] == ["payment", "waiver", "refund"]
     assert body["totals"] == {"paid_yen": 15000, "refunded_yen": 15000, "net_yen": 0,
                               "counts": {"unpaid": 0, "paid": 0, "waived": 1, "refunded": 1}}
+
+
+def test_check_in_result_and_roster_carry_fee_and_status(app, client, tokens):
+    from tests.factories import make_checkin_event
+
+    with app.app_context():
+        event = make_checkin_event(fee_yen=15000)
+        reg = make_registration(event)
+        event_id, code, reg_id = event.id, reg.ticket_code, reg.id
+    headers = auth(tokens["checkin"])
+    scanned = client.post(f"/api/v1/events/{event_id}/checkins", json={"code": code, "nonce": "scan-fee-1"},
+                          headers=headers).get_json()
+    assert (scanned["registration"]["fee_yen"], scanned["registration"]["payment_status"]) == (15000, "unpaid")
+    client.post(f"/api/v1/events/{event_id}/payments", json={"registration_id": reg_id, "nonce": "pay-fee-1"},
+                headers=headers)
+    roster = client.get(f"/api/v1/events/{event_id}/checkins/roster", headers=headers).get_json()
+    (entry,) = roster["registrations"]
+    assert (entry["fee_yen"], entry["payment_status"]) == (15000, "paid")
