@@ -71,6 +71,12 @@ def load_config(instance_path: Path) -> dict:
         "ORGANISER_CONTACT": env.get("ORGANISER_CONTACT", "" if production else "019-000-0000 / enren@example.jp(開発用)"),
         # Optional mailto: target of List-Unsubscribe (a mailbox someone reads); the https one-click link is always given.
         "ANNOUNCEMENT_UNSUBSCRIBE_MAILTO": env.get("ANNOUNCEMENT_UNSUBSCRIBE_MAILTO", ""),
+        # 領収書 (receipts) also name ORGANISER_ADDRESS, and if registered the 適格請求書発行事業者登録番号
+        # (T + 13 digits; checked at start-up, see services/payments.py).
+        "INVOICE_REGISTRATION_NUMBER": env.get("INVOICE_REGISTRATION_NUMBER", ""),
+        # How to pay a fee (bank details for 振込), stated in confirmation and reminder mails of paid events;
+        # empty: "pay in cash at the desk on the day" (translated).
+        "PAYMENT_INSTRUCTIONS": env.get("PAYMENT_INSTRUCTIONS", ""),
         # An absolute image URL for shared links' previews (og:image) and event data; none: text-only cards.
         "SITE_IMAGE_URL": env.get("SITE_IMAGE_URL", ""),
         "BABEL_DEFAULT_LOCALE": "ja",

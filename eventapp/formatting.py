@@ -158,4 +158,11 @@ def register_filters(app: Flask) -> None:
         status_label=lambda s: str(STATUS_LABELS.get(s, s)), day_title_rest=day_title_rest,
         answer=answer_text, quoted=quoted,
     )
+    app.jinja_env.globals["payment_status"] = _payment_status  # mails: say how to pay only while unpaid
     app.jinja_env.globals["answer_display"] = answer_display  # (kind, value), where only the kind is at hand
+
+
+def _payment_status(registration: object) -> str:
+    from .services.payments import status_of
+
+    return status_of(registration)

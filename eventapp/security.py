@@ -143,6 +143,7 @@ RATE_LIMITED_ENDPOINTS: dict[str, tuple[str, Callable[[], str], list[str] | None
                ("public.signup", "api.create_registration")),
     "token": ("TOKEN_RATE_LIMIT", get_remote_address, None,
               ("public.manage", "public.cancel", "public.registration_ics", "public.ticket_pdf", "public.ticket_png",
+               "public.receipt_pdf", "public.receipt_name",
                "matching_public.invitation", "matching_public.attendance_code", "matching_public.survey",
                "api.get_registration", "api.cancel_registration", "mypage.open_link",
                "public.announcement_opt_in", "public.announcement_unsubscribe")),
@@ -153,7 +154,7 @@ RATE_LIMITED_ENDPOINTS: dict[str, tuple[str, Callable[[], str], list[str] | None
     # Writes only: the screen polls its counters and roster, and those reads need no budget.
     "checkin": ("CHECKIN_RATE_LIMIT", checkin_client_key, ["POST", "DELETE"],
                 ("checkin.undo", "checkin_api.create_checkin", "checkin_api.checkin_batch",
-                 "checkin_api.undo_checkin", "checkin_api.create_walkin")),
+                 "checkin_api.undo_checkin", "checkin_api.create_walkin", "payments_api.create_payment")),
 }
 
 # Views that count against a scope only for some requests: the sign-up page opened with a personal

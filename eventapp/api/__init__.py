@@ -38,6 +38,8 @@ def register_api(app: Flask) -> None:
     api.register_blueprint(blp)
     from .checkin_routes import blp as checkin_blp
     api.register_blueprint(checkin_blp)
+    from .payment_routes import blp as payments_blp
+    api.register_blueprint(payments_blp)
 
     @app.errorhandler(RecursionError)
     def _too_deep(exc: RecursionError):

@@ -108,6 +108,8 @@ class CheckInRegistrationSchema(Schema):
     source = fields.String()
     notes = fields.List(fields.Nested(NoteSchema))
     important_answers = fields.List(fields.Nested(NoteSchema))
+    fee_yen = fields.Integer(metadata={"description": "the event's fee (0: free)"})
+    payment_status = fields.String(metadata={"description": "none | unpaid | paid | waived | refunded"})
 
 
 class CheckInResultSchema(Schema):

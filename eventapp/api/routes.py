@@ -10,6 +10,7 @@ from ..models import Event, Registration
 from ..services import events as event_service
 from ..services import lottery as lottery_service
 from ..services import mypage as mypage_service
+from ..services import payments as payment_service
 from ..services import registration as registration_service
 from ..services.capacity import availability, counts_for
 from ..services.errors import DomainError, NotFound
@@ -66,7 +67,7 @@ def event_payload(event: Event, counts=None) -> dict:
 
 
 def registration_payload(registration: Registration, *, staff: bool = False,
-                         waitlist_position: int | None | bool = False) -> dict:
+                         waitlist_position: int | None | bool = False, payment_status: str | None = None) -> dict:
     """The API view of a registration; `waitlist_position` when the caller already knows it (sign-up)."""
     if waitlist_position is False:
         waitlist_position = registration_service.waitlist_position(registration)
@@ -90,6 +91,7 @@ def registration_payload(registration: Registration, *, staff: bool = False,
     if staff:
         payload["person"] = registration.person
         payload["source"] = registration.source
+        payload["payment_status"] = payment_status or payment_service.status_of(registration)
     return payload
 
 
@@ -234,7 +236,9 @@ def list_registrations(event_id):
         select(Registration).where(Registration.event_id == event_id).order_by(Registration.id)
     ).scalars().all()
     counts = counts_for(event_id)
-    return {"registrations": [registration_payload(r, staff=True) for r in registrations],
+    statuses = payment_service.statuses_for([r.id for r in registrations])  # one query for the list
+    return {"registrations": [registration_payload(r, staff=True, payment_status=statuses[r.id])
+                              for r in registrations],
             "confirmed_count": counts.confirmed, "waitlist_count": counts.waitlisted,
             "applied_count": counts.applied}
 

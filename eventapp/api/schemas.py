@@ -14,6 +14,7 @@ from ..models import (
     MAX_CALENDAR_ALARMS,
     MAX_COMPANIONS_LIMIT,
     MAX_REMINDERS,
+    PAYMENT_STATUSES,
     QUESTION_KINDS,
     REGISTRATION_STATUSES,
     REMINDERS,
@@ -443,6 +444,8 @@ class StaffRegistrationSchema(RegistrationSchema):
         "description": "the contact identity (one per e-mail address, as at its first sign-up); "
                        "the registration's attendee is `attendee`"})
     source = Text()
+    payment_status = Text(validate=validate.OneOf(PAYMENT_STATUSES), metadata={
+        "description": "参加費: unpaid | paid | waived | refunded, or none for a free event"})
 
 
 class StaffRegistrationListSchema(Schema):

@@ -34,6 +34,7 @@ from .matching import (
 from .mypage import MyPageLink
 from .organisation import IWATE_MUNICIPALITIES, PROJECT_TYPES, EventOrganisation, Organisation
 from .outbox import OutboxMessage, UndeliverableAddress
+from .payment import PAYMENT_KINDS, PAYMENT_METHODS, PAYMENT_STATUSES, Payment
 from .person import IWATE_RELATIONS, Person
 from .privacy import PrivacyNotice
 from .ratelimit import RateLimitCounter
@@ -49,6 +50,7 @@ __all__ = [
     "ProgrammeItem", "RateLimitCounter", "AnnouncementConsent", "Question", "RecoveryCode", "Registration", "ReminderSend",
     "UndeliverableAddress", "User",
     "STAFF_MAIL_ATTACHMENTS", "STAFF_MAIL_AUDIENCES", "STAFF_MAIL_STATUSES", "StaffMail",
+    "PAYMENT_KINDS", "PAYMENT_METHODS", "PAYMENT_STATUSES", "Payment",
     # matching and organisations
     "IWATE_MUNICIPALITIES", "PROJECT_TYPES", "Attendance", "AttendanceCodeAttempts", "EventAttendanceState", "EventOrganisation", "Invitation",
     "MatchingLink", "MatchingSettings", "Organisation", "Outcome", "Preference", "SurveyResponse", "TimetableSlot",

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from ..extensions import db, limiter
 from ..models import Event
-from ..services import documents, pdf_cache
+from ..services import documents, payments, pdf_cache
 from ..services import registration as registration_service
 from . import bp
 
@@ -74,3 +74,13 @@ def ticket_pdf(token: str):
         abort(404)
     return pdf_response(documents.ticket_pdf(registration).pdf, f"ticket-{registration.event.slug}.pdf",
                         private=True)
+
+
+@bp.get("/r/<token>/receipt.pdf")
+def receipt_pdf(token: str):
+    """The participant's 領収書, once the fee is paid (404 before, and after a refund)."""
+    registration = registration_service.get_by_manage_token(token)
+    payment = payments.receipt_payment(registration)
+    if payment is None:
+        abort(404)
+    return pdf_response(documents.receipt_pdf(payment).pdf, f"receipt-{payment.receipt_number}.pdf", private=True)

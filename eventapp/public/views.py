@@ -15,6 +15,7 @@ from ..models.base import utcnow
 from ..services import events as events_service
 from ..services import matching as matching_service
 from ..services import mypage as mypage_service
+from ..services import payments
 from ..services import registration as registration_service
 from ..services.capacity import availability, counts_for
 from ..services.errors import DomainError, ValidationFailed
@@ -109,10 +110,28 @@ def manage(token: str):
         # address's other registrations, since a manage link proves no ownership of the mailbox.
         "public/manage.html", registration=registration, event=registration.event, email=registration.person.email,
         position=position, qr=qr, is_new=request.args.get("new") == "1", now=utcnow(),
+        receipt=payments.receipt_payment(registration) if event.fee_yen > 0 else None,
     ))
     response.headers["Referrer-Policy"] = "no-referrer"  # the URL is the key to this page
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+@bp.post("/r/<token>/receipt-name")
+def receipt_name(token: str):
+    """The participant sets the 宛名 of their 領収書 (e.g. their company)."""
+    registration = registration_service.get_by_manage_token(token)
+    payment = payments.receipt_payment(registration)
+    if payment is None:
+        abort(404)
+    try:
+        payments.set_receipt_name(payment, request.form.get("receipt_name", ""))
+        db.session.commit()
+        flash(_("領収書の宛名を変更しました。"), "success")
+    except DomainError as exc:
+        db.session.rollback()
+        flash(" ".join(exc.fields.values()) or exc.message, "error")
+    return redirect(url_for("public.manage", token=token) + "#fee", code=303)
 
 
 @bp.route("/r/<token>/cancel", methods=["GET", "POST"])

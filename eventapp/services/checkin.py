@@ -26,7 +26,7 @@ from ..extensions import db
 from ..formatting import JST, answer_text, format_time, is_important, kana_sort_key
 from ..models import Answer, CheckIn, Event, EventDay, Registration, User
 from ..models.base import utcnow
-from . import audit, mail
+from . import audit, mail, payments
 from . import registration as registration_service
 from .capacity import counts_for, lock_event
 from .errors import DomainError, NotFound, ValidationFailed
@@ -429,15 +429,18 @@ def _outcome(res: CheckInResult, **extra) -> dict:
             "day": res.day.id, "checked_in_at": res.checkin.checked_in_at, "by": res.checkin.by_name, **extra}
 
 
-def registration_summary(registration: Registration) -> dict:
+def registration_summary(registration: Registration, payment: tuple[int, str] | None = None) -> dict:
     """What the check-in screen shows: the registration's attendee (name, furigana) and the answers
     staff should notice, as people read them (はい/いいえ, not yes/no). 重要 answers (allergies…)
-    are flagged and also listed on their own, so the door cannot miss them."""
+    are flagged and also listed on their own, so the door cannot miss them. `fee_yen` and
+    `payment_status` let the door collect an unpaid fee (「参加費 15,000円 未払い」)."""
     notes = [{"label": a.question_label, "value": answer_text(a), "important": is_important(a.question)}
              for a in registration.answers if a.value]
+    fee, payment_status = payment or payments.fee_and_status(registration.event_id, registration.id)
     return {"id": registration.id, "name": registration.name, "furigana": registration.furigana,
             "status": registration.status, "source": registration.source, "notes": notes,
-            "important_answers": [n for n in notes if n["important"]]}
+            "important_answers": [n for n in notes if n["important"]],
+            "fee_yen": fee, "payment_status": payment_status}
 
 
 def result_message(res: CheckInResult) -> str:
@@ -480,9 +483,10 @@ def roster_snapshot(event_id: int) -> dict:
     by_registration: dict[int, list[dict]] = {}
     for row in checkins:
         by_registration.setdefault(row.registration_id, []).append(_checkin_dict(row))
+    statuses = payments.statuses_for_event(event)  # one query for the roster
     people = []
     for r in registrations:
-        entry = registration_summary(r)
+        entry = registration_summary(r, (event.fee_yen, statuses[r.id]))
         entry.update(code_hash=code_hash(r.ticket_code), phone_digits=_digits(r.phone),
                      checkins=by_registration.get(r.id, []))
         people.append(entry)

@@ -40,10 +40,10 @@ from sqlalchemy import select
 
 from ..extensions import db
 from ..formatting import answer_text, format_datetime, is_important, kana_sort_key, to_jst
-from ..models import Answer, Event, Person, Question, Registration
+from ..models import Answer, Event, Payment, Person, Question, Registration
 from ..models.base import utcnow
 from ..urls import external_url
-from . import exports
+from . import exports, payments
 from .errors import ValidationFailed
 from .tickets import qr_svg
 
@@ -292,6 +292,23 @@ def ticket_pdf(registration: Registration, *, now: datetime | None = None) -> Re
         qr=qr_data_uri(registration.ticket_code),
         manage_url=external_url("public.manage", token=registration.manage_token),
         organiser=event.organiser_name or current_app.config["ORGANISER_NAME"], printed_at=_printed_at(now),
+    )
+
+
+def receipt_pdf(payment: Payment, *, now: datetime | None = None) -> RenderResult:
+    """領収書 for a payment: 宛名, 金額, 但し書き, 発行日, issuer (and 登録番号 if set), the receipt
+    number; 「再発行」 once staff reissued it; the 収入印紙 box for cash of 50,000円 or more."""
+    if payment.kind != "payment" or payment.receipt_number is None:
+        raise ValidationFailed({}, "支払の記録にだけ領収書を発行できます。")
+    event = payment.registration.event
+    config = current_app.config
+    return render_document(
+        "receipt", payment=payment, event=event, amount=f"¥{payment.amount_yen:,}-",
+        purpose=payments.purpose(event), method=payments.METHOD_LABELS[payment.method],
+        issued_on=now or utcnow(), paid_on=payment.paid_at,
+        reissued=payment.receipt_reissued_count > 0, needs_stamp=payments.needs_stamp(payment),
+        issuer=event.organiser_name or config["ORGANISER_NAME"], address=config.get("ORGANISER_ADDRESS", ""),
+        registration_number=payments.invoice_registration_number(),
     )
 
 

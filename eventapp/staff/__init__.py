@@ -4,4 +4,4 @@ from flask import Blueprint
 
 bp = Blueprint("staff", __name__, url_prefix="/staff")
 
-from . import accounts, announcements, dashboard, events, mails, outbox, participants  # noqa: E402,F401
+from . import accounts, announcements, dashboard, events, mails, outbox, participants, payments  # noqa: E402,F401

@@ -61,11 +61,13 @@
   /* ---------- IndexedDB: the roster cache and the offline queue ---------- */
 
   const dbPromise = new Promise((resolve, reject) => {
-    const request = indexedDB.open("eventapp-checkin", 1);
+    const request = indexedDB.open("eventapp-checkin", 2);
     request.onupgradeneeded = () => {
       const db = request.result;
-      db.createObjectStore("roster");
-      db.createObjectStore("queue", { keyPath: "nonce" });
+      if (!db.objectStoreNames.contains("roster")) db.createObjectStore("roster");
+      if (!db.objectStoreNames.contains("queue")) db.createObjectStore("queue", { keyPath: "nonce" });
+      // Fees taken at the door while offline, sent later with their nonce (never recorded twice).
+      if (!db.objectStoreNames.contains("payments")) db.createObjectStore("payments", { keyPath: "nonce" });
     };
     request.onsuccess = () => resolve(request.result);
     request.onerror = () => reject(request.error);
@@ -86,6 +88,11 @@
     const all = await idb("queue", "readonly", (s) => s.getAll());
     return (all || []).filter((item) => item.event === cfg.eventId)
       .sort((a, b) => a.scanned_at.localeCompare(b.scanned_at));
+  }
+
+  async function queuedPayments() {
+    const all = await idb("payments", "readonly", (s) => s.getAll());
+    return (all || []).filter((item) => item.event === cfg.eventId);
   }
 
   /* ---------- server calls ---------- */
@@ -311,6 +318,8 @@
         showResult("warn", `受付済み ${hhmm(data.checked_in_at)}${data.by ? ` (${data.by})` : ""}`, reg.name,
           reg.notes, "この方は既に受付されています。", reg.furigana);
       }
+      if (entry) Object.assign(entry, { fee_yen: reg.fee_yen, payment_status: reg.payment_status });
+      showFee({ id: reg.id, name: reg.name, fee_yen: reg.fee_yen, payment_status: reg.payment_status });
       renderCounters();
       return data;
     }
@@ -332,6 +341,7 @@
       showResult("warn", `受付済み ${hhmm(existing.checked_in_at)}${existing.by ? ` (${existing.by})` : ""}`,
         entry.name, entry.notes, existing.pending ? "この端末で受付済み(未送信)" : "この方は既に受付されています。",
         entry.furigana);
+      showFee(entry);
       return null;
     }
     item.registration_id = entry.id;
@@ -343,9 +353,90 @@
     $("undo-last").disabled = false;
     addRecent(entry.name, item.scanned_at, true, null, item.nonce);
     showResult("ok", "受付完了", entry.name, entry.notes, "オフライン: 接続が戻ると自動で送信します", entry.furigana, true);
+    showFee(entry);
     await renderPending();
     renderCounters();
     return item;
+  }
+
+  /* ---------- fees (参加費): one tap records 当日現金 支払済み ---------- */
+
+  const FEE_STATUS = { unpaid: "未払い", paid: "支払済み", waived: "免除", refunded: "返金済み" };
+
+  function yen(amount) {
+    return `${Number(amount).toLocaleString("ja-JP")}円`;
+  }
+
+  // What the fee panel offers: the nonce is chosen when the panel opens, so a double tap or a retry
+  // after a timeout sends the same nonce and the server records one payment.
+  function showFee(entry) {
+    const box = $("result-fee");
+    const button = $("fee-pay");
+    state.fee = null;
+    if (!entry || !entry.fee_yen || !entry.payment_status || entry.payment_status === "none") {
+      box.hidden = true;
+      return;
+    }
+    box.hidden = false;
+    const owing = entry.payment_status === "unpaid" || entry.payment_status === "refunded";
+    const pending = entry.payment_pending ? "(未送信)" : "";
+    $("fee-line").textContent = `参加費 ${yen(entry.fee_yen)} ${FEE_STATUS[entry.payment_status] || ""}${pending}`;
+    box.dataset.status = entry.payment_status;
+    button.hidden = !owing;
+    button.disabled = false;
+    if (owing) {
+      state.fee = { registration_id: entry.id, amount_yen: entry.fee_yen, name: entry.name, nonce: randomId() };
+      button.textContent = `当日現金 ${yen(entry.fee_yen)} を受け取った(支払済みにする)`;
+    }
+  }
+
+  async function payCash() {
+    const fee = state.fee;
+    if (!fee) return;
+    $("fee-pay").disabled = true;
+    const item = { ...fee, event: cfg.eventId, method: "cash", recorded_at: new Date().toISOString() };
+    if (state.online) {
+      try {
+        const { status, data } = await api("POST", "/payments", paymentBody(item));
+        if (status === 200 || status === 201) return paymentDone(item, data.payment, false);
+        const error = (data && data.error) || { message: "エラーが発生しました。" };
+        $("fee-line").textContent = `参加費を記録できません: ${error.message}`;
+        $("fee-pay").disabled = false;
+        return null;
+      } catch (err) {
+        if (!(err instanceof NetworkError)) throw err;
+      }
+    }
+    await idb("payments", "readwrite", (s) => s.put(item));
+    return paymentDone(item, null, true);
+  }
+
+  function paymentBody(item) {
+    return { registration_id: item.registration_id, method: item.method, amount_yen: item.amount_yen,
+      nonce: item.nonce };
+  }
+
+  async function paymentDone(item, payment, pending) {
+    const entry = state.byId.get(item.registration_id);
+    const shown = entry || { id: item.registration_id, name: item.name, fee_yen: item.amount_yen };
+    Object.assign(shown, { payment_status: "paid", payment_pending: pending });
+    showFee(shown);
+    app.dataset.lastPayment = payment ? String(payment.id) : "pending";
+    await renderPending();
+    return payment;
+  }
+
+  async function syncPayments(notes) {
+    for (const item of await queuedPayments()) {
+      const { status, data } = await api("POST", "/payments", paymentBody(item));
+      if (status >= 500) continue;  // try again later
+      if (status !== 200 && status !== 201) {
+        notes.push(`参加費を記録できませんでした: ${item.name} — ${(data && data.error && data.error.message) || status}`);
+      }
+      const entry = state.byId.get(item.registration_id);
+      if (entry) entry.payment_pending = false;
+      await idb("payments", "readwrite", (s) => s.delete(item.nonce));
+    }
   }
 
   /* ---------- sync of the offline queue ---------- */
@@ -353,7 +444,10 @@
   async function sync() {
     if (state.syncing || !state.online) return;
     const items = await queued();
-    if (!items.length) return renderPending();
+    if (!items.length) {
+      await syncFees();
+      return renderPending();
+    }
     state.syncing = true;
     try {
       const scans = items.map((i) => {
@@ -382,6 +476,8 @@
         }
         await idb("queue", "readwrite", (s) => s.delete(r.nonce));
       }
+      // Payments after the check-ins: a payment taken offline names a registration the batch admitted.
+      await syncPayments(notes);
       if (notes.length) showSyncNotice(notes);
       for (const li of document.querySelectorAll("#recent .pending-item")) li.classList.remove("pending-item");
       await loadRoster();
@@ -390,6 +486,20 @@
     } finally {
       state.syncing = false;
       await renderPending();
+    }
+  }
+
+  async function syncFees() {
+    if (state.syncing || !(await queuedPayments()).length) return;
+    state.syncing = true;
+    const notes = [];
+    try {
+      await syncPayments(notes);
+      if (notes.length) showSyncNotice(notes);
+    } catch (err) {
+      if (!(err instanceof NetworkError)) throw err;
+    } finally {
+      state.syncing = false;
     }
   }
 
@@ -405,8 +515,10 @@
 
   async function renderPending() {
     const count = (await queued()).length;
-    $("pending-count").textContent = String(count);
-    app.dataset.pending = String(count);
+    const fees = (await queuedPayments()).length;
+    $("pending-count").textContent = String(count + fees);
+    app.dataset.pending = String(count);  // check-ins only: added to the server's count of check-ins
+    app.dataset.pendingPayments = String(fees);
   }
 
   /* ---------- undo ---------- */
@@ -696,6 +808,8 @@
     const panel = $("result");
     panel.className = `result result-${kind}${pending ? " result-pending" : ""}`;
     panel.dataset.state = kind;
+    $("result-fee").hidden = true;  // showFee() opens it for the person just shown
+    state.fee = null;
     $("result-title").textContent = title;
     $("result-name").textContent = name || "";
     $("result-kana").textContent = furigana || "";
@@ -760,6 +874,7 @@
   $("walkin-cancel").addEventListener("click", () => openWalkIn(false));
   $("walkin-form").addEventListener("submit", submitWalkIn);
   $("search-input").addEventListener("input", (event) => search(event.target.value));
+  $("fee-pay").addEventListener("click", payCash);
 
   /* ---------- start ---------- */
 

@@ -50,6 +50,14 @@ def demo_ids(app) -> dict:
                                audience="confirmed", status="draft")
         db.session.add(staff_mail)
         db.session.commit()
+        from eventapp.models import Payment
+        payment = db.session.execute(select(Payment).order_by(Payment.id)).scalars().first()
+        if payment is None:  # a paid fee, so the receipt routes have a real payment id
+            payment = Payment(registration_id=registration.id, kind="payment", method="cash",
+                              amount_yen=fieldwork.fee_yen, paid_at=utcnow(), nonce="security-payment-1",
+                              receipt_number="R2026-900001", receipt_name=registration.name)
+            db.session.add(payment)
+            db.session.commit()
         my_email = registration.person.email
         my_link_token = mailed_my_link(my_email)
         from eventapp.models import OutboxMessage
@@ -69,6 +77,7 @@ def demo_ids(app) -> dict:
             "calendar_token": registration.person.calendar_token,
             "invitation_token": invitation.token,
             "organisation_id": organisation.id, "user_id": spare.id, "checkin_id": checkin.id,
+            "payment_id": payment.id,
             "year": fieldwork.starts_at.year if fieldwork.starts_at.month >= 4 else fieldwork.starts_at.year - 1,
             "kind": fieldwork.kind, "filename": "css/app.css",
         }

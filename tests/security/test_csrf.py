@@ -25,7 +25,8 @@ API_WRITES_WITHOUT_SESSION = {"api.create_registration", "api.cancel_registratio
 HTML_WRITES_WITHOUT_CSRF = {"public.announcement_unsubscribe"}
 # API writes the check-in screen makes with the staff session: they need the X-CSRFToken header.
 API_SESSION_WRITES_WITH_CSRF_HEADER = {"checkin_api.create_checkin", "checkin_api.checkin_batch",
-                                       "checkin_api.undo_checkin", "checkin_api.create_walkin"}
+                                       "checkin_api.undo_checkin", "checkin_api.create_walkin",
+                                       "payments_api.create_payment"}
 
 # Valid bodies, so that a refusal is about the token and not about the payload.
 API_BODIES = {
@@ -33,6 +34,8 @@ API_BODIES = {
     "checkin_api.checkin_batch": lambda ids: {"scans": []},
     "checkin_api.create_walkin": lambda ids: {"name": "当日 太郎", "furigana": "とうじつ たろう",
                                               "email": "walkin@example.jp", "nonce": "csrf-test-0002"},
+    "payments_api.create_payment": lambda ids: {"registration_id": ids["registration_id"],
+                                                "nonce": "csrf-test-0003"},
     "api.create_event": lambda ids: {"slug": "csrf-probe", "title": "CSRF", "kind": "fieldwork"},
     "api.patch_event": lambda ids: {"title": "書き換え"},
 }
