@@ -516,3 +516,16 @@ def test_an_english_registration_is_told_of_a_move_and_a_cancellation_in_english
     assert "When: Sun 9 Nov 2031 13:00 – 17:00" in moved
     cancelled = sent_mail()[2].get_body(("plain",)).get_content()
     assert "We are very sorry to tell you that “花巻” has been cancelled." in cancelled and "台風のため" in cancelled
+
+
+def test_english_mails_show_the_events_english_title(ctx):
+    event = make_event(title="花巻ぶどう収穫フィールドワーク", title_en="Grape harvest in Hanamaki")
+    registration = make_registration(event)
+    registration.locale = "en"
+    message = mail.queue_registration_mail("registration_promoted", registration)
+    db.session.commit()
+    assert "Grape harvest in Hanamaki" in message.subject and "Grape harvest in Hanamaki" in message.body
+    assert "花巻ぶどう収穫" not in message.subject
+    registration.locale = "ja"
+    japanese = mail.queue_registration_mail("registration_promoted", registration)
+    assert "花巻ぶどう収穫フィールドワーク" in japanese.subject and "Grape harvest" not in japanese.body
