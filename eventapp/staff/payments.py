@@ -11,6 +11,7 @@ from flask_login import current_user
 from ..auth.decorators import role_required
 from ..extensions import db
 from ..models import Event, Payment, Registration
+from ..params import parse_int
 from ..public.document_views import pdf_response
 from ..services import documents
 from ..services import payments as service
@@ -60,12 +61,13 @@ def registration_payment(registration_id: int):
     """Record a payment, waiver or refund (the form's nonce: a double submit records one row)."""
     registration = _registration(registration_id)
     form = request.form
-    amount = form.get("amount_yen", "").strip()
+    typed = form.get("amount_yen", "").strip()
+    amount = parse_int(typed, None, minimum=0) if typed else None
     try:
-        if amount and not amount.isdigit():
+        if typed and amount is None:  # not a whole number of yen, or beyond what the column holds
             raise ValidationFailed({"amount_yen": "金額は0以上の整数(円)で入力してください。"})
         service.record(registration.event_id, registration.id, kind=form.get("kind", "payment"),
-                       method=form.get("method", "cash"), amount_yen=int(amount) if amount else None,
+                       method=form.get("method", "cash"), amount_yen=amount,
                        nonce=form.get("nonce", ""), note=form.get("note", ""),
                        user=current_user._get_current_object())
         db.session.commit()

@@ -58,7 +58,7 @@ def test_staff_creates_event_sees_signup_and_exports_csv(ctx, browser, browser_s
     staff.get_by_label("URL名").fill("hanamaki-grape-browser")
     staff.get_by_label("開始日時").fill(f"{day.isoformat()}T10:00")
     staff.get_by_label("終了日時").fill(f"{day.isoformat()}T09:00")  # a mistake first
-    staff.get_by_label("定員").fill("12")
+    staff.get_by_role("spinbutton", name="定員").fill("12")
     staff.get_by_label("会場名").fill("かんたはうす")
     staff.get_by_role("button", name="作成する(非公開)").click()
     expect(staff.locator(".notice-error")).to_contain_text("終了日時は開始日時より後にしてください。")

@@ -43,10 +43,13 @@ EVENT_DEPENDENT_FIELDS = ("preferences", "companions")
 # Event writes: fields whose validity relates to another field or to stored state, which OpenAPI cannot
 # express: the end after the start (and at most 92 days later), days, the meeting/dismissal times and the
 # registration, cancellation, roster and check-in times in order around the event, a slug not taken by
-# another event, a capacity not below the confirmed count, a status change the current status allows.
+# another event, a capacity not below the confirmed count, a status change the current status allows, a
+# lottery's draw time (needed with `allocation: lottery`, between sign-up opening and the start; frozen
+# once drawn, like the allocation and what happens to the losers).
 RELATED_EVENT_FIELDS = ("ends_at", "days", "meeting_at", "dismissal_at", "slug", "capacity", "status",
                         "online_url_reveal_at", "registration_opens_at", "registration_closes_at",
-                        "cancellation_deadline", "roster_freeze_at", "checkin_opens_at", "checkin_closes_at")
+                        "cancellation_deadline", "roster_freeze_at", "checkin_opens_at", "checkin_closes_at",
+                        "allocation", "lottery_draw_at", "lottery_losers")
 STATE_DEPENDENT_CODES = ("idempotency_key_reused",)
 
 

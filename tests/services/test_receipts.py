@@ -22,6 +22,7 @@ def _paid(fee: int, method: str = "cash", **event_overrides):
 
 
 def test_receipt_has_name_amount_purpose_number_and_issuer(app, ctx):
+    saved = {key: app.config[key] for key in ("ORGANISER_ADDRESS", "INVOICE_REGISTRATION_NUMBER")}
     app.config.update(ORGANISER_ADDRESS="岩手県盛岡市内丸10-1", INVOICE_REGISTRATION_NUMBER="T1234567890123")
     try:
         reg, payment = _paid(15000)
@@ -29,7 +30,7 @@ def test_receipt_has_name_amount_purpose_number_and_issuer(app, ctx):
         db.session.commit()
         result = documents.receipt_pdf(payment)
     finally:
-        app.config.update(ORGANISER_ADDRESS="", INVOICE_REGISTRATION_NUMBER="")
+        app.config.update(saved)  # the other tests see the configuration they started with
     save_artifact(result.pdf, "receipt")
     text = flat(pdf_text(result.pdf))
     for expected in ("領収書", "株式会社いわて商事様", "15,000", "但し岩手・花巻でブドウ収穫体験フィールドワーク参加費として",
