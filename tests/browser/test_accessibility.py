@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from eventapp.database import write_intent
 from eventapp.extensions import db
 from eventapp.models import MyPageLink
 from eventapp.models.base import utcnow
@@ -47,16 +48,19 @@ def viewport(request, browser: Browser):
 def scene(ctx):
     if not AXE.exists():
         pytest.fail(f"{AXE} is missing: `make vendor` copies it from the axe-core npm package")
-    event = make_event(title="夏油温泉 鬼剣舞と地域ワークショップ 1泊2日", capacity=25, max_companions=2,
-                       summary="北上市の夏油温泉に泊まり、鬼剣舞を見学してワークショップに参加します。")
-    registration = make_registration(event)
-    token = secrets.token_urlsafe(32)
-    db.session.add(MyPageLink(token_hash=hash_token(token), person_id=registration.person_id, created_at=utcnow(),
-                              expires_at=utcnow() + timedelta(minutes=30)))
-    admin = make_user("admin", name="事務局 花子")
-    door = make_checkin_event(title="岩手・花巻でブドウ収穫体験フィールドワーク")  # held tomorrow: the door is open
-    make_registration(door)
-    db.session.commit()
+    # The server may still be sending the previous test's mail: on SQLite, take the write lock at BEGIN (and
+    # wait for it) rather than fail to upgrade a read transaction with "database is locked".
+    with write_intent():
+        event = make_event(title="夏油温泉 鬼剣舞と地域ワークショップ 1泊2日", capacity=25, max_companions=2,
+                           summary="北上市の夏油温泉に泊まり、鬼剣舞を見学してワークショップに参加します。")
+        registration = make_registration(event)
+        token = secrets.token_urlsafe(32)
+        db.session.add(MyPageLink(token_hash=hash_token(token), person_id=registration.person_id,
+                                  created_at=utcnow(), expires_at=utcnow() + timedelta(minutes=30)))
+        admin = make_user("admin", name="事務局 花子")
+        door = make_checkin_event(title="岩手・花巻でブドウ収穫体験フィールドワーク")  # held tomorrow: door open
+        make_registration(door)
+        db.session.commit()
     return {"event": event, "registration": registration, "my_token": token, "admin": admin, "door": door}
 
 
