@@ -10,6 +10,7 @@ POST would need that token, and all it could do is stop announcements (never tra
 from __future__ import annotations
 
 from flask import Response, render_template, request
+from flask_babel import gettext as _
 
 from ..extensions import csrf, db
 from ..services import announcements
@@ -40,7 +41,7 @@ def announcement_opt_in(token: str):
         db.session.commit()
     except DomainError as exc:
         db.session.rollback()
-        return _private(render_template("public/announcement_link_invalid.html", message=exc.message), exc.status)
+        return _private(render_template("mypage/link_invalid.html", message=exc.message, action_label=_("マイページ")), exc.status)
     return _private(render_template("public/announcement_opt_in.html", email=email, done=True,
                                     label=announcements.ANNOUNCEMENT_CONSENT_LABEL,
                                     text=announcements.ANNOUNCEMENT_CONSENT_TEXT,
@@ -61,5 +62,5 @@ def announcement_unsubscribe(token: str):
         db.session.commit()
     except DomainError as exc:
         db.session.rollback()
-        return _private(render_template("public/announcement_link_invalid.html", message=exc.message), exc.status)
+        return _private(render_template("mypage/link_invalid.html", message=exc.message, action_label=_("マイページ")), exc.status)
     return _private(render_template("public/announcement_unsubscribe.html", done=True, token=token))
